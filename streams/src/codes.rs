@@ -1,0 +1,136 @@
+//! The one table of public error codes: each code's HTTP status lives here and nowhere
+//! else. Workers reply with these codes over NATS; the gateway forwards them unchanged.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    // 400
+    InvalidJson,
+    ValidationFailed,
+    InvalidId,
+    // 401 / 403
+    Unauthorized,
+    InvalidToken,
+    TokenExpired,
+    InvalidCredentials,
+    Forbidden,
+    // 404
+    NotFound,
+    EventNotFound,
+    SeatNotFound,
+    HoldNotFound,
+    CommandNotFound,
+    // 409
+    EmailTaken,
+    SeatsUnavailable,
+    HoldNotActive,
+    EventNotOnSale,
+    EventNotDraft,
+    IdempotencyKeyReused,
+    // 413 / 415
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    // 5xx
+    Internal,
+    Unavailable,
+}
+
+impl ErrorCode {
+    pub fn status(self) -> u16 {
+        use ErrorCode::*;
+        match self {
+            InvalidJson | ValidationFailed | InvalidId => 400,
+            Unauthorized | InvalidToken | TokenExpired | InvalidCredentials => 401,
+            Forbidden => 403,
+            NotFound | EventNotFound | SeatNotFound | HoldNotFound | CommandNotFound => 404,
+            EmailTaken | SeatsUnavailable | HoldNotActive | EventNotOnSale | EventNotDraft | IdempotencyKeyReused => 409,
+            PayloadTooLarge => 413,
+            UnsupportedMediaType => 415,
+            Internal => 500,
+            Unavailable => 503,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            InvalidJson => "invalid_json",
+            ValidationFailed => "validation_failed",
+            InvalidId => "invalid_id",
+            Unauthorized => "unauthorized",
+            InvalidToken => "invalid_token",
+            TokenExpired => "token_expired",
+            InvalidCredentials => "invalid_credentials",
+            Forbidden => "forbidden",
+            NotFound => "not_found",
+            EventNotFound => "event_not_found",
+            SeatNotFound => "seat_not_found",
+            HoldNotFound => "hold_not_found",
+            CommandNotFound => "command_not_found",
+            EmailTaken => "email_taken",
+            SeatsUnavailable => "seats_unavailable",
+            HoldNotActive => "hold_not_active",
+            EventNotOnSale => "event_not_on_sale",
+            EventNotDraft => "event_not_draft",
+            IdempotencyKeyReused => "idempotency_key_reused",
+            PayloadTooLarge => "payload_too_large",
+            UnsupportedMediaType => "unsupported_media_type",
+            Internal => "internal",
+            Unavailable => "unavailable",
+        }
+    }
+}
+
+/// What a worker answers: an HTTP-shaped status and a JSON body. Errors have the body
+/// `{"error": {"code", "message", "details"?}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn ok(status: u16, body: Value) -> Self {
+        Reply { status, body }
+    }
+
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Reply {
+            status: code.status(),
+            body: json!({"error": {"code": code.as_str(), "message": message.into()}}),
+        }
+    }
+
+    pub fn error_with(code: ErrorCode, message: impl Into<String>, details: Value) -> Self {
+        Reply {
+            status: code.status(),
+            body: json!({"error": {"code": code.as_str(), "message": message.into(), "details": details}}),
+        }
+    }
+
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// The error code of an error reply.
+    pub fn code(&self) -> Option<&str> {
+        self.body.get("error")?.get("code")?.as_str()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_serialize_as_their_wire_names() {
+        for c in [ErrorCode::SeatsUnavailable, ErrorCode::InvalidJson, ErrorCode::TokenExpired] {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+        }
+        assert_eq!(Reply::error(ErrorCode::SeatsUnavailable, "x").status, 409);
+        assert_eq!(Reply::error(ErrorCode::HoldNotFound, "x").code(), Some("hold_not_found"));
+    }
+}

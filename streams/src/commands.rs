@@ -1,0 +1,165 @@
+//! The command envelope and every command's payload.
+
+use chrono::{DateTime, Utc};
+use domain::event::{CancellationPolicy, Category, SectionSpec};
+use domain::user::Role;
+use domain::ObjectId;
+use serde::{Deserialize, Serialize};
+
+use crate::names::Area;
+
+/// Who sent a command. `None` for anonymous requests (register).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Issuer {
+    pub user_id: ObjectId,
+    pub role: Role,
+}
+
+/// The HTTP request a command came from, for the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestContext {
+    pub request_id: Option<String>,
+    pub ip_address: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// Every command travels in this envelope. `id` is also the `Nats-Msg-Id`, so JetStream
+/// drops a duplicate inside the window, and it keys the worker's idempotency records.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommandEnvelope {
+    pub id: String,
+    pub issuer: Option<Issuer>,
+    pub issued_at: DateTime<Utc>,
+    #[serde(default)]
+    pub context: RequestContext,
+    #[serde(flatten)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "payload", rename_all = "snake_case")]
+pub enum Command {
+    RegisterUser(RegisterUser),
+    /// Creates the first admin from configuration if no user has that e-mail.
+    EnsureAdmin(RegisterUser),
+    CreateEvent(CreateEvent),
+    PublishEvent(EventRef),
+    CreateHold(CreateHold),
+    ReleaseHold(ReleaseHold),
+}
+
+impl Command {
+    /// The area (and so the worker) and verb of the command's subject.
+    pub fn route(&self) -> (Area, &'static str) {
+        match self {
+            Command::RegisterUser(_) => (Area::Users, "register"),
+            Command::EnsureAdmin(_) => (Area::Users, "ensure-admin"),
+            Command::CreateEvent(_) => (Area::Events, "create"),
+            Command::PublishEvent(_) => (Area::Events, "publish"),
+            Command::CreateHold(_) => (Area::Holds, "create"),
+            Command::ReleaseHold(_) => (Area::Holds, "release"),
+        }
+    }
+}
+
+/// The password arrives already hashed (argon2id, at the gateway): plain passwords never
+/// travel over NATS or reach a log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RegisterUser {
+    pub email: String,
+    pub password_hash: String,
+    pub name: String,
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateEvent {
+    pub name: String,
+    pub description: String,
+    pub event_date: String,
+    pub event_time: String,
+    pub venue: String,
+    pub city: String,
+    pub country: String,
+    pub category: Category,
+    pub currency: String,
+    pub image_url: Option<String>,
+    pub sections: Vec<SectionSpec>,
+    pub cancellation_policy: Option<CancellationPolicy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventRef {
+    pub event_id: ObjectId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateHold {
+    pub event_id: ObjectId,
+    pub seat_ids: Vec<ObjectId>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseReason {
+    /// The owner let the hold go (`DELETE /v1/holds/{id}`).
+    Released,
+    /// Its time ran out (the expiry worker).
+    Expired,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseHold {
+    pub hold_id: ObjectId,
+    pub reason: ReleaseReason,
+}
+
+/// A command id for an `Idempotency-Key`: scoped to the user, and reduced to characters a
+/// KV key and a `Nats-Msg-Id` accept.
+pub fn idempotent_command_id(scope: &str, key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(scope.as_bytes());
+    h.update([0u8]);
+    h.update(key.as_bytes());
+    format!("idem-{}", hex::encode(&h.finalize()[..16]))
+}
+
+/// A fresh, time-sortable command id.
+pub fn new_command_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_envelope_round_trips_with_type_and_payload() {
+        let env = CommandEnvelope {
+            id: new_command_id(),
+            issuer: None,
+            issued_at: Utc::now(),
+            context: RequestContext::default(),
+            command: Command::CreateHold(CreateHold { event_id: ObjectId::new(), seat_ids: vec![ObjectId::new()] }),
+        };
+        let v = serde_json::to_value(&env).unwrap();
+        assert_eq!(v["type"], "create_hold");
+        assert!(v["payload"]["seatIds"].is_array());
+        assert_eq!(serde_json::from_value::<CommandEnvelope>(v).unwrap(), env);
+    }
+
+    #[test]
+    fn idempotency_keys_are_scoped_to_the_user() {
+        assert_eq!(idempotent_command_id("u1", "k"), idempotent_command_id("u1", "k"));
+        assert_ne!(idempotent_command_id("u1", "k"), idempotent_command_id("u2", "k"));
+    }
+}

@@ -1,0 +1,60 @@
+//! Publishing with `Nats-Msg-Id`, so JetStream drops a duplicate inside its window.
+
+use async_nats::jetstream;
+use async_nats::HeaderMap;
+
+use crate::commands::CommandEnvelope;
+use crate::events::DomainEvent;
+use crate::headers;
+use crate::names::Namespace;
+use crate::WireError;
+
+/// What JetStream said of a published command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    pub sequence: u64,
+    /// True when the id was seen inside the duplicate window: the first one's result is
+    /// (or will be) in the results bucket.
+    pub duplicate: bool,
+}
+
+/// Publishes a command durably (awaits the stream's ack). `reply_to`, when given, is the
+/// inbox the worker answers on; `request_id` is carried for tracing.
+pub async fn publish_command(
+    js: &jetstream::Context,
+    ns: &Namespace,
+    env: &CommandEnvelope,
+    reply_to: Option<&str>,
+    request_id: Option<&str>,
+) -> Result<Published, WireError> {
+    let (area, verb) = env.command.route();
+    let mut h = HeaderMap::new();
+    h.insert(async_nats::header::NATS_MESSAGE_ID, env.id.as_str());
+    if let Some(r) = reply_to {
+        h.insert(headers::REPLY_TO, r);
+    }
+    if let Some(r) = request_id {
+        h.insert(headers::REQUEST_ID, r);
+    }
+    let payload = serde_json::to_vec(env)?;
+    let ack = js
+        .publish_with_headers(ns.command(area, verb), h, payload.into())
+        .await
+        .map_err(WireError::nats)?
+        .await
+        .map_err(WireError::nats)?;
+    Ok(Published { sequence: ack.sequence, duplicate: ack.duplicate })
+}
+
+/// Publishes a domain event durably, deduplicated by its id.
+pub async fn publish_event(js: &jetstream::Context, ns: &Namespace, ev: &DomainEvent) -> Result<(), WireError> {
+    let mut h = HeaderMap::new();
+    h.insert(async_nats::header::NATS_MESSAGE_ID, ev.id.as_str());
+    let (entity, verb) = (ev.entity(), ev.verb());
+    js.publish_with_headers(ns.event(entity, verb), h, serde_json::to_vec(ev)?.into())
+        .await
+        .map_err(WireError::nats)?
+        .await
+        .map_err(WireError::nats)?;
+    Ok(())
+}

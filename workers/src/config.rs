@@ -1,0 +1,89 @@
+//! Configuration of the workers process, from flags or `TICKETING_*` environment variables.
+
+use std::time::Duration;
+
+use clap::Parser;
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "ticketing-workers", about = "Ticketing workers: holds, catalog, accounts, expiry, projections, queries")]
+pub struct Config {
+    /// NATS server URL.
+    #[arg(long, env = "TICKETING_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+
+    /// MongoDB connection string (FerretDB locally, MongoDB 7 in production).
+    #[arg(long, env = "TICKETING_MONGODB_URI", default_value = "mongodb://127.0.0.1:27017/")]
+    pub mongodb_uri: String,
+
+    /// Database name.
+    #[arg(long, env = "TICKETING_MONGODB_DB", default_value = "ticketing")]
+    pub mongodb_db: String,
+
+    /// Subject root and stream/bucket prefix; `ticketing` gives the documented names.
+    #[arg(long, env = "TICKETING_NAMESPACE", default_value = "ticketing")]
+    pub namespace: String,
+
+    /// Which workers this process runs (comma-separated): accounts, catalog, holds,
+    /// expiry, projections, queries, or all.
+    #[arg(long, env = "TICKETING_WORKERS", default_value = "all", value_delimiter = ',')]
+    pub workers: Vec<String>,
+
+    /// Lifetime of a seat hold, in seconds.
+    #[arg(long, env = "TICKETING_HOLD_TTL_SECS", default_value_t = 600)]
+    pub hold_ttl_secs: u64,
+
+    /// Extra life of a seat lock past its hold's expiry, in seconds. The expiry worker
+    /// releases the hold (and the lock) at expiry; the lock's own TTL is the safety net
+    /// for when no expiry worker runs.
+    #[arg(long, env = "TICKETING_HOLD_LOCK_GRACE_SECS", default_value_t = 30)]
+    pub hold_lock_grace_secs: u64,
+
+    /// Most seats one hold may take.
+    #[arg(long, env = "TICKETING_MAX_SEATS_PER_HOLD", default_value_t = 10)]
+    pub max_seats_per_hold: usize,
+
+    /// Period of the sweep that expires holds the timers missed, in seconds.
+    #[arg(long, env = "TICKETING_EXPIRY_SWEEP_SECS", default_value_t = 5)]
+    pub expiry_sweep_secs: u64,
+
+    /// Commands handled at once per worker (also the consumer's max_ack_pending).
+    #[arg(long, env = "TICKETING_WORKER_CONCURRENCY", default_value_t = 256)]
+    pub concurrency: usize,
+
+    /// Deliveries of a command before it is dead-lettered.
+    #[arg(long, env = "TICKETING_MAX_DELIVER", default_value_t = 5)]
+    pub max_deliver: i64,
+
+    /// Replicas of streams and buckets (3 in a NATS cluster).
+    #[arg(long, env = "TICKETING_STREAM_REPLICAS", default_value_t = 1)]
+    pub stream_replicas: usize,
+
+
+    /// Log format: text or json.
+    #[arg(long, env = "TICKETING_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+impl Config {
+    pub fn runs(&self, worker: &str) -> bool {
+        self.workers.iter().any(|w| w == "all" || w == worker)
+    }
+
+    pub fn hold_ttl(&self) -> Duration {
+        Duration::from_secs(self.hold_ttl_secs)
+    }
+
+    pub fn lock_ttl(&self) -> Duration {
+        Duration::from_secs(self.hold_ttl_secs + self.hold_lock_grace_secs)
+    }
+
+    /// Defaults with the given servers and namespace (tests, tools).
+    pub fn for_servers(nats_url: &str, mongodb_uri: &str, db: &str, namespace: &str) -> Self {
+        let mut c = Config::parse_from(["ticketing-workers"]);
+        c.nats_url = nats_url.into();
+        c.mongodb_uri = mongodb_uri.into();
+        c.mongodb_db = db.into();
+        c.namespace = namespace.into();
+        c
+    }
+}

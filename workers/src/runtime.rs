@@ -1,0 +1,248 @@
+//! Start-up and the command loop shared by every command worker: pull from the area's
+//! durable consumer, bound the handlers in flight, answer once, keep the result, ack; and
+//! dead-letter what exhausts its deliveries.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, AckKind};
+use async_nats::HeaderMap;
+use chrono::Utc;
+use futures::StreamExt;
+use streams::codes::{ErrorCode, Reply};
+use streams::commands::{Command, CommandEnvelope};
+use streams::headers;
+use streams::locks::SeatLocks;
+use streams::names::Area;
+use streams::replies::{respond, Results, StoredResult};
+use streams::setup::{self, WireConfig};
+use streams::Namespace;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tracing::{error, info, warn, Instrument};
+
+use crate::config::Config;
+use crate::context::{Ctx, HandlerError};
+use crate::store::Store;
+
+/// A running workers process: stop it with [`Running::shutdown`].
+pub struct Running {
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    pub ctx: Ctx,
+}
+
+impl Running {
+    /// Stops taking new messages, lets handlers in flight finish, and returns.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+pub fn wire_config(cfg: &Config) -> WireConfig {
+    WireConfig {
+        replicas: cfg.stream_replicas,
+        max_deliver: cfg.max_deliver,
+        ..WireConfig::default()
+    }
+}
+
+/// Connects, ensures streams, buckets and indexes, and starts the configured workers.
+pub async fn run(cfg: Config) -> anyhow::Result<Running> {
+    let cfg = Arc::new(cfg);
+    let ns = Namespace::new(&cfg.namespace);
+    let client = async_nats::ConnectOptions::new()
+        .name("ticketing-workers")
+        .connect(&cfg.nats_url)
+        .await
+        .map_err(|e| anyhow::anyhow!("connecting to NATS at {}: {e}", cfg.nats_url))?;
+    let js = jetstream::new(client.clone());
+    let wire = wire_config(&cfg);
+    setup::ensure_streams(&js, &ns, &wire).await.map_err(|e| anyhow::anyhow!("ensuring streams: {e}"))?;
+    let (locks_kv, results_kv) = setup::ensure_buckets(&js, &ns, &wire).await.map_err(|e| anyhow::anyhow!("ensuring KV buckets: {e}"))?;
+    let store = Store::connect(&cfg.mongodb_uri, &cfg.mongodb_db)
+        .await
+        .map_err(|e| anyhow::anyhow!("connecting to MongoDB at {}: {e}", cfg.mongodb_uri))?;
+    store.ensure_indexes().await.map_err(|e| anyhow::anyhow!("ensuring indexes: {e}"))?;
+
+    let ctx = Ctx {
+        locks: SeatLocks::new(js.clone(), locks_kv, ns.seat_locks_bucket()),
+        results: Results::new(results_kv),
+        cfg: cfg.clone(),
+        ns: ns.clone(),
+        client,
+        js,
+        store,
+    };
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    for (area, name) in [(Area::Users, "accounts"), (Area::Events, "catalog"), (Area::Holds, "holds")] {
+        if cfg.runs(name) {
+            let consumer = setup::ensure_command_consumer(&ctx.js, &ns, area, &wire, cfg.concurrency as i64)
+                .await
+                .map_err(|e| anyhow::anyhow!("ensuring consumer {name}: {e}"))?;
+            tasks.spawn(command_loop(ctx.clone(), consumer, name, stopped.clone()));
+        }
+    }
+    if cfg.runs("expiry") {
+        crate::expiry::start(&ctx, &mut tasks, stopped.clone()).await?;
+    }
+    if cfg.runs("projections") {
+        crate::projections::start(&ctx, &mut tasks, stopped.clone()).await?;
+    }
+    if cfg.runs("queries") {
+        crate::queries::start(&ctx, &mut tasks, stopped.clone()).await?;
+    }
+    info!(namespace = %ns.root(), workers = ?cfg.workers, "workers started");
+    Ok(Running { stop, tasks, ctx })
+}
+
+async fn command_loop(ctx: Ctx, consumer: jetstream::consumer::PullConsumer, name: &'static str, mut stopped: watch::Receiver<bool>) {
+    let sem = Arc::new(Semaphore::new(ctx.cfg.concurrency));
+    let mut inflight = JoinSet::new();
+    'outer: loop {
+        let mut messages = match consumer.stream().max_messages_per_batch(100).heartbeat(Duration::from_secs(5)).messages().await {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(worker = name, error = %e, "cannot pull; retrying");
+                tokio::select! {
+                    _ = stopped.changed() => break 'outer,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        loop {
+            let permit = tokio::select! {
+                _ = stopped.changed() => break 'outer,
+                p = sem.clone().acquire_owned() => p.expect("semaphore never closed"),
+            };
+            let msg = tokio::select! {
+                _ = stopped.changed() => break 'outer,
+                m = messages.next() => m,
+            };
+            match msg {
+                Some(Ok(msg)) => {
+                    let ctx = ctx.clone();
+                    inflight.spawn(async move {
+                        handle_message(&ctx, msg).await;
+                        drop(permit);
+                    });
+                }
+                Some(Err(e)) => {
+                    warn!(worker = name, error = %e, "pull error; re-subscribing");
+                    continue 'outer;
+                }
+                None => continue 'outer,
+            }
+            while inflight.try_join_next().is_some() {}
+        }
+    }
+    // Drain: handlers in flight finish and ack before the process stops.
+    while inflight.join_next().await.is_some() {}
+    info!(worker = name, "stopped");
+}
+
+fn header<'a>(h: Option<&'a HeaderMap>, name: &str) -> Option<&'a str> {
+    h?.get(name).map(|v| v.as_str())
+}
+
+async fn handle_message(ctx: &Ctx, msg: jetstream::Message) {
+    let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
+    let inbox = header(msg.headers.as_ref(), headers::REPLY_TO).map(str::to_string);
+    let request_id = header(msg.headers.as_ref(), headers::REQUEST_ID).unwrap_or("-").to_string();
+    let env: CommandEnvelope = match serde_json::from_slice(&msg.payload) {
+        Ok(e) => e,
+        Err(e) => {
+            let reason = format!("undecodable command: {e}");
+            finish_failed(ctx, &msg, inbox.as_deref(), &reason, delivered).await;
+            return;
+        }
+    };
+    let span = tracing::info_span!("command", id = %env.id, kind = ?env.command.route(), request_id = %request_id, delivered);
+    async {
+        // Applied before (a redelivery, or the same id from another publisher): answer
+        // with the first result.
+        match ctx.results.get(&env.id).await {
+            Ok(Some(stored)) => {
+                if let Some(inbox) = &inbox {
+                    let _ = respond(&ctx.client, inbox, &stored.reply).await;
+                }
+                ack(&msg).await;
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "results bucket unreadable; applying idempotently"),
+        }
+        match dispatch(ctx, &env).await {
+            Ok(reply) => {
+                if let Some(inbox) = &inbox {
+                    if let Err(e) = respond(&ctx.client, inbox, &reply).await {
+                        warn!(error = %e, "reply not sent; the result stays readable");
+                    }
+                }
+                let stored = StoredResult {
+                    issuer_id: env.issuer.as_ref().map(|i| i.user_id.to_hex()),
+                    reply,
+                    completed_at: Utc::now(),
+                };
+                if let Err(e) = ctx.results.put(&env.id, &stored).await {
+                    // The effect is durable; without the result a redelivery re-derives it.
+                    warn!(error = %e, "result not kept; nak for another pass");
+                    let _ = msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+                    return;
+                }
+                ack(&msg).await;
+            }
+            Err(HandlerError::Transient(e)) if delivered < ctx.cfg.max_deliver => {
+                warn!(error = %e, "transient failure; will be redelivered");
+                // No explicit delay: the consumer's backoff list spaces the deliveries.
+                let _ = msg.ack_with(AckKind::Nak(None)).await;
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                error!(error = %reason, "command failed for good");
+                finish_failed(ctx, &msg, inbox.as_deref(), &reason, delivered).await;
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn ack(msg: &jetstream::Message) {
+    if let Err(e) = msg.double_ack().await {
+        warn!(error = %e, "ack not confirmed; a redelivery will find the result");
+    }
+}
+
+/// Dead-letters the message with its reason, tells the caller, and terminates it.
+async fn finish_failed(ctx: &Ctx, msg: &jetstream::Message, inbox: Option<&str>, reason: &str, delivered: i64) {
+    let mut h = msg.headers.clone().unwrap_or_default();
+    h.insert(headers::DEADLETTER_REASON, reason);
+    h.insert(headers::DEADLETTER_DELIVERIES, delivered.to_string().as_str());
+    let subject = ctx.ns.deadletter_for(msg.subject.as_str());
+    match ctx.js.publish_with_headers(subject, h, msg.payload.clone()).await {
+        Ok(f) => {
+            if let Err(e) = f.await {
+                error!(error = %e, "dead letter not stored");
+            }
+        }
+        Err(e) => error!(error = %e, "dead letter not published"),
+    }
+    if let Some(inbox) = inbox {
+        let _ = respond(&ctx.client, inbox, &Reply::error(ErrorCode::Internal, "the command could not be applied; operators have been told")).await;
+    }
+    let _ = msg.ack_with(AckKind::Term).await;
+}
+
+async fn dispatch(ctx: &Ctx, env: &CommandEnvelope) -> Result<Reply, HandlerError> {
+    match &env.command {
+        Command::RegisterUser(c) => crate::accounts::register(ctx, env, c, false).await,
+        Command::EnsureAdmin(c) => crate::accounts::register(ctx, env, c, true).await,
+        Command::CreateEvent(c) => crate::catalog::create_event(ctx, env, c).await,
+        Command::PublishEvent(c) => crate::catalog::publish_event(ctx, env, c).await,
+        Command::CreateHold(c) => crate::holds::create(ctx, env, c).await,
+        Command::ReleaseHold(c) => crate::holds::release(ctx, env, c).await,
+    }
+}

@@ -1,0 +1,145 @@
+//! The MongoDB store: collections, start-up index creation, and the conversion of stored
+//! documents to API JSON.
+//!
+//! NOTE: on FerretDB v1 (SQLite backend) only a lone `_id` equality is pushed down to SQL;
+//! every other filter is a full scan filtered in memory. Hot paths therefore read and write
+//! by `_id` alone.
+
+pub mod indexes;
+
+use bson::{doc, Bson, Document};
+use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::options::ClientOptions;
+use mongodb::{Client, Collection, Database};
+use serde_json::{Map, Value};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("mongodb: {0}")]
+    Mongo(#[from] mongodb::error::Error),
+    #[error("bson: {0}")]
+    Bson(String),
+}
+
+impl From<bson::ser::Error> for StoreError {
+    fn from(e: bson::ser::Error) -> Self {
+        StoreError::Bson(e.to_string())
+    }
+}
+impl From<bson::de::Error> for StoreError {
+    fn from(e: bson::de::Error) -> Self {
+        StoreError::Bson(e.to_string())
+    }
+}
+
+pub mod names {
+    pub const USERS: &str = "users";
+    pub const EVENTS: &str = "events";
+    pub const SEATS: &str = "seats";
+    pub const SEAT_HOLDS: &str = "seat_holds";
+    pub const AUDIT_LOGS: &str = "audit_logs";
+}
+
+#[derive(Clone)]
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    pub async fn connect(uri: &str, db: &str) -> Result<Self, StoreError> {
+        let mut opts = ClientOptions::parse(uri).await?;
+        opts.app_name = Some("ticketing-workers".into());
+        opts.max_pool_size = Some(opts.max_pool_size.unwrap_or(50).max(50));
+        opts.connect_timeout = Some(std::time::Duration::from_secs(5));
+        opts.server_selection_timeout = Some(std::time::Duration::from_secs(5));
+        let client = Client::with_options(opts)?;
+        Ok(Store { db: client.database(db) })
+    }
+
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    pub fn col(&self, name: &str) -> Collection<Document> {
+        self.db.collection(name)
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db.run_command(doc! {"ping": 1}).await?;
+        Ok(())
+    }
+
+    /// True on MongoDB; false on FerretDB (no TTL indexes there).
+    pub async fn supports_ttl(&self) -> bool {
+        match self.db.run_command(doc! {"buildInfo": 1}).await {
+            Ok(info) => !info.contains_key("ferretdbVersion") && !info.get_document("ferretdb").is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// Creates every collection's indexes and unique constraints (idempotent).
+    pub async fn ensure_indexes(&self) -> Result<(), StoreError> {
+        let ttl = self.supports_ttl().await;
+        for c in indexes::all(ttl) {
+            if c.indexes.is_empty() {
+                continue;
+            }
+            self.col(c.collection).create_indexes(c.indexes).await?;
+        }
+        Ok(())
+    }
+}
+
+/// True when the error is a duplicate key (E11000) on insert.
+pub fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+    match e.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == 11000,
+        ErrorKind::InsertMany(f) => f.write_errors.as_ref().is_some_and(|ws| ws.iter().all(|w| w.code == 11000)),
+        ErrorKind::Command(c) => c.code == 11000,
+        _ => false,
+    }
+}
+
+/// Fields never sent to clients.
+const PRIVATE_FIELDS: &[&str] = &["passwordHash", "verificationToken", "resetPasswordToken", "resetPasswordExpiry", "commandId"];
+
+/// A stored document as API JSON: `_id` becomes `id`, ObjectIds hex strings, dates RFC 3339
+/// UTC, private fields dropped.
+pub fn api_json(d: &Document) -> Value {
+    let mut m = Map::new();
+    for (k, v) in d {
+        if PRIVATE_FIELDS.contains(&k.as_str()) {
+            continue;
+        }
+        let key = if k == "_id" { "id".to_string() } else { k.clone() };
+        m.insert(key, bson_to_json(v));
+    }
+    Value::Object(m)
+}
+
+pub fn bson_to_json(v: &Bson) -> Value {
+    match v {
+        Bson::ObjectId(o) => Value::String(o.to_hex()),
+        Bson::DateTime(d) => Value::String(d.try_to_rfc3339_string().unwrap_or_default()),
+        Bson::Document(d) => {
+            let mut m = Map::new();
+            for (k, v) in d {
+                m.insert(k.clone(), bson_to_json(v));
+            }
+            Value::Object(m)
+        }
+        Bson::Array(a) => Value::Array(a.iter().map(bson_to_json).collect()),
+        Bson::Int32(i) => Value::from(*i),
+        Bson::Int64(i) => Value::from(*i),
+        Bson::Double(f) => serde_json::Number::from_f64(*f).map(Value::Number).unwrap_or(Value::Null),
+        Bson::String(s) => Value::String(s.clone()),
+        Bson::Boolean(b) => Value::Bool(*b),
+        Bson::Null | Bson::Undefined => Value::Null,
+        other => Value::String(other.to_string()),
+    }
+}
+
+/// Converts a serde value into a document.
+pub fn to_doc<T: serde::Serialize>(v: &T) -> Result<Document, StoreError> {
+    Ok(bson::to_document(v)?)
+}
