@@ -12,6 +12,7 @@ pub mod headers;
 pub mod locks;
 pub mod names;
 pub mod publish;
+pub mod queries;
 pub mod replies;
 pub mod setup;
 

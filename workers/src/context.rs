@@ -24,6 +24,7 @@ pub struct Ctx {
     pub store: Store,
     pub locks: SeatLocks,
     pub results: Results,
+    pub seat_maps: crate::seatmap::SeatMaps,
 }
 
 /// Why a handler could not finish. Business refusals are not errors: they are replies.

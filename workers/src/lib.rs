@@ -14,6 +14,7 @@ pub mod holds;
 pub mod projections;
 pub mod queries;
 pub mod runtime;
+pub mod seatmap;
 pub mod store;
 
 pub use config::Config;

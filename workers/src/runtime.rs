@@ -69,6 +69,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
     let ctx = Ctx {
         locks: SeatLocks::new(js.clone(), locks_kv, ns.seat_locks_bucket()),
         results: Results::new(results_kv),
+        seat_maps: Default::default(),
         cfg: cfg.clone(),
         ns: ns.clone(),
         client,

@@ -37,7 +37,22 @@ pub mod names {
     pub const EVENTS: &str = "events";
     pub const SEATS: &str = "seats";
     pub const SEAT_HOLDS: &str = "seat_holds";
+    pub const BOOKINGS: &str = "bookings";
+    pub const BOOKING_SEATS: &str = "booking_seats";
+    pub const PAYMENTS: &str = "payments";
+    pub const REFUNDS: &str = "refunds";
+    pub const TICKETS: &str = "tickets";
+    pub const QR_CODES: &str = "qr_codes";
+    pub const TICKET_SCANS: &str = "ticket_scans";
+    pub const NOTIFICATIONS: &str = "notifications";
     pub const AUDIT_LOGS: &str = "audit_logs";
+    pub const ANALYTICS: &str = "analytics";
+
+    /// Every collection of the data model.
+    pub const ALL: &[&str] = &[
+        USERS, EVENTS, SEATS, SEAT_HOLDS, BOOKINGS, BOOKING_SEATS, PAYMENTS, REFUNDS, TICKETS, QR_CODES, TICKET_SCANS,
+        NOTIFICATIONS, AUDIT_LOGS, ANALYTICS,
+    ];
 }
 
 #[derive(Clone)]

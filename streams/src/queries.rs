@@ -1,0 +1,129 @@
+//! Reads: the gateway asks the queries worker by core request-reply (a queue group, so
+//! every replica shares the load) and gets a [`Reply`] back. The gateway holds no MongoDB
+//! connection; this enum is everything it may read.
+
+use std::time::Duration;
+
+use domain::ObjectId;
+use serde::{Deserialize, Serialize};
+
+use crate::codes::{ErrorCode, Reply};
+use crate::commands::Issuer;
+use crate::names::Namespace;
+use crate::WireError;
+
+/// A query and who asks it (ownership is checked by the worker against `issuer`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryRequest {
+    pub issuer: Option<Issuer>,
+    #[serde(flatten)]
+    pub query: Query,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "params", rename_all = "snake_case", rename_all_fields = "camelCase")]
+pub enum Query {
+    /// Internal, for login only: `{userId, email, passwordHash, role, status}` or 404.
+    /// Never forwarded to a client as is.
+    Credentials { email: String },
+    /// The issuer's own account (`GET /v1/me`).
+    Me,
+    /// Published events (admins also see drafts when `includeDrafts`), filtered and paged:
+    /// `{items, page, limit, total}`.
+    ListEvents(EventFilter),
+    /// One event; drafts only for admins, otherwise 404 `event_not_found`.
+    GetEvent { event_id: ObjectId },
+    /// Seats of one event, filtered by section and status: `{items, total}`.
+    EventSeats {
+        event_id: ObjectId,
+        section: Option<String>,
+        status: Option<String>,
+    },
+    /// One hold, for its owner (or an admin); otherwise 404 `hold_not_found`.
+    GetHold { hold_id: ObjectId },
+    /// Audit entries (admins): `{items, page, limit, total}`, newest first.
+    AuditLogs(AuditFilter),
+    /// Readiness: pings MongoDB; 200 `{mongodb: "ok"}` or 503.
+    Ping,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct EventFilter {
+    pub city: Option<String>,
+    pub category: Option<String>,
+    /// Inclusive lower bound on the event date, `YYYY-MM-DD`.
+    pub from: Option<String>,
+    /// Inclusive upper bound on the event date, `YYYY-MM-DD`.
+    pub to: Option<String>,
+    /// Case-insensitive text searched in name, description, venue and city.
+    pub q: Option<String>,
+    /// 1-based page number.
+    pub page: u32,
+    /// Page size, 1 to 100.
+    pub limit: u32,
+    #[serde(default)]
+    pub include_drafts: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditFilter {
+    pub user_id: Option<ObjectId>,
+    pub entity_id: Option<ObjectId>,
+    pub action: Option<String>,
+    pub status: Option<String>,
+    pub page: u32,
+    pub limit: u32,
+}
+
+impl Query {
+    /// The last token of the query's subject, `<root>.qry.<name>`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Query::Credentials { .. } => "credentials",
+            Query::Me => "me",
+            Query::ListEvents(_) => "list_events",
+            Query::GetEvent { .. } => "get_event",
+            Query::EventSeats { .. } => "event_seats",
+            Query::GetHold { .. } => "get_hold",
+            Query::AuditLogs(_) => "audit_logs",
+            Query::Ping => "ping",
+        }
+    }
+}
+
+/// Asks the queries worker and waits up to `timeout`. No responder, or no answer in
+/// time, is a 503 `unavailable` reply, not an error: the caller forwards it as is.
+pub async fn ask(client: &async_nats::Client, ns: &Namespace, req: &QueryRequest, timeout: Duration) -> Result<Reply, WireError> {
+    let payload = serde_json::to_vec(req)?;
+    let fut = client.request(ns.query(req.query.name()), payload.into());
+    match tokio::time::timeout(timeout, fut).await {
+        Err(_) => Ok(Reply::error(ErrorCode::Unavailable, "the query service did not answer in time")),
+        Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
+            Ok(Reply::error(ErrorCode::Unavailable, "no query service is running"))
+        }
+        Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::TimedOut => {
+            Ok(Reply::error(ErrorCode::Unavailable, "the query service did not answer in time"))
+        }
+        Ok(Err(e)) => Err(WireError::nats(e)),
+        Ok(Ok(msg)) => Ok(serde_json::from_slice(&msg.payload)?),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_request_round_trips_with_type_and_params() {
+        let r = QueryRequest { issuer: None, query: Query::GetHold { hold_id: ObjectId::new() } };
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["type"], "get_hold");
+        assert!(v["params"]["holdId"].is_string() || v["params"]["holdId"].is_object());
+        assert_eq!(serde_json::from_value::<QueryRequest>(v).unwrap(), r);
+        let ping = QueryRequest { issuer: None, query: Query::Ping };
+        assert_eq!(serde_json::from_value::<QueryRequest>(serde_json::to_value(&ping).unwrap()).unwrap(), ping);
+    }
+}

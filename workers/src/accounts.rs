@@ -1,0 +1,93 @@
+//! The accounts worker: registration and the first admin.
+//!
+//! The password arrives hashed (argon2id, by the gateway). The user's id is derived from
+//! the command id, so a redelivered registration hits the unique `_id` and reads back the
+//! first result; a different registration with the same e-mail hits the unique `email`
+//! index and is refused with 409 `email_taken`.
+
+use bson::doc;
+use chrono::Utc;
+use domain::ids::derive_object_id;
+use domain::user::{check_name, Email, Preferences, Role, User, UserStatus};
+use domain::DateTime;
+use serde_json::json;
+use streams::codes::{ErrorCode, Reply};
+use streams::commands::{CommandEnvelope, RegisterUser};
+
+use crate::context::{Change, Ctx, HandlerError};
+use crate::store::{api_json, is_duplicate_key, names, to_doc};
+
+/// Registers a user; `admin` creates the configured first admin (verified, role admin)
+/// unless an account with that e-mail exists already.
+pub async fn register(ctx: &Ctx, env: &CommandEnvelope, c: &RegisterUser, admin: bool) -> Result<Reply, HandlerError> {
+    let email = match Email::parse(&c.email) {
+        Ok(e) => e,
+        Err(e) => return Ok(Reply::error(ErrorCode::ValidationFailed, e.to_string())),
+    };
+    let name = match check_name(&c.name) {
+        Ok(n) => n,
+        Err(e) => return Ok(Reply::error(ErrorCode::ValidationFailed, e.to_string())),
+    };
+    if !c.password_hash.starts_with("$argon2") {
+        return Ok(Reply::error(ErrorCode::ValidationFailed, "passwordHash must be an argon2 PHC string"));
+    }
+    if admin && env.issuer.is_some() {
+        return Ok(Reply::error(ErrorCode::Forbidden, "the first admin comes from configuration only"));
+    }
+    let users = ctx.store.col(names::USERS);
+    if admin {
+        if let Some(existing) = users.find_one(doc! {"email": email.as_str()}).await? {
+            return Ok(Reply::ok(200, api_json(&existing)));
+        }
+    }
+    let now = DateTime::now();
+    let id = derive_object_id("user", &env.id, env.issued_at.timestamp());
+    let user = User {
+        id,
+        email: email.clone(),
+        password_hash: c.password_hash.clone(),
+        name,
+        phone: c.phone.as_deref().map(str::trim).filter(|p| !p.is_empty()).map(str::to_string),
+        address: None,
+        is_verified: admin,
+        verification_token: None,
+        reset_password_token: None,
+        reset_password_expiry: None,
+        last_login_at: None,
+        login_count: 0,
+        role: if admin { Role::Admin } else { Role::User },
+        status: UserStatus::Active,
+        preferences: Preferences::default(),
+        created_at: now,
+        updated_at: now,
+    };
+    let mut d = to_doc(&user)?;
+    d.insert("commandId", env.id.as_str());
+    match users.insert_one(&d).await {
+        Ok(_) => {}
+        Err(e) if is_duplicate_key(&e) => {
+            // Our own earlier insert (a redelivery) or someone else's e-mail.
+            return match users.find_one(doc! {"_id": id}).await? {
+                Some(first) => Ok(Reply::ok(if admin { 200 } else { 201 }, api_json(&first))),
+                None => Ok(Reply::error(ErrorCode::EmailTaken, "an account with this e-mail exists")),
+            };
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let after = api_json(&d);
+    ctx.emit(
+        env,
+        Change {
+            kind: "user.registered",
+            action: "user_registered",
+            entity_type: "user",
+            entity_id: id,
+            event_id: None,
+            before: None,
+            after: Some(after.clone()),
+            data: json!({"role": user.role, "at": Utc::now()}),
+        },
+    )
+    .await?;
+    Ok(Reply::ok(201, after))
+}

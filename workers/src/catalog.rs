@@ -1,0 +1,199 @@
+//! The catalog worker: creates events with their seat maps and publishes them.
+//!
+//! Ids derive from the command id (the event's) and from (event, row, number) (each
+//! seat's), so a redelivered creation inserts nothing twice: seats go in first with an
+//! unordered `insert_many` whose duplicate-key errors are the expected redelivery case,
+//! then the event document, whose duplicate reads back the first result.
+
+use bson::{doc, Document};
+use chrono::{NaiveDateTime, TimeZone, Utc};
+use domain::event::{parse_date_time, plan_seats, required_text, CancellationPolicy, Event, EventStatus, Pricing, SectionSummary};
+use domain::ids::derive_object_id;
+use domain::seat::{Accessibility, Seat, SeatStatus};
+use domain::{Currency, DateTime, Money, ObjectId};
+use serde_json::json;
+use streams::codes::{ErrorCode, Reply};
+use streams::commands::{CommandEnvelope, CreateEvent, EventRef};
+
+use crate::context::{Change, Ctx, HandlerError};
+use crate::store::{api_json, is_duplicate_key, names, to_doc};
+
+/// Seats per `insert_many` batch.
+const SEAT_BATCH: usize = 1000;
+
+fn require_admin(env: &CommandEnvelope) -> Option<Reply> {
+    match &env.issuer {
+        Some(i) if i.role.is_admin() => None,
+        Some(_) => Some(Reply::error(ErrorCode::Forbidden, "only admins manage events")),
+        None => Some(Reply::error(ErrorCode::Unauthorized, "sign in first")),
+    }
+}
+
+/// The id of a seat: stable for (event, row, number).
+pub fn seat_id(event_id: &ObjectId, row: char, number: u32, unix_secs: i64) -> ObjectId {
+    derive_object_id("seat", &format!("{}:{row}:{number}", event_id.to_hex()), unix_secs)
+}
+
+pub async fn create_event(ctx: &Ctx, env: &CommandEnvelope, c: &CreateEvent) -> Result<Reply, HandlerError> {
+    if let Some(r) = require_admin(env) {
+        return Ok(r);
+    }
+    let admin = env.issuer.as_ref().map(|i| i.user_id).unwrap_or_default();
+    let parsed = (|| {
+        let currency = Currency::parse(&c.currency)?;
+        let (date, time) = parse_date_time(&c.event_date, &c.event_time)?;
+        let seats = plan_seats(&c.sections, currency)?;
+        let policy = c.cancellation_policy.unwrap_or_default().check()?;
+        let name = required_text("name", &c.name, 200)?;
+        let venue = required_text("venue", &c.venue, 200)?;
+        let city = required_text("city", &c.city, 100)?;
+        let country = required_text("country", &c.country, 100)?;
+        if c.description.chars().count() > 5000 {
+            return Err(domain::DomainError::invalid("description", "must be at most 5000 characters"));
+        }
+        Ok((currency, NaiveDateTime::new(date, time), seats, policy, name, venue, city, country))
+    })();
+    let (currency, starts, plan, policy, name, venue, city, country): (Currency, NaiveDateTime, _, CancellationPolicy, _, _, _, _) =
+        match parsed {
+            Ok(p) => p,
+            Err(e) => return Ok(Reply::error(ErrorCode::ValidationFailed, e.to_string())),
+        };
+    let secs = env.issued_at.timestamp();
+    let event_id = derive_object_id("event", &env.id, secs);
+    let now = DateTime::now();
+
+    let seats: Vec<Document> = plan
+        .iter()
+        .map(|p| {
+            let seat = Seat {
+                id: seat_id(&event_id, p.row, p.number, secs),
+                event_id,
+                row: p.row.to_string(),
+                number: p.number as i32,
+                section: p.section.clone(),
+                price: p.price,
+                accessibility: Accessibility::default(),
+                status: SeatStatus::Available,
+                held_by: None,
+                held_until: None,
+                hold_id: None,
+                booked_by: None,
+                booking_id: None,
+                version: 0,
+                created_at: now,
+                updated_at: now,
+            };
+            to_doc(&seat)
+        })
+        .collect::<Result<_, _>>()?;
+    let seats_col = ctx.store.col(names::SEATS);
+    for chunk in seats.chunks(SEAT_BATCH) {
+        match seats_col.insert_many(chunk).ordered(false).await {
+            Ok(_) => {}
+            // A redelivery: the seats of the first attempt are there already.
+            Err(e) if is_duplicate_key(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+
+    let min = plan.iter().map(|p| p.price.minor()).min().unwrap_or(0);
+    let max = plan.iter().map(|p| p.price.minor()).max().unwrap_or(0);
+    let mut sections: Vec<SectionSummary> = Vec::new();
+    for s in &c.sections {
+        let price = Money::from_decimal(s.price, currency).map_err(|e| HandlerError::Permanent(e.to_string()))?;
+        sections.push(SectionSummary { name: s.name.trim().to_string(), price, rows: s.rows.trim().to_string(), seats_per_row: s.seats_per_row });
+    }
+    let event = Event {
+        id: event_id,
+        name,
+        description: c.description.trim().to_string(),
+        event_date: DateTime::from_chrono(Utc.from_utc_datetime(&starts)),
+        event_time: c.event_time.trim().to_string(),
+        venue,
+        city,
+        country,
+        category: c.category,
+        total_capacity: plan.len() as i64,
+        available_seats: plan.len() as i64,
+        image_url: c.image_url.clone(),
+        pricing: Pricing { min_price: Money::from_minor(min, currency), max_price: Money::from_minor(max, currency), currency },
+        sections,
+        status: EventStatus::Draft,
+        visibility: "public".into(),
+        cancellation_policy: policy,
+        created_by: admin,
+        published_at: None,
+        cancelled_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    let mut d = to_doc(&event)?;
+    d.insert("commandId", env.id.as_str());
+    let events = ctx.store.col(names::EVENTS);
+    match events.insert_one(&d).await {
+        Ok(_) => {}
+        Err(e) if is_duplicate_key(&e) => {
+            if let Some(first) = events.find_one(doc! {"_id": event_id}).await? {
+                return Ok(Reply::ok(201, api_json(&first)));
+            }
+            return Err(HandlerError::Transient("event insert reported a duplicate but the event is missing".into()));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let after = api_json(&d);
+    ctx.emit(
+        env,
+        Change {
+            kind: "event.created",
+            action: "event_created",
+            entity_type: "event",
+            entity_id: event_id,
+            event_id: Some(event_id),
+            before: None,
+            after: Some(after.clone()),
+            data: json!({"seats": plan.len()}),
+        },
+    )
+    .await?;
+    Ok(Reply::ok(201, after))
+}
+
+pub async fn publish_event(ctx: &Ctx, env: &CommandEnvelope, c: &EventRef) -> Result<Reply, HandlerError> {
+    if let Some(r) = require_admin(env) {
+        return Ok(r);
+    }
+    let events = ctx.store.col(names::EVENTS);
+    let Some(before) = events.find_one(doc! {"_id": c.event_id}).await? else {
+        return Ok(Reply::error(ErrorCode::EventNotFound, "no such event"));
+    };
+    match before.get_str("status").unwrap_or_default() {
+        "draft" => {}
+        // Publishing twice is harmless.
+        "published" => return Ok(Reply::ok(200, api_json(&before))),
+        other => return Ok(Reply::error(ErrorCode::EventNotDraft, format!("a {other} event cannot be published"))),
+    }
+    let now = DateTime::now();
+    events
+        .update_one(doc! {"_id": c.event_id}, doc! {"$set": {"status": "published", "publishedAt": now, "updatedAt": now}})
+        .await?;
+    let mut after = before.clone();
+    after.insert("status", "published");
+    after.insert("publishedAt", now);
+    after.insert("updatedAt", now);
+    let after = api_json(&after);
+    ctx.emit(
+        env,
+        Change {
+            kind: "event.published",
+            action: "event_published",
+            entity_type: "event",
+            entity_id: c.event_id,
+            event_id: Some(c.event_id),
+            before: Some(json!({"status": before.get_str("status").unwrap_or_default()})),
+            after: Some(json!({"status": "published"})),
+            data: json!({}),
+        },
+    )
+    .await?;
+    Ok(Reply::ok(200, after))
+}

@@ -1,0 +1,180 @@
+//! The expiry worker: releases holds when their time runs out.
+//!
+//! Two paths, both ending in a `ReleaseHold { reason: Expired }` command whose id is
+//! `expire-<holdId>` (JetStream drops the duplicates, and the holds worker keeps the
+//! result, so a hold expires once however many replicas notice):
+//!
+//! - timers: every replica's core queue subscription to `hold.created` puts the hold in a
+//!   deadline map; one task sleeps until the next deadline or a new entry (the pattern of
+//!   mini-redis's purge task);
+//! - a sweep every `expiry_sweep_secs` of `seat_holds` for active holds past `expiresAt`,
+//!   the safety net for timers lost in a restart. It also puts back on sale seats left
+//!   `held` by a hold that never got stored (a crash between the locks and the insert).
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bson::doc;
+use chrono::{DateTime as ChronoDateTime, Utc};
+use domain::{DateTime, ObjectId};
+use futures::{StreamExt, TryStreamExt};
+use streams::commands::{Command, CommandEnvelope, ReleaseHold, ReleaseReason, RequestContext};
+use streams::events::DomainEvent;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use crate::context::Ctx;
+use crate::store::names;
+
+type Deadlines = Arc<Mutex<BTreeSet<(i64, ObjectId)>>>;
+
+pub async fn start(ctx: &Ctx, tasks: &mut JoinSet<()>, stopped: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let deadlines: Deadlines = Arc::default();
+    let wake = Arc::new(Notify::new());
+    let sub = ctx
+        .client
+        .queue_subscribe(ctx.ns.event("hold", "created"), ctx.ns.expiry_queue_group())
+        .await
+        .map_err(|e| anyhow::anyhow!("subscribing to hold.created: {e}"))?;
+    tasks.spawn(feed(sub, deadlines.clone(), wake.clone(), stopped.clone()));
+    tasks.spawn(timers(ctx.clone(), deadlines, wake, stopped.clone()));
+    tasks.spawn(sweep(ctx.clone(), stopped));
+    Ok(())
+}
+
+async fn feed(mut sub: async_nats::Subscriber, deadlines: Deadlines, wake: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
+    loop {
+        let msg = tokio::select! {
+            _ = stopped.changed() => break,
+            m = sub.next() => m,
+        };
+        let Some(msg) = msg else { break };
+        let Ok(ev) = serde_json::from_slice::<DomainEvent>(&msg.payload) else { continue };
+        let at = ev.data["expiresAt"].as_str().and_then(|s| s.parse::<ChronoDateTime<Utc>>().ok());
+        if let Some(at) = at {
+            if let Ok(mut d) = deadlines.lock() {
+                d.insert((at.timestamp_millis(), ev.entity_id));
+            }
+            wake.notify_one();
+        }
+    }
+}
+
+async fn timers(ctx: Ctx, deadlines: Deadlines, wake: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
+    loop {
+        let now = Utc::now().timestamp_millis();
+        let mut due = Vec::new();
+        let mut next = None;
+        if let Ok(mut d) = deadlines.lock() {
+            while let Some(&(at, id)) = d.first() {
+                if at > now {
+                    next = Some(at);
+                    break;
+                }
+                d.pop_first();
+                due.push(id);
+            }
+        }
+        for id in due {
+            expire(&ctx, id).await;
+        }
+        let sleep = next.map(|at| Duration::from_millis((at - now).max(0) as u64 + 50)).unwrap_or(Duration::from_secs(3600));
+        tokio::select! {
+            _ = stopped.changed() => break,
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(sleep) => {}
+        }
+    }
+}
+
+/// Publishes the expiry command of one hold (deduplicated by its id).
+async fn expire(ctx: &Ctx, hold_id: ObjectId) {
+    let env = CommandEnvelope {
+        id: format!("expire-{}", hold_id.to_hex()),
+        issuer: None,
+        issued_at: Utc::now(),
+        context: RequestContext { request_id: None, ip_address: None, user_agent: Some("expiry-worker".into()) },
+        command: Command::ReleaseHold(ReleaseHold { hold_id, reason: ReleaseReason::Expired }),
+    };
+    match streams::publish::publish_command(&ctx.js, &ctx.ns, &env, None, None).await {
+        Ok(p) => debug!(hold = %hold_id, duplicate = p.duplicate, "expiry requested"),
+        Err(e) => warn!(hold = %hold_id, error = %e, "expiry command not published; the sweep will retry"),
+    }
+}
+
+async fn sweep(ctx: Ctx, mut stopped: watch::Receiver<bool>) {
+    let period = Duration::from_secs(ctx.cfg.expiry_sweep_secs.max(1));
+    let mut rounds: u64 = 0;
+    info!(period_secs = period.as_secs(), "expiry sweep started");
+    loop {
+        if let Err(e) = sweep_holds(&ctx).await {
+            warn!(error = %e, "expiry sweep failed; next round retries");
+        }
+        // Orphaned seats are rare (a crash mid-hold); look for them every 12th round.
+        if rounds % 12 == 0 {
+            if let Err(e) = sweep_orphan_seats(&ctx).await {
+                warn!(error = %e, "orphan seat sweep failed");
+            }
+        }
+        rounds += 1;
+        tokio::select! {
+            _ = stopped.changed() => break,
+            _ = tokio::time::sleep(period) => {}
+        }
+    }
+}
+
+async fn sweep_holds(ctx: &Ctx) -> Result<(), mongodb::error::Error> {
+    let now = DateTime::now();
+    let mut cur = ctx
+        .store
+        .col(names::SEAT_HOLDS)
+        .find(doc! {"status": "active", "expiresAt": {"$lte": now}})
+        .projection(doc! {"_id": 1})
+        .await?;
+    while let Some(d) = cur.try_next().await? {
+        if let Ok(id) = d.get_object_id("_id") {
+            expire(ctx, id).await;
+        }
+    }
+    Ok(())
+}
+
+/// Seats `held` past their time whose hold was never stored or is no longer active.
+async fn sweep_orphan_seats(ctx: &Ctx) -> Result<(), mongodb::error::Error> {
+    let grace = ctx.cfg.lock_ttl().saturating_sub(ctx.cfg.hold_ttl()).as_millis() as i64;
+    let cutoff = DateTime::from_millis(DateTime::now().timestamp_millis() - grace - 5_000);
+    let seats = ctx.store.col(names::SEATS);
+    let mut cur = seats.find(doc! {"status": "held", "heldUntil": {"$lte": cutoff}}).await?;
+    let mut checked: HashSet<ObjectId> = HashSet::new();
+    while let Some(s) = cur.try_next().await? {
+        let (Ok(seat_id), Ok(hold_id)) = (s.get_object_id("_id"), s.get_object_id("holdId")) else { continue };
+        let active = if checked.contains(&hold_id) {
+            true
+        } else {
+            let h = ctx.store.col(names::SEAT_HOLDS).find_one(doc! {"_id": hold_id}).await?;
+            let active = h.is_some_and(|h| h.get_str("status").ok() == Some("active"));
+            if active {
+                checked.insert(hold_id);
+            }
+            active
+        };
+        if active {
+            continue; // the hold sweep releases it
+        }
+        let event_id = s.get_object_id("eventId").unwrap_or_default();
+        if ctx.locks.owner(&domain::seat::lock_key(&event_id, &seat_id)).await.ok().flatten().is_some() {
+            continue; // someone holds its lock: their write wins
+        }
+        warn!(seat = %seat_id, hold = %hold_id, "seat left held by a hold that is not active; putting it back on sale");
+        seats
+            .update_one(
+                doc! {"_id": seat_id},
+                doc! {"$set": {"status": "available", "updatedAt": DateTime::now()}, "$unset": {"heldBy": "", "heldUntil": "", "holdId": ""}, "$inc": {"version": 1}},
+            )
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,156 @@
+//! Projections over the EVENTS stream, each a durable pull consumer:
+//!
+//! - `audit`: one `audit_logs` entry per domain event, `_id` derived from the event id,
+//!   so a redelivered event inserts nothing twice;
+//! - `counters`: `events.availableSeats`, recomputed from the seats of every event a batch
+//!   touched. NOTE: a recount, not a `$inc`: on FerretDB an `$inc` is a read-modify-write
+//!   and concurrent increments lose updates, and a recount is idempotent under
+//!   redelivery. The recount runs after the seat writes it follows (events are published
+//!   after the effect), so once the system is quiet the counter is exact.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::PullConsumer;
+use bson::{doc, Document};
+use domain::audit::{AuditLog, AuditStatus, Changes};
+use domain::ids::derive_object_id;
+use domain::{DateTime, ObjectId};
+use futures::StreamExt;
+use streams::events::DomainEvent;
+use streams::setup;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use crate::context::Ctx;
+use crate::runtime::wire_config;
+use crate::store::{is_duplicate_key, names};
+
+/// Messages per batch: one recount per touched event per batch.
+const BATCH: usize = 500;
+
+pub async fn start(ctx: &Ctx, tasks: &mut JoinSet<()>, stopped: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let wire = wire_config(&ctx.cfg);
+    let audit = setup::ensure_projection_consumer(&ctx.js, &ctx.ns, "audit", ctx.ns.all_events(), &wire)
+        .await
+        .map_err(|e| anyhow::anyhow!("ensuring audit projection: {e}"))?;
+    let counters = setup::ensure_projection_consumer(&ctx.js, &ctx.ns, "counters", ctx.ns.all_events(), &wire)
+        .await
+        .map_err(|e| anyhow::anyhow!("ensuring counters projection: {e}"))?;
+    tasks.spawn(run(ctx.clone(), audit, "audit", stopped.clone()));
+    tasks.spawn(run(ctx.clone(), counters, "counters", stopped));
+    Ok(())
+}
+
+async fn run(ctx: Ctx, consumer: PullConsumer, name: &'static str, mut stopped: watch::Receiver<bool>) {
+    info!(projection = name, "projection started");
+    loop {
+        let batch = tokio::select! {
+            _ = stopped.changed() => break,
+            b = consumer.fetch().max_messages(BATCH).expires(Duration::from_secs(1)).messages() => b,
+        };
+        let mut batch = match batch {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(projection = name, error = %e, "fetch failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        let mut msgs = Vec::new();
+        while let Some(m) = batch.next().await {
+            match m {
+                Ok(m) => msgs.push(m),
+                Err(e) => warn!(projection = name, error = %e, "batch message error"),
+            }
+        }
+        if msgs.is_empty() {
+            continue;
+        }
+        let events: Vec<DomainEvent> = msgs.iter().filter_map(|m| serde_json::from_slice(&m.payload).ok()).collect();
+        let applied = match name {
+            "audit" => apply_audit(&ctx, &events).await,
+            _ => apply_counters(&ctx, &events).await,
+        };
+        match applied {
+            Ok(()) => {
+                for m in &msgs {
+                    if let Err(e) = m.ack().await {
+                        warn!(projection = name, error = %e, "ack failed; the batch will be re-applied idempotently");
+                    }
+                }
+            }
+            Err(e) => {
+                warn!(projection = name, error = %e, "projection failed; batch will be redelivered");
+                for m in &msgs {
+                    let _ = m.ack_with(async_nats::jetstream::AckKind::Nak(Some(Duration::from_secs(1)))).await;
+                }
+            }
+        }
+    }
+    info!(projection = name, "projection stopped");
+}
+
+/// The audit entry of a domain event.
+pub fn audit_entry(ev: &DomainEvent) -> AuditLog {
+    let when = DateTime::from_millis(ev.occurred_at.timestamp_millis());
+    let to_doc = |v: &Option<serde_json::Value>| v.as_ref().and_then(|v| bson::to_document(v).ok());
+    let failure = ev.data.get("failureReason").and_then(|v| v.as_str()).map(str::to_string);
+    AuditLog {
+        id: derive_object_id("audit", &ev.id, ev.occurred_at.timestamp()),
+        user_id: ev.actor.as_ref().map(|a| a.user_id),
+        action: ev.action.clone(),
+        entity_type: ev.entity_type.clone(),
+        entity_id: Some(ev.entity_id),
+        changes: Changes { before: to_doc(&ev.before), after: to_doc(&ev.after) },
+        status: if failure.is_some() { AuditStatus::Failure } else { AuditStatus::Success },
+        failure_reason: failure,
+        ip_address: ev.context.ip_address.clone(),
+        user_agent: ev.context.user_agent.clone(),
+        request_id: ev.context.request_id.clone(),
+        status_code: ev.data.get("statusCode").and_then(|v| v.as_i64()).map(|v| v as i32),
+        response_time: None,
+        command_id: Some(ev.command_id.clone()),
+        timestamp: when,
+        created_at: DateTime::now(),
+    }
+}
+
+async fn apply_audit(ctx: &Ctx, events: &[DomainEvent]) -> Result<(), mongodb::error::Error> {
+    let docs: Vec<Document> = events.iter().filter_map(|e| bson::to_document(&audit_entry(e)).ok()).collect();
+    if docs.is_empty() {
+        return Ok(());
+    }
+    match ctx.store.col(names::AUDIT_LOGS).insert_many(docs).ordered(false).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_duplicate_key(&e) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+async fn apply_counters(ctx: &Ctx, events: &[DomainEvent]) -> Result<(), mongodb::error::Error> {
+    let touched: HashSet<ObjectId> = events
+        .iter()
+        .filter(|e| matches!(e.entity(), "hold" | "booking" | "event" | "seat"))
+        .filter_map(|e| e.event_id)
+        .collect();
+    for event_id in touched {
+        recount(ctx, event_id).await?;
+    }
+    Ok(())
+}
+
+/// Sets `availableSeats` of one event to the count of its available seats.
+pub async fn recount(ctx: &Ctx, event_id: ObjectId) -> Result<u64, mongodb::error::Error> {
+    let n = ctx
+        .store
+        .col(names::SEATS)
+        .count_documents(doc! {"eventId": event_id, "status": "available"})
+        .await?;
+    ctx.store
+        .col(names::EVENTS)
+        .update_one(doc! {"_id": event_id}, doc! {"$set": {"availableSeats": n as i64}})
+        .await?;
+    Ok(n)
+}

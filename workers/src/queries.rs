@@ -1,0 +1,235 @@
+//! The queries worker: answers the gateway's reads by core request-reply, in a queue
+//! group so every replica shares the load. It is the only reader of MongoDB the gateway
+//! reaches; ownership is checked here against the query's issuer.
+
+use std::sync::Arc;
+
+use bson::{doc, Bson, Document};
+use chrono::NaiveDate;
+use futures::{StreamExt, TryStreamExt};
+use mongodb::options::FindOptions;
+use serde_json::{json, Value};
+use streams::codes::{ErrorCode, Reply};
+use streams::commands::Issuer;
+use streams::queries::{AuditFilter, EventFilter, Query, QueryRequest};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use crate::context::Ctx;
+use crate::store::{api_json, names, StoreError};
+
+pub async fn start(ctx: &Ctx, tasks: &mut JoinSet<()>, stopped: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let sub = ctx
+        .client
+        .queue_subscribe(ctx.ns.all_queries(), ctx.ns.queries_queue_group())
+        .await
+        .map_err(|e| anyhow::anyhow!("subscribing to queries: {e}"))?;
+    tasks.spawn(serve(ctx.clone(), sub, stopped));
+    Ok(())
+}
+
+async fn serve(ctx: Ctx, mut sub: async_nats::Subscriber, mut stopped: watch::Receiver<bool>) {
+    let sem = Arc::new(Semaphore::new(ctx.cfg.concurrency));
+    let mut inflight = JoinSet::new();
+    info!("queries worker started");
+    loop {
+        let msg = tokio::select! {
+            _ = stopped.changed() => break,
+            m = sub.next() => m,
+        };
+        let Some(msg) = msg else { break };
+        let Some(reply_to) = msg.reply.clone() else { continue };
+        let permit = sem.clone().acquire_owned().await.expect("semaphore never closed");
+        let ctx = ctx.clone();
+        inflight.spawn(async move {
+            let reply = match serde_json::from_slice::<QueryRequest>(&msg.payload) {
+                Ok(req) => answer(&ctx, &req).await.unwrap_or_else(|e| {
+                    warn!(error = %e, "query failed");
+                    Reply::error(ErrorCode::Unavailable, "the database did not answer")
+                }),
+                Err(e) => Reply::error(ErrorCode::ValidationFailed, format!("undecodable query: {e}")),
+            };
+            if let Ok(body) = serde_json::to_vec(&reply) {
+                let _ = ctx.client.publish(reply_to, body.into()).await;
+            }
+            drop(permit);
+        });
+        while inflight.try_join_next().is_some() {}
+    }
+    while inflight.join_next().await.is_some() {}
+    info!("queries worker stopped");
+}
+
+fn is_admin(i: &Option<Issuer>) -> bool {
+    i.as_ref().is_some_and(|i| i.role.is_admin())
+}
+
+pub async fn answer(ctx: &Ctx, req: &QueryRequest) -> Result<Reply, StoreError> {
+    let col = |n| ctx.store.col(n);
+    Ok(match &req.query {
+        Query::Ping => {
+            ctx.store.ping().await?;
+            Reply::ok(200, json!({"mongodb": "ok"}))
+        }
+        Query::Credentials { email } => {
+            let email = email.trim().to_ascii_lowercase();
+            match col(names::USERS).find_one(doc! {"email": &email}).await? {
+                Some(u) => Reply::ok(
+                    200,
+                    json!({
+                        "userId": u.get_object_id("_id").map(|o| o.to_hex()).unwrap_or_default(),
+                        "email": email,
+                        "passwordHash": u.get_str("passwordHash").unwrap_or_default(),
+                        "role": u.get_str("role").unwrap_or("user"),
+                        "status": u.get_str("status").unwrap_or("active"),
+                    }),
+                ),
+                None => Reply::error(ErrorCode::NotFound, "no such account"),
+            }
+        }
+        Query::Me => {
+            let Some(i) = &req.issuer else { return Ok(Reply::error(ErrorCode::Unauthorized, "sign in first")) };
+            match col(names::USERS).find_one(doc! {"_id": i.user_id}).await? {
+                Some(u) => Reply::ok(200, api_json(&u)),
+                None => Reply::error(ErrorCode::NotFound, "no such account"),
+            }
+        }
+        Query::ListEvents(f) => list_events(ctx, f, is_admin(&req.issuer)).await?,
+        Query::GetEvent { event_id } => match col(names::EVENTS).find_one(doc! {"_id": event_id}).await? {
+            Some(e) if visible(&e, &req.issuer) => Reply::ok(200, api_json(&e)),
+            _ => Reply::error(ErrorCode::EventNotFound, "no such event"),
+        },
+        Query::EventSeats { event_id, section, status } => {
+            match col(names::EVENTS).find_one(doc! {"_id": event_id}).await? {
+                Some(e) if visible(&e, &req.issuer) => {}
+                _ => return Ok(Reply::error(ErrorCode::EventNotFound, "no such event")),
+            }
+            let mut filter = doc! {"eventId": event_id};
+            if let Some(s) = section {
+                filter.insert("section", s);
+            }
+            if let Some(s) = status {
+                filter.insert("status", s);
+            }
+            let opts = FindOptions::builder()
+                .sort(doc! {"row": 1, "number": 1})
+                .projection(doc! {"heldBy": 0, "bookedBy": 0, "holdId": 0, "bookingId": 0})
+                .build();
+            let items: Vec<Value> = col(names::SEATS).find(filter).with_options(opts).await?.map_ok(|d| api_json(&d)).try_collect().await?;
+            Reply::ok(200, json!({"total": items.len(), "items": items}))
+        }
+        Query::GetHold { hold_id } => match col(names::SEAT_HOLDS).find_one(doc! {"_id": hold_id}).await? {
+            Some(h) if owns(&h, &req.issuer) => Reply::ok(200, api_json(&h)),
+            _ => Reply::error(ErrorCode::HoldNotFound, "no such hold"),
+        },
+        Query::AuditLogs(f) => {
+            if !is_admin(&req.issuer) {
+                return Ok(Reply::error(ErrorCode::Forbidden, "admins only"));
+            }
+            audit_logs(ctx, f).await?
+        }
+    })
+}
+
+/// Published events are public; drafts and the rest only for admins.
+fn visible(e: &Document, issuer: &Option<Issuer>) -> bool {
+    matches!(e.get_str("status"), Ok("published") | Ok("cancelled") | Ok("completed")) || is_admin(issuer)
+}
+
+fn owns(d: &Document, issuer: &Option<Issuer>) -> bool {
+    match issuer {
+        Some(i) if i.role.is_admin() => true,
+        Some(i) => d.get_object_id("userId").ok() == Some(i.user_id),
+        None => false,
+    }
+}
+
+fn page_of(page: u32, limit: u32) -> (u64, i64) {
+    let limit = limit.clamp(1, 100);
+    let page = page.max(1);
+    (((page - 1) as u64) * limit as u64, limit as i64)
+}
+
+/// A case-insensitive regex matching `s` literally.
+fn literal_regex(s: &str, whole: bool) -> Bson {
+    let mut escaped = String::with_capacity(s.len());
+    for ch in s.chars() {
+        if "\\^$.|?*+()[]{}".contains(ch) {
+            escaped.push('\\');
+        }
+        escaped.push(ch);
+    }
+    let pattern = if whole { format!("^{escaped}$") } else { escaped };
+    Bson::RegularExpression(bson::Regex { pattern, options: "i".into() })
+}
+
+fn day_bound(s: &str, end: bool) -> Option<bson::DateTime> {
+    let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
+    let t = if end { d.and_hms_milli_opt(23, 59, 59, 999)? } else { d.and_hms_opt(0, 0, 0)? };
+    Some(bson::DateTime::from_millis(t.and_utc().timestamp_millis()))
+}
+
+async fn list_events(ctx: &Ctx, f: &EventFilter, admin: bool) -> Result<Reply, StoreError> {
+    let mut filter = Document::new();
+    if !(admin && f.include_drafts) {
+        filter.insert("status", "published");
+    }
+    if let Some(c) = f.city.as_deref().filter(|c| !c.trim().is_empty()) {
+        filter.insert("city", literal_regex(c.trim(), true));
+    }
+    if let Some(c) = f.category.as_deref().filter(|c| !c.trim().is_empty()) {
+        filter.insert("category", c.trim().to_ascii_lowercase());
+    }
+    let mut date = Document::new();
+    if let Some(from) = f.from.as_deref() {
+        match day_bound(from, false) {
+            Some(d) => date.insert("$gte", d),
+            None => return Ok(Reply::error(ErrorCode::ValidationFailed, "from must be a date like 2027-03-14")),
+        };
+    }
+    if let Some(to) = f.to.as_deref() {
+        match day_bound(to, true) {
+            Some(d) => date.insert("$lte", d),
+            None => return Ok(Reply::error(ErrorCode::ValidationFailed, "to must be a date like 2027-03-14")),
+        };
+    }
+    if !date.is_empty() {
+        filter.insert("eventDate", date);
+    }
+    if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        let r = literal_regex(q, false);
+        filter.insert(
+            "$or",
+            vec![doc! {"name": r.clone()}, doc! {"description": r.clone()}, doc! {"venue": r.clone()}, doc! {"city": r}],
+        );
+    }
+    let (skip, limit) = page_of(f.page, f.limit);
+    let events = ctx.store.col(names::EVENTS);
+    let total = events.count_documents(filter.clone()).await?;
+    let opts = FindOptions::builder().sort(doc! {"eventDate": 1, "_id": 1}).skip(skip).limit(limit).build();
+    let items: Vec<Value> = events.find(filter).with_options(opts).await?.map_ok(|d| api_json(&d)).try_collect().await?;
+    Ok(Reply::ok(200, json!({"items": items, "page": f.page.max(1), "limit": limit, "total": total})))
+}
+
+async fn audit_logs(ctx: &Ctx, f: &AuditFilter) -> Result<Reply, StoreError> {
+    let mut filter = Document::new();
+    if let Some(u) = f.user_id {
+        filter.insert("userId", u);
+    }
+    if let Some(e) = f.entity_id {
+        filter.insert("entityId", e);
+    }
+    if let Some(a) = &f.action {
+        filter.insert("action", a);
+    }
+    if let Some(s) = &f.status {
+        filter.insert("status", s);
+    }
+    let (skip, limit) = page_of(f.page, f.limit);
+    let col = ctx.store.col(names::AUDIT_LOGS);
+    let total = col.count_documents(filter.clone()).await?;
+    let opts = FindOptions::builder().sort(doc! {"timestamp": -1, "_id": -1}).skip(skip).limit(limit).build();
+    let items: Vec<Value> = col.find(filter).with_options(opts).await?.map_ok(|d| api_json(&d)).try_collect().await?;
+    Ok(Reply::ok(200, json!({"items": items, "page": f.page.max(1), "limit": limit, "total": total})))
+}

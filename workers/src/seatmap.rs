@@ -1,0 +1,65 @@
+//! A per-process cache of each event's seat catalog (id -> row, number, section, price).
+//!
+//! A seat map never changes after the event is created, so the hold path reads it from
+//! memory instead of scanning MongoDB (on FerretDB a filter other than a lone `_id` is a
+//! full scan). Seat *status* is never cached: the KV locks decide who holds what.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use bson::doc;
+use domain::{Money, ObjectId};
+use futures::TryStreamExt;
+
+use crate::store::{names, Store, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct SeatInfo {
+    pub row: String,
+    pub number: i32,
+    pub section: String,
+    pub price: Money,
+}
+
+pub type SeatMap = Arc<HashMap<ObjectId, SeatInfo>>;
+
+#[derive(Clone, Default)]
+pub struct SeatMaps {
+    inner: Arc<RwLock<HashMap<ObjectId, SeatMap>>>,
+}
+
+impl SeatMaps {
+    /// The seat map of `event_id`, loaded once per process. An event without seats is not
+    /// cached (it may be mid-creation).
+    pub async fn get(&self, store: &Store, event_id: ObjectId) -> Result<SeatMap, StoreError> {
+        if let Some(m) = self.inner.read().ok().and_then(|m| m.get(&event_id).cloned()) {
+            return Ok(m);
+        }
+        let mut cursor = store
+            .col(names::SEATS)
+            .find(doc! {"eventId": event_id})
+            .projection(doc! {"row": 1, "number": 1, "section": 1, "price": 1})
+            .await?;
+        let mut map = HashMap::new();
+        while let Some(d) = cursor.try_next().await? {
+            let id = d.get_object_id("_id").map_err(|e| StoreError::Bson(e.to_string()))?;
+            let price: Money = bson::from_bson(d.get("price").cloned().unwrap_or_default())?;
+            map.insert(
+                id,
+                SeatInfo {
+                    row: d.get_str("row").unwrap_or_default().to_string(),
+                    number: d.get_i32("number").unwrap_or_default(),
+                    section: d.get_str("section").unwrap_or_default().to_string(),
+                    price,
+                },
+            );
+        }
+        let map = Arc::new(map);
+        if !map.is_empty() {
+            if let Ok(mut w) = self.inner.write() {
+                w.insert(event_id, map.clone());
+            }
+        }
+        Ok(map)
+    }
+}
