@@ -52,10 +52,16 @@ impl Default for CancellationPolicy {
 impl CancellationPolicy {
     pub fn check(self) -> Result<Self, DomainError> {
         if self.refund_percentage > 100 {
-            return Err(DomainError::invalid("cancellationPolicy.refundPercentage", "must be 0 to 100"));
+            return Err(DomainError::invalid(
+                "cancellationPolicy.refundPercentage",
+                "must be 0 to 100",
+            ));
         }
         if self.days_before_cancellation > 3650 {
-            return Err(DomainError::invalid("cancellationPolicy.daysBeforeCancellation", "must be at most 3650"));
+            return Err(DomainError::invalid(
+                "cancellationPolicy.daysBeforeCancellation",
+                "must be at most 3650",
+            ));
         }
         Ok(self)
     }
@@ -129,7 +135,12 @@ pub struct SeatPlan {
 
 /// Parses `"A-J"` or `"C"` into the letters it covers.
 pub fn parse_rows(rows: &str) -> Result<Vec<char>, DomainError> {
-    let bad = || DomainError::invalid("sections.rows", "must be a letter or a range of letters like A-J");
+    let bad = || {
+        DomainError::invalid(
+            "sections.rows",
+            "must be a letter or a range of letters like A-J",
+        )
+    };
     let r = rows.trim();
     let (a, b) = match r.split_once('-') {
         Some((a, b)) => (a.trim(), b.trim()),
@@ -151,29 +162,52 @@ pub fn parse_rows(rows: &str) -> Result<Vec<char>, DomainError> {
 
 /// Turns the sections of a creation request into the seats to create, checking names,
 /// prices, rows, counts and that no (row, number) appears twice.
-pub fn plan_seats(sections: &[SectionSpec], currency: Currency) -> Result<Vec<SeatPlan>, DomainError> {
+pub fn plan_seats(
+    sections: &[SectionSpec],
+    currency: Currency,
+) -> Result<Vec<SeatPlan>, DomainError> {
     if sections.is_empty() {
-        return Err(DomainError::invalid("sections", "must name at least one section"));
+        return Err(DomainError::invalid(
+            "sections",
+            "must name at least one section",
+        ));
     }
     let mut seats = Vec::new();
     let mut used = std::collections::HashSet::new();
     for s in sections {
         let name = s.name.trim();
         if name.is_empty() || name.chars().count() > 50 {
-            return Err(DomainError::invalid("sections.name", "must be 1 to 50 characters"));
+            return Err(DomainError::invalid(
+                "sections.name",
+                "must be 1 to 50 characters",
+            ));
         }
         let price = Money::from_decimal(s.price, currency)?;
         if s.seats_per_row == 0 || s.seats_per_row > MAX_SEATS_PER_ROW {
-            return Err(DomainError::invalid("sections.seatsPerRow", format!("must be 1 to {MAX_SEATS_PER_ROW}")));
+            return Err(DomainError::invalid(
+                "sections.seatsPerRow",
+                format!("must be 1 to {MAX_SEATS_PER_ROW}"),
+            ));
         }
         for row in parse_rows(&s.rows)? {
             if !used.insert(row) {
-                return Err(DomainError::invalid("sections.rows", format!("row {row} is in two sections")));
+                return Err(DomainError::invalid(
+                    "sections.rows",
+                    format!("row {row} is in two sections"),
+                ));
             }
             for number in 1..=s.seats_per_row {
-                seats.push(SeatPlan { section: name.to_string(), row, number, price });
+                seats.push(SeatPlan {
+                    section: name.to_string(),
+                    row,
+                    number,
+                    price,
+                });
                 if seats.len() > MAX_SEATS_PER_EVENT {
-                    return Err(DomainError::invalid("sections", format!("at most {MAX_SEATS_PER_EVENT} seats per event")));
+                    return Err(DomainError::invalid(
+                        "sections",
+                        format!("at most {MAX_SEATS_PER_EVENT} seats per event"),
+                    ));
                 }
             }
         }
@@ -194,7 +228,10 @@ pub fn parse_date_time(date: &str, time: &str) -> Result<(NaiveDate, NaiveTime),
 pub fn required_text(field: &'static str, v: &str, max: usize) -> Result<String, DomainError> {
     let t = v.trim();
     if t.is_empty() || t.chars().count() > max {
-        return Err(DomainError::invalid(field, format!("must be 1 to {max} characters")));
+        return Err(DomainError::invalid(
+            field,
+            format!("must be 1 to {max} characters"),
+        ));
     }
     Ok(t.to_string())
 }
@@ -205,7 +242,12 @@ mod tests {
     use std::str::FromStr;
 
     fn spec(rows: &str, per_row: u32, price: &str) -> SectionSpec {
-        SectionSpec { name: "Standard".into(), price: Decimal::from_str(price).unwrap(), rows: rows.into(), seats_per_row: per_row }
+        SectionSpec {
+            name: "Standard".into(),
+            price: Decimal::from_str(price).unwrap(),
+            rows: rows.into(),
+            seats_per_row: per_row,
+        }
     }
 
     #[test]
@@ -219,7 +261,8 @@ mod tests {
 
     #[test]
     fn a_seat_map_has_one_seat_per_row_and_number() {
-        let seats = plan_seats(&[spec("A-B", 3, "10"), spec("C", 2, "5.50")], Currency::USD).unwrap();
+        let seats =
+            plan_seats(&[spec("A-B", 3, "10"), spec("C", 2, "5.50")], Currency::USD).unwrap();
         assert_eq!(seats.len(), 8);
         assert_eq!(seats.last().unwrap().price.minor(), 550);
     }

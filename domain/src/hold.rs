@@ -57,15 +57,24 @@ pub struct SeatHold {
 /// order without repeats removed (a repeat is an error, not silently dropped).
 pub fn check_hold_request(seat_ids: &[ObjectId], max: usize) -> Result<(), DomainError> {
     if seat_ids.is_empty() {
-        return Err(DomainError::invalid("seatIds", "must name at least one seat"));
+        return Err(DomainError::invalid(
+            "seatIds",
+            "must name at least one seat",
+        ));
     }
     if seat_ids.len() > max {
-        return Err(DomainError::invalid("seatIds", format!("at most {max} seats per hold")));
+        return Err(DomainError::invalid(
+            "seatIds",
+            format!("at most {max} seats per hold"),
+        ));
     }
     let mut seen = std::collections::HashSet::with_capacity(seat_ids.len());
     for s in seat_ids {
         if !seen.insert(s) {
-            return Err(DomainError::invalid("seatIds", format!("seat {} is named twice", s.to_hex())));
+            return Err(DomainError::invalid(
+                "seatIds",
+                format!("seat {} is named twice", s.to_hex()),
+            ));
         }
     }
     Ok(())

@@ -127,7 +127,10 @@ impl Money {
         })
     }
 
-    pub fn sum<'a>(currency: Currency, items: impl IntoIterator<Item = &'a Money>) -> Option<Money> {
+    pub fn sum<'a>(
+        currency: Currency,
+        items: impl IntoIterator<Item = &'a Money>,
+    ) -> Option<Money> {
         items
             .into_iter()
             .try_fold(Money::zero(currency), |acc, m| acc.checked_add(*m))
@@ -186,14 +189,19 @@ mod tests {
     #[test]
     fn negative_fractional_cents_and_huge_prices_are_refused() {
         for s in ["-1", "0.001", "1000000.01"] {
-            assert!(Money::from_decimal(Decimal::from_str(s).unwrap(), Currency::USD).is_err(), "{s}");
+            assert!(
+                Money::from_decimal(Decimal::from_str(s).unwrap(), Currency::USD).is_err(),
+                "{s}"
+            );
         }
     }
 
     #[test]
     fn currencies_must_match_to_add() {
         let eur = Currency::parse("EUR").unwrap();
-        assert!(Money::from_minor(1, Currency::USD).checked_add(Money::from_minor(1, eur)).is_none());
+        assert!(Money::from_minor(1, Currency::USD)
+            .checked_add(Money::from_minor(1, eur))
+            .is_none());
         assert!(Currency::parse("usd").is_err());
     }
 

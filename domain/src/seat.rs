@@ -40,7 +40,12 @@ impl SeatStatus {
         use SeatStatus::*;
         matches!(
             (self, next),
-            (Available, Held) | (Held, Available) | (Held, Booked) | (Booked, Available) | (Available, Blocked) | (Blocked, Available)
+            (Available, Held)
+                | (Held, Available)
+                | (Held, Booked)
+                | (Booked, Available)
+                | (Available, Blocked)
+                | (Blocked, Available)
         )
     }
 }

@@ -14,12 +14,19 @@ pub struct Email(String);
 impl Email {
     pub fn parse(s: &str) -> Result<Self, DomainError> {
         let s = s.trim().to_ascii_lowercase();
-        let bad = || DomainError::invalid("email", "must be an e-mail address like ana@example.com");
+        let bad =
+            || DomainError::invalid("email", "must be an e-mail address like ana@example.com");
         if s.len() > 254 || s.chars().any(char::is_whitespace) {
             return Err(bad());
         }
         let (local, host) = s.split_once('@').ok_or_else(bad)?;
-        if local.is_empty() || host.len() < 3 || !host.contains('.') || host.starts_with('.') || host.ends_with('.') || host.contains('@') {
+        if local.is_empty()
+            || host.len() < 3
+            || !host.contains('.')
+            || host.starts_with('.')
+            || host.ends_with('.')
+            || host.contains('@')
+        {
             return Err(bad());
         }
         Ok(Email(s))
@@ -34,7 +41,10 @@ impl Email {
 pub fn check_password(p: &str) -> Result<(), DomainError> {
     let n = p.chars().count();
     if !(8..=128).contains(&n) {
-        return Err(DomainError::invalid("password", "must be 8 to 128 characters"));
+        return Err(DomainError::invalid(
+            "password",
+            "must be 8 to 128 characters",
+        ));
     }
     Ok(())
 }
@@ -148,8 +158,19 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_checked() {
-        assert_eq!(Email::parse(" Ana@Example.COM ").unwrap().as_str(), "ana@example.com");
-        for bad in ["", "ana", "ana@", "@x.io", "a b@x.io", "ana@localhost", "a@b@c.io"] {
+        assert_eq!(
+            Email::parse(" Ana@Example.COM ").unwrap().as_str(),
+            "ana@example.com"
+        );
+        for bad in [
+            "",
+            "ana",
+            "ana@",
+            "@x.io",
+            "a b@x.io",
+            "ana@localhost",
+            "a@b@c.io",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }

@@ -49,6 +49,13 @@ pub enum Command {
     PublishEvent(EventRef),
     CreateHold(CreateHold),
     ReleaseHold(ReleaseHold),
+    /// Admin: cancels an event; its bookings are refunded by fanned-out commands.
+    CancelEvent(EventRef),
+    CreateBooking(CreateBooking),
+    PayBooking(PayBooking),
+    CancelBooking(CancelBooking),
+    /// The expiry worker: a pending booking past `expiresAt`.
+    ExpireBooking(BookingRef),
 }
 
 impl Command {
@@ -61,6 +68,11 @@ impl Command {
             Command::PublishEvent(_) => (Area::Events, "publish"),
             Command::CreateHold(_) => (Area::Holds, "create"),
             Command::ReleaseHold(_) => (Area::Holds, "release"),
+            Command::CancelEvent(_) => (Area::Events, "cancel"),
+            Command::CreateBooking(_) => (Area::Bookings, "create"),
+            Command::CancelBooking(_) => (Area::Bookings, "cancel"),
+            Command::ExpireBooking(_) => (Area::Bookings, "expire"),
+            Command::PayBooking(_) => (Area::Payments, "create"),
         }
     }
 }
@@ -120,6 +132,50 @@ pub enum ReleaseReason {
 pub struct ReleaseHold {
     pub hold_id: ObjectId,
     pub reason: ReleaseReason,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateBooking {
+    pub hold_id: ObjectId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BookingRef {
+    pub booking_id: ObjectId,
+}
+
+/// The card number never travels in a command (the COMMANDS stream keeps a week): the
+/// gateway puts it in the `card-vault` KV bucket (short TTL) and sends the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PayBooking {
+    pub booking_id: ObjectId,
+    /// `card` (the simulated gateway handles cards only).
+    pub method: String,
+    pub card_token: String,
+    pub card_last4: String,
+    pub card_brand: String,
+    pub currency: Option<String>,
+}
+
+/// Why a booking is cancelled; decides the refund.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelCause {
+    /// The owner (or an admin on their behalf): the event's cancellation policy applies.
+    UserRequested,
+    /// The organizer cancelled the event: full refund.
+    EventCancelled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CancelBooking {
+    pub booking_id: ObjectId,
+    pub cause: CancelCause,
+    pub note: Option<String>,
 }
 
 /// A command id for an `Idempotency-Key`: scoped to the user, and reduced to characters a

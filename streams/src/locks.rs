@@ -26,6 +26,17 @@ pub struct SeatLocks {
     bucket: String,
 }
 
+/// The outcome of handing a lock from one owner to another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transferred {
+    /// Now held by the new owner, at this revision.
+    Done(u64),
+    /// It was already the new owner's (a redelivered command).
+    Already(u64),
+    /// Neither owner holds it (it expired, or someone else took it).
+    Lost,
+}
+
 /// The outcome of taking one lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Acquired {
@@ -89,6 +100,24 @@ impl SeatLocks {
             }
         }
         Ok(Acquired::HeldByOther)
+    }
+
+    /// Hands the lock `key` from `from` to `to` by an update on the revision `from` holds
+    /// (compare-and-swap). `ttl` None makes it permanent (a sold seat).
+    pub async fn transfer(&self, key: &str, from: &str, to: &str, ttl: Option<Duration>) -> Result<Transferred, WireError> {
+        for _ in 0..3 {
+            let Some((current, rev)) = self.owner(key).await? else { return Ok(Transferred::Lost) };
+            if current == to {
+                return Ok(Transferred::Already(rev));
+            }
+            if current != from {
+                return Ok(Transferred::Lost);
+            }
+            if let Some(new_rev) = self.put_expecting(key, to, rev, ttl).await? {
+                return Ok(Transferred::Done(new_rev));
+            }
+        }
+        Ok(Transferred::Lost)
     }
 
     /// The current owner and revision of a lock, if it is held.

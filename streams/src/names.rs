@@ -18,16 +18,20 @@ pub enum Area {
     Users,
     Events,
     Holds,
+    Bookings,
+    Payments,
 }
 
 impl Area {
-    pub const ALL: [Area; 3] = [Area::Users, Area::Events, Area::Holds];
+    pub const ALL: [Area; 5] = [Area::Users, Area::Events, Area::Holds, Area::Bookings, Area::Payments];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Area::Users => "users",
             Area::Events => "events",
             Area::Holds => "holds",
+            Area::Bookings => "bookings",
+            Area::Payments => "payments",
         }
     }
 }
@@ -67,6 +71,9 @@ impl Namespace {
 
     pub fn seat_locks_bucket(&self) -> String {
         self.bucket("seat-locks")
+    }
+    pub fn card_vault_bucket(&self) -> String {
+        self.bucket("card-vault")
     }
     pub fn results_bucket(&self) -> String {
         self.bucket("command-results")

@@ -42,6 +42,14 @@ pub enum Query {
     },
     /// One hold, for its owner (or an admin); otherwise 404 `hold_not_found`.
     GetHold { hold_id: ObjectId },
+    /// One booking, for its owner (or an admin); otherwise 404 `booking_not_found`.
+    GetBooking { booking_id: ObjectId },
+    /// The issuer's bookings, newest first: `{items, page, limit, total}`.
+    MyBookings { page: u32, limit: u32 },
+    /// One payment, for its payer (or an admin).
+    GetPayment { payment_id: ObjectId },
+    /// One refund, for its receiver (or an admin).
+    GetRefund { refund_id: ObjectId },
     /// Audit entries (admins): `{items, page, limit, total}`, newest first.
     AuditLogs(AuditFilter),
     /// Readiness: pings MongoDB; 200 `{mongodb: "ok"}` or 503.
@@ -89,6 +97,10 @@ impl Query {
             Query::EventSeats { .. } => "event_seats",
             Query::GetHold { .. } => "get_hold",
             Query::AuditLogs(_) => "audit_logs",
+            Query::GetBooking { .. } => "get_booking",
+            Query::MyBookings { .. } => "my_bookings",
+            Query::GetPayment { .. } => "get_payment",
+            Query::GetRefund { .. } => "get_refund",
             Query::Ping => "ping",
         }
     }

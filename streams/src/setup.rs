@@ -164,3 +164,19 @@ pub async fn ensure_projection_consumer(
     stream.create_consumer(config).await.map_err(WireError::nats)?;
     stream.get_consumer(&durable).await.map_err(WireError::nats)
 }
+
+/// The card vault: card numbers on their way from the gateway to the payments worker,
+/// for ten minutes at most, so no card number is kept in the COMMANDS stream.
+pub async fn ensure_card_vault(js: &jetstream::Context, ns: &Namespace, cfg: &WireConfig) -> Result<kv::Store, WireError> {
+    js.create_or_update_key_value(kv::Config {
+        bucket: ns.card_vault_bucket(),
+        description: "Card numbers in transit (10 min); the payments worker deletes each after use.".into(),
+        history: 1,
+        max_age: Duration::from_secs(600),
+        storage: stream::StorageType::File,
+        num_replicas: cfg.replicas,
+        ..Default::default()
+    })
+    .await
+    .map_err(WireError::nats)
+}

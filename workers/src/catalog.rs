@@ -197,3 +197,81 @@ pub async fn publish_event(ctx: &Ctx, env: &CommandEnvelope, c: &EventRef) -> Re
     .await?;
     Ok(Reply::ok(200, after))
 }
+
+/// Cancels an event: the event first, then one command per booking (full refund) and per
+/// active hold, published with ids derived from them. A restart in the middle redelivers
+/// this command, which publishes again; JetStream and the handlers drop the duplicates.
+pub async fn cancel_event(ctx: &Ctx, env: &CommandEnvelope, c: &EventRef) -> Result<Reply, HandlerError> {
+    use futures::TryStreamExt;
+    use streams::commands::{CancelBooking, CancelCause, Command, ReleaseHold, ReleaseReason};
+    if let Some(r) = require_admin(env) {
+        return Ok(r);
+    }
+    let events = ctx.store.col(names::EVENTS);
+    let Some(before) = events.find_one(doc! {"_id": c.event_id}).await? else {
+        return Ok(Reply::error(ErrorCode::EventNotFound, "no such event"));
+    };
+    let status = before.get_str("status").unwrap_or_default().to_string();
+    if status == "completed" {
+        return Ok(Reply::error(ErrorCode::EventNotCancellable, "a completed event cannot be cancelled"));
+    }
+    let now = DateTime::now();
+    if status != "cancelled" {
+        events
+            .update_one(doc! {"_id": c.event_id}, doc! {"$set": {"status": "cancelled", "cancelledAt": now, "updatedAt": now}})
+            .await?;
+    }
+    ctx.emit(
+        env,
+        Change {
+            kind: "event.cancelled",
+            action: "event_cancelled",
+            entity_type: "event",
+            entity_id: c.event_id,
+            event_id: Some(c.event_id),
+            before: Some(json!({"status": status})),
+            after: Some(json!({"status": "cancelled"})),
+            data: json!({}),
+        },
+    )
+    .await?;
+    let issuer = env.issuer.clone();
+    let bookings: Vec<Document> = ctx
+        .store
+        .col(names::BOOKINGS)
+        .find(doc! {"eventId": c.event_id, "status": {"$in": ["pending", "confirmed", "completed"]}})
+        .projection(doc! {"_id": 1})
+        .await?
+        .try_collect()
+        .await?;
+    let holds: Vec<Document> = ctx
+        .store
+        .col(names::SEAT_HOLDS)
+        .find(doc! {"eventId": c.event_id, "status": "active"})
+        .projection(doc! {"_id": 1})
+        .await?
+        .try_collect()
+        .await?;
+    let mut commands = Vec::new();
+    for b in &bookings {
+        let Ok(id) = b.get_object_id("_id") else { continue };
+        commands.push((
+            format!("evcancel-{}", id.to_hex()),
+            Command::CancelBooking(CancelBooking { booking_id: id, cause: CancelCause::EventCancelled, note: Some("event cancelled".into()) }),
+        ));
+    }
+    for h in &holds {
+        let Ok(id) = h.get_object_id("_id") else { continue };
+        commands.push((format!("evcancel-hold-{}", id.to_hex()), Command::ReleaseHold(ReleaseHold { hold_id: id, reason: ReleaseReason::Released })));
+    }
+    for (id, command) in commands {
+        let sub = CommandEnvelope { id, issuer: issuer.clone(), issued_at: env.issued_at, context: env.context.clone(), command };
+        streams::publish::publish_command(&ctx.js, &ctx.ns, &sub, None, None).await?;
+    }
+    let mut after = before.clone();
+    after.insert("status", "cancelled");
+    after.insert("cancelledAt", before.get_datetime("cancelledAt").ok().copied().unwrap_or(now));
+    let mut v = api_json(&after);
+    v["cancellation"] = json!({"bookings": bookings.len(), "holds": holds.len()});
+    Ok(Reply::ok(200, v))
+}

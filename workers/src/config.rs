@@ -42,6 +42,22 @@ pub struct Config {
     #[arg(long, env = "TICKETING_MAX_SEATS_PER_HOLD", default_value_t = 10)]
     pub max_seats_per_hold: usize,
 
+    /// How long a pending booking waits for its payment, in seconds.
+    #[arg(long, env = "TICKETING_BOOKING_TTL_SECS", default_value_t = 1800)]
+    pub booking_ttl_secs: u64,
+
+    /// Attempts at the payment gateway before a transient failure becomes final.
+    #[arg(long, env = "TICKETING_PAYMENT_MAX_ATTEMPTS", default_value_t = 3)]
+    pub payment_max_attempts: u32,
+
+    /// First retry delay of a payment, in milliseconds (doubled each attempt, jittered).
+    #[arg(long, env = "TICKETING_PAYMENT_RETRY_BASE_MS", default_value_t = 200)]
+    pub payment_retry_base_ms: u64,
+
+    /// Longest retry delay of a payment, in milliseconds.
+    #[arg(long, env = "TICKETING_PAYMENT_RETRY_CAP_MS", default_value_t = 2000)]
+    pub payment_retry_cap_ms: u64,
+
     /// Period of the sweep that expires holds the timers missed, in seconds.
     #[arg(long, env = "TICKETING_EXPIRY_SWEEP_SECS", default_value_t = 5)]
     pub expiry_sweep_secs: u64,
@@ -58,7 +74,6 @@ pub struct Config {
     #[arg(long, env = "TICKETING_STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
 
-
     /// Log format: text or json.
     #[arg(long, env = "TICKETING_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -71,6 +86,15 @@ impl Config {
 
     pub fn hold_ttl(&self) -> Duration {
         Duration::from_secs(self.hold_ttl_secs)
+    }
+
+    pub fn booking_ttl(&self) -> Duration {
+        Duration::from_secs(self.booking_ttl_secs)
+    }
+
+    /// A pending booking's seat locks live this long (its window plus the grace).
+    pub fn booking_lock_ttl(&self) -> Duration {
+        Duration::from_secs(self.booking_ttl_secs + self.hold_lock_grace_secs)
     }
 
     pub fn lock_ttl(&self) -> Duration {

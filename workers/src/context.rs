@@ -25,6 +25,10 @@ pub struct Ctx {
     pub locks: SeatLocks,
     pub results: Results,
     pub seat_maps: crate::seatmap::SeatMaps,
+    /// The payment provider (simulated by default).
+    pub gateway: Arc<dyn crate::payments::gateway::PaymentGateway>,
+    /// Card numbers in transit from the gateway.
+    pub vault: async_nats::jetstream::kv::Store,
 }
 
 /// Why a handler could not finish. Business refusals are not errors: they are replies.

@@ -19,7 +19,7 @@ use bson::doc;
 use chrono::{DateTime as ChronoDateTime, Utc};
 use domain::{DateTime, ObjectId};
 use futures::{StreamExt, TryStreamExt};
-use streams::commands::{Command, CommandEnvelope, ReleaseHold, ReleaseReason, RequestContext};
+use streams::commands::{BookingRef, Command, CommandEnvelope, ReleaseHold, ReleaseReason, RequestContext};
 use streams::events::DomainEvent;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
@@ -28,23 +28,32 @@ use tracing::{debug, info, warn};
 use crate::context::Ctx;
 use crate::store::names;
 
-type Deadlines = Arc<Mutex<BTreeSet<(i64, ObjectId)>>>;
+/// What a deadline ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Due {
+    Hold(ObjectId),
+    Booking(ObjectId),
+}
+
+type Deadlines = Arc<Mutex<BTreeSet<(i64, Due)>>>;
 
 pub async fn start(ctx: &Ctx, tasks: &mut JoinSet<()>, stopped: watch::Receiver<bool>) -> anyhow::Result<()> {
     let deadlines: Deadlines = Arc::default();
     let wake = Arc::new(Notify::new());
-    let sub = ctx
-        .client
-        .queue_subscribe(ctx.ns.event("hold", "created"), ctx.ns.expiry_queue_group())
-        .await
-        .map_err(|e| anyhow::anyhow!("subscribing to hold.created: {e}"))?;
-    tasks.spawn(feed(sub, deadlines.clone(), wake.clone(), stopped.clone()));
+    for (entity, due) in [("hold", Due::Hold as fn(ObjectId) -> Due), ("booking", Due::Booking)] {
+        let sub = ctx
+            .client
+            .queue_subscribe(ctx.ns.event(entity, "created"), ctx.ns.expiry_queue_group())
+            .await
+            .map_err(|e| anyhow::anyhow!("subscribing to {entity}.created: {e}"))?;
+        tasks.spawn(feed(sub, due, deadlines.clone(), wake.clone(), stopped.clone()));
+    }
     tasks.spawn(timers(ctx.clone(), deadlines, wake, stopped.clone()));
     tasks.spawn(sweep(ctx.clone(), stopped));
     Ok(())
 }
 
-async fn feed(mut sub: async_nats::Subscriber, deadlines: Deadlines, wake: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
+async fn feed(mut sub: async_nats::Subscriber, due: fn(ObjectId) -> Due, deadlines: Deadlines, wake: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
     loop {
         let msg = tokio::select! {
             _ = stopped.changed() => break,
@@ -55,7 +64,7 @@ async fn feed(mut sub: async_nats::Subscriber, deadlines: Deadlines, wake: Arc<N
         let at = ev.data["expiresAt"].as_str().and_then(|s| s.parse::<ChronoDateTime<Utc>>().ok());
         if let Some(at) = at {
             if let Ok(mut d) = deadlines.lock() {
-                d.insert((at.timestamp_millis(), ev.entity_id));
+                d.insert((at.timestamp_millis(), due(ev.entity_id)));
             }
             wake.notify_one();
         }
@@ -77,8 +86,11 @@ async fn timers(ctx: Ctx, deadlines: Deadlines, wake: Arc<Notify>, mut stopped: 
                 due.push(id);
             }
         }
-        for id in due {
-            expire(&ctx, id).await;
+        for d in due {
+            match d {
+                Due::Hold(id) => expire(&ctx, id).await,
+                Due::Booking(id) => expire_booking(&ctx, id).await,
+            }
         }
         let sleep = next.map(|at| Duration::from_millis((at - now).max(0) as u64 + 50)).unwrap_or(Duration::from_secs(3600));
         tokio::select! {
@@ -101,6 +113,21 @@ async fn expire(ctx: &Ctx, hold_id: ObjectId) {
     match streams::publish::publish_command(&ctx.js, &ctx.ns, &env, None, None).await {
         Ok(p) => debug!(hold = %hold_id, duplicate = p.duplicate, "expiry requested"),
         Err(e) => warn!(hold = %hold_id, error = %e, "expiry command not published; the sweep will retry"),
+    }
+}
+
+/// Publishes the expiry command of one pending booking (deduplicated by its id).
+async fn expire_booking(ctx: &Ctx, booking_id: ObjectId) {
+    let env = CommandEnvelope {
+        id: format!("expire-booking-{}", booking_id.to_hex()),
+        issuer: None,
+        issued_at: Utc::now(),
+        context: RequestContext { request_id: None, ip_address: None, user_agent: Some("expiry-worker".into()) },
+        command: Command::ExpireBooking(BookingRef { booking_id }),
+    };
+    match streams::publish::publish_command(&ctx.js, &ctx.ns, &env, None, None).await {
+        Ok(p) => debug!(booking = %booking_id, duplicate = p.duplicate, "booking expiry requested"),
+        Err(e) => warn!(booking = %booking_id, error = %e, "booking expiry not published; the sweep will retry"),
     }
 }
 
@@ -137,6 +164,17 @@ async fn sweep_holds(ctx: &Ctx) -> Result<(), mongodb::error::Error> {
     while let Some(d) = cur.try_next().await? {
         if let Ok(id) = d.get_object_id("_id") {
             expire(ctx, id).await;
+        }
+    }
+    let mut cur = ctx
+        .store
+        .col(names::BOOKINGS)
+        .find(doc! {"status": "pending", "expiresAt": {"$lte": now}})
+        .projection(doc! {"_id": 1})
+        .await?;
+    while let Some(d) = cur.try_next().await? {
+        if let Ok(id) = d.get_object_id("_id") {
+            expire_booking(ctx, id).await;
         }
     }
     Ok(())

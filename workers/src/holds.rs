@@ -8,9 +8,6 @@
 //! Writes per successful hold of N seats: N KV creates, N seat updates by `_id`, one hold
 //! insert, one domain event. A refused hold costs the creates it won plus their deletes.
 
-use std::future::IntoFuture;
-use std::time::Duration;
-
 use bson::{doc, Document};
 use chrono::Utc;
 use domain::hold::{check_hold_request, HoldStatus, SeatHold};
@@ -26,6 +23,7 @@ use tracing::warn;
 
 use crate::context::{Change, Ctx, HandlerError};
 use crate::seatmap::SeatMap;
+use crate::seatops::{free_seats, update_seats, Owner};
 use crate::store::{api_json, is_duplicate_key, names, to_doc};
 
 /// The hold's id, derived from the command that creates it.
@@ -108,21 +106,15 @@ pub async fn create(ctx: &Ctx, env: &CommandEnvelope, c: &CreateHold) -> Result<
 
     let now = DateTime::now();
     let expires_at = DateTime::from_millis(now.timestamp_millis() + ctx.cfg.hold_ttl().as_millis() as i64);
-    let seats = ctx.store.col(names::SEATS);
-    let updates = c.seat_ids.iter().map(|s| {
-        seats
-            .update_one(
-            doc! {"_id": s},
-            doc! {
-                "$set": {"status": "held", "heldBy": issuer.user_id, "heldUntil": expires_at, "holdId": hold_id, "updatedAt": now},
-                "$inc": {"version": 1},
-            },
-        )
-            .into_future()
-    });
-    for r in join_all(updates).await {
-        r?;
-    }
+    update_seats(
+        ctx,
+        &c.seat_ids,
+        doc! {
+            "$set": {"status": "held", "heldBy": issuer.user_id, "heldUntil": expires_at, "holdId": hold_id, "updatedAt": now},
+            "$inc": {"version": 1},
+        },
+    )
+    .await?;
 
     let prices: Vec<Money> = c.seat_ids.iter().map(|s| map[s].price).collect();
     let currency = prices[0].currency();
@@ -226,7 +218,8 @@ pub async fn release(ctx: &Ctx, env: &CommandEnvelope, c: &ReleaseHold) -> Resul
     if c.reason == ReleaseReason::Expired {
         let expires = hold.get_datetime("expiresAt").map(|d| d.timestamp_millis()).unwrap_or(0);
         if expires > now.timestamp_millis() {
-            return Ok(Reply::ok(200, json!({"released": false, "status": status, "reason": "not yet expired"})));
+            // Not stored as a result (that would answer the real expiry later): retried.
+            return Err(HandlerError::Transient("hold not yet expired".into()));
         }
     }
     let event_id = hold.get_object_id("eventId").map_err(|e| HandlerError::Permanent(e.to_string()))?;
@@ -234,10 +227,7 @@ pub async fn release(ctx: &Ctx, env: &CommandEnvelope, c: &ReleaseHold) -> Resul
         .get_array("seatIds")
         .map(|a| a.iter().filter_map(|s| s.as_object_id()).collect())
         .unwrap_or_default();
-    let owner = c.hold_id.to_hex();
-    for r in join_all(seat_ids.iter().map(|s| free_seat(ctx, event_id, *s, c.hold_id, &owner))).await {
-        r?;
-    }
+    free_seats(ctx, event_id, &seat_ids, Owner::Hold(c.hold_id)).await?;
     let new_status = match c.reason {
         ReleaseReason::Released => HoldStatus::Released,
         ReleaseReason::Expired => HoldStatus::Expired,
@@ -269,44 +259,3 @@ pub async fn release(ctx: &Ctx, env: &CommandEnvelope, c: &ReleaseHold) -> Resul
     })
 }
 
-/// Puts one seat of a hold back on sale, if the hold still owns it.
-async fn free_seat(ctx: &Ctx, event_id: ObjectId, seat: ObjectId, hold_id: ObjectId, owner: &str) -> Result<(), HandlerError> {
-    let key = lock_key(&event_id, &seat);
-    let seats = ctx.store.col(names::SEATS);
-    let lock = ctx.locks.owner(&key).await?;
-    let ours = match &lock {
-        Some((o, _)) => o == owner,
-        // The lock is gone (its TTL ran out): the seat is ours to reset only if the seat
-        // document still names this hold.
-        None => seats
-            .find_one(doc! {"_id": seat})
-            .await?
-            .is_some_and(|d| d.get_object_id("holdId").ok() == Some(hold_id) && d.get_str("status").ok() == Some("held")),
-    };
-    if !ours {
-        return Ok(());
-    }
-    seats
-        .update_one(
-            doc! {"_id": seat},
-            doc! {
-                "$set": {"status": "available", "updatedAt": DateTime::now()},
-                "$unset": {"heldBy": "", "heldUntil": "", "holdId": ""},
-                "$inc": {"version": 1},
-            },
-        )
-        .await?;
-    if let Some((_, rev)) = lock {
-        match ctx.locks.store().delete_expect_revision(&key, Some(rev)).await {
-            Ok(()) => {}
-            Err(e) if e.kind() == async_nats::jetstream::kv::DeleteErrorKind::WrongLastRevision => {}
-            Err(e) => return Err(HandlerError::Transient(format!("releasing lock {key}: {e}"))),
-        }
-    }
-    Ok(())
-}
-
-/// How long after its expiry a hold's lock still lives (the expiry worker's window).
-pub fn lock_grace(ctx: &Ctx) -> Duration {
-    ctx.cfg.lock_ttl().saturating_sub(ctx.cfg.hold_ttl())
-}

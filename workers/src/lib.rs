@@ -6,16 +6,20 @@
 //! NATS KV), publishes domain events, answers the caller's inbox and keeps the result.
 
 pub mod accounts;
+pub mod bookings;
 pub mod catalog;
 pub mod config;
 pub mod context;
 pub mod expiry;
 pub mod holds;
+pub mod payments;
 pub mod projections;
 pub mod queries;
 pub mod runtime;
 pub mod seatmap;
+pub mod seatops;
 pub mod store;
+pub mod tickets_hook;
 
 pub use config::Config;
 pub use runtime::{run, Running};

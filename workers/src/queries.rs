@@ -123,6 +123,37 @@ pub async fn answer(ctx: &Ctx, req: &QueryRequest) -> Result<Reply, StoreError> 
             Some(h) if owns(&h, &req.issuer) => Reply::ok(200, api_json(&h)),
             _ => Reply::error(ErrorCode::HoldNotFound, "no such hold"),
         },
+        Query::GetBooking { booking_id } => match col(names::BOOKINGS).find_one(doc! {"_id": booking_id}).await? {
+            Some(b) if owns(&b, &req.issuer) => {
+                let mut v = api_json(&b);
+                let seats: Vec<Value> = col(names::BOOKING_SEATS)
+                    .find(doc! {"bookingId": booking_id})
+                    .await?
+                    .map_ok(|d| api_json(&d))
+                    .try_collect()
+                    .await?;
+                v["seats"] = Value::Array(seats);
+                Reply::ok(200, v)
+            }
+            _ => Reply::error(ErrorCode::BookingNotFound, "no such booking"),
+        },
+        Query::MyBookings { page, limit } => {
+            let Some(i) = &req.issuer else { return Ok(Reply::error(ErrorCode::Unauthorized, "sign in first")) };
+            let (skip, limit) = page_of(*page, *limit);
+            let filter = doc! {"userId": i.user_id};
+            let total = col(names::BOOKINGS).count_documents(filter.clone()).await?;
+            let opts = FindOptions::builder().sort(doc! {"createdAt": -1, "_id": -1}).skip(skip).limit(limit).build();
+            let items: Vec<Value> = col(names::BOOKINGS).find(filter).with_options(opts).await?.map_ok(|d| api_json(&d)).try_collect().await?;
+            Reply::ok(200, json!({"items": items, "page": (*page).max(1), "limit": limit, "total": total}))
+        }
+        Query::GetPayment { payment_id } => match col(names::PAYMENTS).find_one(doc! {"_id": payment_id}).await? {
+            Some(p) if owns(&p, &req.issuer) => Reply::ok(200, api_json(&p)),
+            _ => Reply::error(ErrorCode::PaymentNotFound, "no such payment"),
+        },
+        Query::GetRefund { refund_id } => match col(names::REFUNDS).find_one(doc! {"_id": refund_id}).await? {
+            Some(r) if owns(&r, &req.issuer) => Reply::ok(200, api_json(&r)),
+            _ => Reply::error(ErrorCode::RefundNotFound, "no such refund"),
+        },
         Query::AuditLogs(f) => {
             if !is_admin(&req.issuer) {
                 return Ok(Reply::error(ErrorCode::Forbidden, "admins only"));

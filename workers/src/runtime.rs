@@ -66,7 +66,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
         .map_err(|e| anyhow::anyhow!("connecting to MongoDB at {}: {e}", cfg.mongodb_uri))?;
     store.ensure_indexes().await.map_err(|e| anyhow::anyhow!("ensuring indexes: {e}"))?;
 
+    let vault = setup::ensure_card_vault(&js, &ns, &wire).await.map_err(|e| anyhow::anyhow!("ensuring card vault: {e}"))?;
     let ctx = Ctx {
+        gateway: Arc::new(crate::payments::gateway::Simulated::new(store.clone())),
+        vault,
         locks: SeatLocks::new(js.clone(), locks_kv, ns.seat_locks_bucket()),
         results: Results::new(results_kv),
         seat_maps: Default::default(),
@@ -78,7 +81,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
     };
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    for (area, name) in [(Area::Users, "accounts"), (Area::Events, "catalog"), (Area::Holds, "holds")] {
+    for (area, name) in [
+        (Area::Users, "accounts"),
+        (Area::Events, "catalog"),
+        (Area::Holds, "holds"),
+        (Area::Bookings, "bookings"),
+        (Area::Payments, "payments"),
+    ] {
         if cfg.runs(name) {
             let consumer = setup::ensure_command_consumer(&ctx.js, &ns, area, &wire, cfg.concurrency as i64)
                 .await
@@ -245,5 +254,10 @@ async fn dispatch(ctx: &Ctx, env: &CommandEnvelope) -> Result<Reply, HandlerErro
         Command::PublishEvent(c) => crate::catalog::publish_event(ctx, env, c).await,
         Command::CreateHold(c) => crate::holds::create(ctx, env, c).await,
         Command::ReleaseHold(c) => crate::holds::release(ctx, env, c).await,
+        Command::CancelEvent(c) => crate::catalog::cancel_event(ctx, env, c).await,
+        Command::CreateBooking(c) => crate::bookings::create(ctx, env, c).await,
+        Command::CancelBooking(c) => crate::bookings::cancel(ctx, env, c).await,
+        Command::ExpireBooking(c) => crate::bookings::expire(ctx, env, c).await,
+        Command::PayBooking(c) => crate::payments::pay(ctx, env, c).await,
     }
 }

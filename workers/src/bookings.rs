@@ -1,0 +1,550 @@
+//! The bookings worker: a hold becomes a pending booking; a paid booking is confirmed
+//! (seats sold); a booking is cancelled with the refund its event's policy grants, or
+//! expires unpaid. Every step is idempotent: ids derive from the hold (one booking per
+//! hold) or the booking (one payment, one refund), and `$set`s are harmless to repeat.
+
+use bson::{doc, Bson, Document};
+use chrono::{TimeZone, Utc};
+use domain::entities::booking::{BookingAmounts, BookingSeat, BookingSeatStatus, BookingStatus};
+use domain::entities::payment::PaymentStatus;
+use domain::entities::reference::{booking_reference, reference_unique};
+use domain::entities::refund::{refund_for, Refund, RefundError, RefundReason, RefundStatus};
+use domain::entities::Booking;
+use domain::event::CancellationPolicy;
+use domain::ids::derive_object_id;
+use domain::seat::lock_key;
+use domain::{DateTime, Money, ObjectId};
+use futures::future::join_all;
+use serde_json::{json, Value};
+use streams::codes::{ErrorCode, Reply};
+use streams::commands::{BookingRef, CancelBooking, CancelCause, CommandEnvelope, CreateBooking};
+use streams::locks::Transferred;
+
+use crate::context::{Change, Ctx, HandlerError};
+use crate::seatops::{free_seats, pending_value, sold_value, update_seats, Owner};
+use crate::store::{api_json, is_duplicate_key, names, to_doc};
+
+fn oid(d: &Document, k: &str) -> Result<ObjectId, HandlerError> {
+    d.get_object_id(k).map_err(|e| HandlerError::Permanent(format!("{k}: {e}")))
+}
+
+fn ids(d: &Document, k: &str) -> Vec<ObjectId> {
+    d.get_array(k).map(|a| a.iter().filter_map(Bson::as_object_id).collect()).unwrap_or_default()
+}
+
+fn money(d: &Document, k: &str) -> Result<Money, HandlerError> {
+    bson::from_bson(d.get(k).cloned().unwrap_or_default()).map_err(|e| HandlerError::Permanent(format!("{k}: {e}")))
+}
+
+/// The booking made from a hold: one per hold.
+pub fn booking_id_for(hold: &ObjectId) -> ObjectId {
+    derive_object_id("booking", &hold.to_hex(), hold.timestamp().timestamp_millis() / 1000)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn emit(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    kind: &'static str,
+    action: &'static str,
+    booking: &Document,
+    before: Value,
+    after: Value,
+    data: Value,
+) -> Result<(), HandlerError> {
+    ctx.emit(
+        env,
+        Change {
+            kind,
+            action,
+            entity_type: "booking",
+            entity_id: oid(booking, "_id")?,
+            event_id: booking.get_object_id("eventId").ok(),
+            before: Some(before),
+            after: Some(after),
+            data,
+        },
+    )
+    .await
+}
+
+pub async fn create(ctx: &Ctx, env: &CommandEnvelope, c: &CreateBooking) -> Result<Reply, HandlerError> {
+    let Some(issuer) = env.issuer.clone() else {
+        return Ok(Reply::error(ErrorCode::Unauthorized, "sign in to book"));
+    };
+    let holds = ctx.store.col(names::SEAT_HOLDS);
+    let Some(hold) = holds.find_one(doc! {"_id": c.hold_id}).await? else {
+        return Ok(Reply::error(ErrorCode::HoldNotFound, "no such hold"));
+    };
+    let user_id = oid(&hold, "userId")?;
+    if user_id != issuer.user_id {
+        return Ok(Reply::error(ErrorCode::HoldNotFound, "no such hold"));
+    }
+    let booking_id = booking_id_for(&c.hold_id);
+    let bookings = ctx.store.col(names::BOOKINGS);
+    // Already made from this hold: by this command (a redelivery) it is the answer; by
+    // another, the hold is spent.
+    if let Some(existing) = bookings.find_one(doc! {"_id": booking_id}).await? {
+        if existing.get_str("commandId").ok() == Some(env.id.as_str()) {
+            finish_create(ctx, env, &hold, &existing).await?;
+            return Ok(Reply::ok(201, api_json(&existing)));
+        }
+        return Ok(Reply::error(ErrorCode::HoldNotActive, "the hold was already booked"));
+    }
+    let status = hold.get_str("status").unwrap_or_default();
+    let now = DateTime::now();
+    let expired = hold.get_datetime("expiresAt").map(|d| d.timestamp_millis() <= now.timestamp_millis()).unwrap_or(true);
+    if status != "active" || expired {
+        let s = if status == "active" { "expired" } else { status };
+        return Ok(Reply::error(ErrorCode::HoldNotActive, format!("the hold is {s}")));
+    }
+    let event_id = oid(&hold, "eventId")?;
+    let seat_ids = ids(&hold, "seatIds");
+    let map = ctx.seat_maps.get(&ctx.store, event_id).await?;
+    let prices: Vec<Money> = seat_ids.iter().filter_map(|s| map.get(s).map(|i| i.price)).collect();
+    if prices.len() != seat_ids.len() {
+        return Err(HandlerError::Permanent("a held seat is missing from its event".into()));
+    }
+    let amounts = BookingAmounts::new(&prices, None).map_err(|e| HandlerError::Permanent(e.to_string()))?;
+
+    // The seats pass from the hold to the booking: compare-and-swap on each lock, with the
+    // booking's longer lifetime. A lock the hold lost (expired) refuses the booking.
+    let from = c.hold_id.to_hex();
+    let to = pending_value(&booking_id);
+    let ttl = ctx.cfg.booking_lock_ttl();
+    let keys: Vec<String> = seat_ids.iter().map(|s| lock_key(&event_id, s)).collect();
+    let moved = join_all(keys.iter().map(|k| ctx.locks.transfer(k, &from, &to, Some(ttl)))).await;
+    let mut lost = false;
+    for m in moved {
+        match m? {
+            Transferred::Done(_) | Transferred::Already(_) => {}
+            Transferred::Lost => lost = true,
+        }
+    }
+    if lost {
+        return Ok(Reply::error(ErrorCode::HoldNotActive, "the hold's seats are no longer held"));
+    }
+
+    let expires_at = DateTime::from_millis(now.timestamp_millis() + ctx.cfg.booking_ttl().as_millis() as i64);
+    let reference = booking_reference(now.timestamp_millis(), reference_unique(&booking_id.to_hex()));
+    let booking = Booking {
+        id: booking_id,
+        user_id,
+        event_id,
+        seat_ids: seat_ids.clone(),
+        quantity: seat_ids.len() as i32,
+        total_price: amounts.total(),
+        discount: amounts.discount(),
+        final_price: amounts.final_price(),
+        currency: amounts.currency(),
+        status: BookingStatus::Pending,
+        booking_reference: reference,
+        payment_id: None,
+        payment_status: None,
+        notes: None,
+        cancellation_reason: None,
+        version: 0,
+        hold_id: c.hold_id,
+        command_id: env.id.clone(),
+        created_at: now,
+        confirmed_at: None,
+        completed_at: None,
+        cancelled_at: None,
+        expires_at: Some(expires_at),
+        updated_at: now,
+    };
+    let lines: Vec<Document> = seat_ids
+        .iter()
+        .zip(&prices)
+        .map(|(s, p)| {
+            to_doc(&BookingSeat {
+                id: derive_object_id("booking_seat", &format!("{}:{}", booking_id.to_hex(), s.to_hex()), now.timestamp_millis() / 1000),
+                booking_id,
+                seat_id: *s,
+                price_at_booking: *p,
+                status: BookingSeatStatus::Confirmed,
+                created_at: now,
+                cancelled_at: None,
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    match ctx.store.col(names::BOOKING_SEATS).insert_many(lines).ordered(false).await {
+        Ok(_) => {}
+        Err(e) if is_duplicate_key(&e) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let d = to_doc(&booking)?;
+    let stored = match bookings.insert_one(&d).await {
+        Ok(_) => d,
+        Err(e) if is_duplicate_key(&e) => {
+            let first = bookings.find_one(doc! {"_id": booking_id}).await?.unwrap_or(d);
+            if first.get_str("commandId").ok() != Some(env.id.as_str()) {
+                return Ok(Reply::error(ErrorCode::HoldNotActive, "the hold was already booked"));
+            }
+            first
+        }
+        Err(e) => return Err(e.into()),
+    };
+    finish_create(ctx, env, &hold, &stored).await?;
+    Ok(Reply::ok(201, api_json(&stored)))
+}
+
+/// The rest of a booking's creation, each step harmless to repeat: seats point at the
+/// booking, the hold is converted, the events are published.
+async fn finish_create(ctx: &Ctx, env: &CommandEnvelope, hold: &Document, booking: &Document) -> Result<(), HandlerError> {
+    let booking_id = oid(booking, "_id")?;
+    let hold_id = oid(hold, "_id")?;
+    let expires_at = booking.get_datetime("expiresAt").ok().copied();
+    let now = DateTime::now();
+    update_seats(
+        ctx,
+        &ids(booking, "seatIds"),
+        doc! {"$set": {"bookingId": booking_id, "heldUntil": expires_at, "updatedAt": now}, "$inc": {"version": 1}},
+    )
+    .await?;
+    ctx.store
+        .col(names::SEAT_HOLDS)
+        .update_one(
+            doc! {"_id": hold_id},
+            doc! {"$set": {"status": "converted_to_booking", "convertedToBookingId": booking_id, "updatedAt": now}},
+        )
+        .await?;
+    ctx.emit(
+        env,
+        Change {
+            kind: "hold.converted",
+            action: "hold_converted",
+            entity_type: "hold",
+            entity_id: hold_id,
+            event_id: booking.get_object_id("eventId").ok(),
+            before: Some(json!({"status": "active"})),
+            after: Some(json!({"status": "converted_to_booking", "convertedToBookingId": booking_id.to_hex()})),
+            data: json!({}),
+        },
+    )
+    .await?;
+    let after = api_json(booking);
+    emit(
+        ctx,
+        env,
+        "booking.created",
+        "booking_created",
+        booking,
+        Value::Null,
+        after.clone(),
+        json!({"expiresAt": after["expiresAt"], "seatIds": after["seatIds"], "userId": after["userId"]}),
+    )
+    .await
+}
+
+/// Confirms a paid booking: locks become permanent (a sale), seats `booked`, booking
+/// `confirmed`. Returns the booking as the API shows it.
+pub async fn confirm(ctx: &Ctx, env: &CommandEnvelope, booking: &Document, payment: &Document) -> Result<Value, HandlerError> {
+    let booking_id = oid(booking, "_id")?;
+    let event_id = oid(booking, "eventId")?;
+    let user_id = oid(booking, "userId")?;
+    let seat_ids = ids(booking, "seatIds");
+    let from = pending_value(&booking_id);
+    let to = sold_value(&booking_id);
+    let keys: Vec<String> = seat_ids.iter().map(|s| lock_key(&event_id, s)).collect();
+    let moved = join_all(keys.iter().map(|k| ctx.locks.transfer(k, &from, &to, None))).await;
+    for (seat, r) in seat_ids.iter().zip(moved) {
+        if r? == Transferred::Lost {
+            // Paid but a lock is gone: only possible if the booking outlived its lock's
+            // TTL. Take it back if it is free; an operator must look if it is not.
+            let key = lock_key(&event_id, seat);
+            match ctx.locks.acquire(&key, &to, std::time::Duration::from_secs(1)).await? {
+                streams::locks::Acquired::HeldByOther => tracing::error!(seat = %seat, booking = %booking_id, "paid booking lost a seat; needs an operator"),
+                _ => {
+                    ctx.locks.transfer(&key, &to, &to, None).await?;
+                }
+            }
+        }
+    }
+    let now = DateTime::now();
+    update_seats(
+        ctx,
+        &seat_ids,
+        doc! {
+            "$set": {"status": "booked", "bookedBy": user_id, "bookingId": booking_id, "updatedAt": now},
+            "$unset": {"heldBy": "", "heldUntil": "", "holdId": ""},
+            "$inc": {"version": 1},
+        },
+    )
+    .await?;
+    let payment_id = oid(payment, "_id")?;
+    let set = doc! {
+        "status": "confirmed", "paymentId": payment_id, "paymentStatus": "completed", "confirmedAt": now,
+        "expiresAt": Bson::Null, "updatedAt": now,
+    };
+    ctx.store
+        .col(names::BOOKINGS)
+        .update_one(doc! {"_id": booking_id}, doc! {"$set": set.clone(), "$inc": {"version": 1}})
+        .await?;
+    let mut after = booking.clone();
+    after.extend(set);
+    let after_json = api_json(&after);
+    emit(
+        ctx,
+        env,
+        "booking.confirmed",
+        "booking_confirmed",
+        &after,
+        json!({"status": booking.get_str("status").unwrap_or("pending")}),
+        json!({"status": "confirmed", "paymentId": payment_id.to_hex()}),
+        json!({"userId": user_id.to_hex(), "seatIds": after_json["seatIds"], "finalPrice": after_json["finalPrice"]}),
+    )
+    .await?;
+    Ok(after_json)
+}
+
+/// Why an unpaid booking ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelledBy {
+    PaymentFailed,
+    Expired,
+    Owner,
+    EventCancelled,
+}
+
+impl CancelledBy {
+    fn reason(self) -> &'static str {
+        match self {
+            CancelledBy::PaymentFailed => "payment_failed",
+            CancelledBy::Expired => "expired",
+            CancelledBy::Owner => "user_requested",
+            CancelledBy::EventCancelled => "event_cancelled",
+        }
+    }
+}
+
+/// Cancels a booking nobody paid for: seats back on sale, booking `cancelled`.
+pub async fn cancel_unpaid(ctx: &Ctx, env: &CommandEnvelope, booking: &Document, by: CancelledBy) -> Result<Value, HandlerError> {
+    let booking_id = oid(booking, "_id")?;
+    let event_id = oid(booking, "eventId")?;
+    free_seats(ctx, event_id, &ids(booking, "seatIds"), Owner::Booking(booking_id)).await?;
+    let now = DateTime::now();
+    let mut set = doc! {"status": "cancelled", "cancelledAt": now, "cancellationReason": by.reason(), "expiresAt": Bson::Null, "updatedAt": now};
+    if by == CancelledBy::PaymentFailed {
+        set.insert("paymentStatus", "failed");
+        set.insert("paymentId", crate::payments::payment_id_for(&booking_id));
+    }
+    ctx.store
+        .col(names::BOOKINGS)
+        .update_one(doc! {"_id": booking_id}, doc! {"$set": set.clone(), "$inc": {"version": 1}})
+        .await?;
+    ctx.store
+        .col(names::BOOKING_SEATS)
+        .update_many(doc! {"bookingId": booking_id}, doc! {"$set": {"status": "cancelled", "cancelledAt": now}})
+        .await?;
+    let mut after = booking.clone();
+    after.extend(set);
+    let (kind, action) = match by {
+        CancelledBy::Expired => ("booking.expired", "booking_expired"),
+        _ => ("booking.cancelled", "booking_cancelled"),
+    };
+    emit(
+        ctx,
+        env,
+        kind,
+        action,
+        &after,
+        json!({"status": booking.get_str("status").unwrap_or_default()}),
+        json!({"status": "cancelled", "cancellationReason": by.reason()}),
+        json!({"userId": after.get_object_id("userId").map(|o| o.to_hex()).ok(), "refundMinor": 0}),
+    )
+    .await?;
+    Ok(api_json(&after))
+}
+
+/// `POST /v1/bookings/{id}/cancel` and the event-cancellation fan-out.
+pub async fn cancel(ctx: &Ctx, env: &CommandEnvelope, c: &CancelBooking) -> Result<Reply, HandlerError> {
+    let Some(issuer) = env.issuer.clone() else {
+        return Ok(Reply::error(ErrorCode::Unauthorized, "sign in first"));
+    };
+    let bookings = ctx.store.col(names::BOOKINGS);
+    let Some(booking) = bookings.find_one(doc! {"_id": c.booking_id}).await? else {
+        return Ok(Reply::error(ErrorCode::BookingNotFound, "no such booking"));
+    };
+    let owner = oid(&booking, "userId")?;
+    if owner != issuer.user_id && !issuer.role.is_admin() {
+        return Ok(Reply::error(ErrorCode::BookingNotFound, "no such booking"));
+    }
+    if c.cause == CancelCause::EventCancelled && !issuer.role.is_admin() {
+        return Ok(Reply::error(ErrorCode::Forbidden, "only admins cancel events"));
+    }
+    let status = BookingStatus::parse(booking.get_str("status").unwrap_or_default()).unwrap_or(BookingStatus::Cancelled);
+    let by = if c.cause == CancelCause::EventCancelled { CancelledBy::EventCancelled } else { CancelledBy::Owner };
+    match status {
+        BookingStatus::Pending => {
+            // A payment in flight decides the booking; cancel only when none is running.
+            let payment = ctx.store.col(names::PAYMENTS).find_one(doc! {"_id": crate::payments::payment_id_for(&c.booking_id)}).await?;
+            if payment.as_ref().is_some_and(|p| p.get_str("status").ok() == Some("pending")) {
+                return Ok(Reply::error(ErrorCode::PaymentInProgress, "a payment for this booking is in progress"));
+            }
+            let after = cancel_unpaid(ctx, env, &booking, by).await?;
+            Ok(Reply::ok(200, json!({"booking": after, "refund": Value::Null})))
+        }
+        BookingStatus::Confirmed | BookingStatus::Completed => refund_and_cancel(ctx, env, &booking, c, by).await,
+        BookingStatus::Cancelled => Ok(Reply::error(ErrorCode::BookingNotCancellable, "the booking is already cancelled")),
+    }
+}
+
+async fn refund_and_cancel(ctx: &Ctx, env: &CommandEnvelope, booking: &Document, c: &CancelBooking, by: CancelledBy) -> Result<Reply, HandlerError> {
+    let booking_id = oid(booking, "_id")?;
+    let event_id = oid(booking, "eventId")?;
+    let Some(event) = ctx.store.col(names::EVENTS).find_one(doc! {"_id": event_id}).await? else {
+        return Err(HandlerError::Permanent("a booking's event is missing".into()));
+    };
+    let payment_id = booking.get_object_id("paymentId").unwrap_or_else(|_| crate::payments::payment_id_for(&booking_id));
+    let payments = ctx.store.col(names::PAYMENTS);
+    let Some(payment) = payments.find_one(doc! {"_id": payment_id}).await? else {
+        return Err(HandlerError::Permanent("a confirmed booking has no payment".into()));
+    };
+    let paid = money(&payment, "amount")?;
+    let refunded = money(&payment, "refundedAmount").unwrap_or(Money::zero(paid.currency()));
+    let policy: CancellationPolicy = event
+        .get_document("cancellationPolicy")
+        .ok()
+        .and_then(|p| bson::from_document(p.clone()).ok())
+        .unwrap_or_default();
+    let starts = event.get_datetime("eventDate").map(|d| d.timestamp_millis()).unwrap_or(0);
+    let starts = Utc.timestamp_millis_opt(starts).single().unwrap_or_else(Utc::now);
+    let event_cancelled = by == CancelledBy::EventCancelled || event.get_str("status").ok() == Some("cancelled");
+    let decision = match refund_for(paid, refunded, policy, Utc::now(), starts, event_cancelled) {
+        Ok(d) => d,
+        Err(RefundError::EventStarted) => return Ok(Reply::error(ErrorCode::EventStarted, "the event has started; its bookings can no longer be cancelled")),
+        Err(RefundError::Invalid(e)) => return Err(HandlerError::Permanent(e.to_string())),
+    };
+
+    // One refund per cancellation: its id derives from the booking, so a second cancel
+    // (or a redelivery) finds it instead of refunding again.
+    let refund_id = derive_object_id("refund", &booking_id.to_hex(), booking_id.timestamp().timestamp_millis() / 1000);
+    let refunds = ctx.store.col(names::REFUNDS);
+    let refund_doc = match refunds.find_one(doc! {"_id": refund_id}).await? {
+        Some(r) => r,
+        None => {
+            let charge_txn = payment.get_str("transactionId").unwrap_or_default().to_string();
+            let answer = ctx.gateway.refund(&format!("refund:{}", refund_id.to_hex()), &charge_txn, decision.amount).await?;
+            let now = DateTime::now();
+            let refund = Refund {
+                id: refund_id,
+                payment_id,
+                booking_id,
+                user_id: oid(booking, "userId")?,
+                original_amount: paid,
+                refund_amount: decision.amount,
+                refund_percentage: decision.percentage,
+                reason: if event_cancelled { RefundReason::EventCancelled } else { RefundReason::UserRequested },
+                refund_policy: decision.policy_applied.to_string(),
+                status: RefundStatus::Processed,
+                failure_reason: None,
+                refund_transaction_id: Some(answer.transaction_id.clone()),
+                gateway_response: Some(answer.response.clone()),
+                requested_by: env.issuer.as_ref().map(|i| i.user_id),
+                approved_by: None,
+                processing_notes: c.note.clone(),
+                command_id: env.id.clone(),
+                created_at: now,
+                processed_at: Some(now),
+                updated_at: now,
+            };
+            let d = to_doc(&refund)?;
+            match refunds.insert_one(&d).await {
+                Ok(_) => d,
+                Err(e) if is_duplicate_key(&e) => refunds.find_one(doc! {"_id": refund_id}).await?.unwrap_or(d),
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    let refund_amount = money(&refund_doc, "refundAmount")?;
+    // refundedAmount is the refunds' sum, recomputed, so repeating this changes nothing.
+    let mut total_refunded = Money::zero(paid.currency());
+    let mut cur = refunds.find(doc! {"paymentId": payment_id, "status": "processed"}).await?;
+    while cur.advance().await? {
+        let r = cur.deserialize_current()?;
+        let m = money(&r, "refundAmount")?;
+        total_refunded = total_refunded.checked_add(m).ok_or_else(|| HandlerError::Permanent("refund currencies differ".into()))?;
+    }
+    if total_refunded.minor() > paid.minor() {
+        return Err(HandlerError::Permanent(format!("refunds {} exceed payment {}", total_refunded, paid)));
+    }
+    let pay_status = PaymentStatus::after_refunds(paid, total_refunded).map_err(|e| HandlerError::Permanent(e.to_string()))?;
+    let now = DateTime::now();
+    let mut pset = doc! {"refundedAmount": bson::to_bson(&total_refunded)?, "status": pay_status.as_str(), "updatedAt": now};
+    if total_refunded.minor() > 0 {
+        pset.insert("refundedAt", now);
+        pset.insert("refundTransactionId", refund_doc.get_str("refundTransactionId").unwrap_or_default());
+    }
+    payments.update_one(doc! {"_id": payment_id}, doc! {"$set": pset}).await?;
+
+    crate::tickets_hook::cancel_tickets(ctx, booking_id, by.reason()).await?;
+    free_seats(ctx, event_id, &ids(booking, "seatIds"), Owner::Booking(booking_id)).await?;
+    let set = doc! {
+        "status": "cancelled", "cancelledAt": now, "cancellationReason": by.reason(), "paymentStatus": pay_status.as_str(),
+        "updatedAt": now,
+    };
+    ctx.store
+        .col(names::BOOKINGS)
+        .update_one(doc! {"_id": booking_id}, doc! {"$set": set.clone(), "$inc": {"version": 1}})
+        .await?;
+    ctx.store
+        .col(names::BOOKING_SEATS)
+        .update_many(doc! {"bookingId": booking_id}, doc! {"$set": {"status": "cancelled", "cancelledAt": now}})
+        .await?;
+    let mut after = booking.clone();
+    after.extend(set);
+    let refund_json = api_json(&refund_doc);
+    ctx.emit(
+        env,
+        Change {
+            kind: "refund.processed",
+            action: "refund_completed",
+            entity_type: "refund",
+            entity_id: refund_id,
+            event_id: Some(event_id),
+            before: None,
+            after: Some(refund_json.clone()),
+            data: json!({"bookingId": booking_id.to_hex(), "refundMinor": refund_amount.minor(), "paymentStatus": pay_status.as_str()}),
+        },
+    )
+    .await?;
+    emit(
+        ctx,
+        env,
+        "booking.cancelled",
+        "booking_cancelled",
+        &after,
+        json!({"status": booking.get_str("status").unwrap_or_default()}),
+        json!({"status": "cancelled", "cancellationReason": by.reason(), "paymentStatus": pay_status.as_str()}),
+        json!({"userId": owner_hex(booking), "refundMinor": refund_amount.minor(), "refundId": refund_id.to_hex()}),
+    )
+    .await?;
+    Ok(Reply::ok(200, json!({"booking": api_json(&after), "refund": refund_json})))
+}
+
+fn owner_hex(d: &Document) -> Option<String> {
+    d.get_object_id("userId").ok().map(|o| o.to_hex())
+}
+
+/// The expiry worker: a pending booking past `expiresAt` with no payment running.
+pub async fn expire(ctx: &Ctx, env: &CommandEnvelope, c: &BookingRef) -> Result<Reply, HandlerError> {
+    let Some(booking) = ctx.store.col(names::BOOKINGS).find_one(doc! {"_id": c.booking_id}).await? else {
+        return Ok(Reply::error(ErrorCode::BookingNotFound, "no such booking"));
+    };
+    if booking.get_str("status").ok() != Some("pending") {
+        return Ok(Reply::ok(200, json!({"expired": false, "status": booking.get_str("status").unwrap_or_default()})));
+    }
+    let due = booking.get_datetime("expiresAt").map(|d| d.timestamp_millis() <= DateTime::now().timestamp_millis()).unwrap_or(false);
+    if !due {
+        // Not stored as a result (that would answer the real expiry later): retried.
+        return Err(HandlerError::Transient("booking not yet expired".into()));
+    }
+    let payment = ctx.store.col(names::PAYMENTS).find_one(doc! {"_id": crate::payments::payment_id_for(&c.booking_id)}).await?;
+    if payment.as_ref().is_some_and(|p| p.get_str("status").ok() == Some("pending")) {
+        // The payment in flight decides; it confirms or cancels the booking itself.
+        return Ok(Reply::ok(200, json!({"expired": false, "reason": "payment in progress"})));
+    }
+    let after = cancel_unpaid(ctx, env, &booking, CancelledBy::Expired).await?;
+    Ok(Reply::ok(200, json!({"expired": true, "booking": after})))
+}

@@ -1,0 +1,105 @@
+//! Seat operations shared by the holds and bookings workers: who owns a seat's lock, and
+//! putting seats back on sale.
+//!
+//! Lock values name the owner: a hold's id while held (`<holdId>`), `b:<bookingId>` while
+//! a pending booking waits for payment, `s:<bookingId>` once sold (no TTL).
+
+use std::future::IntoFuture;
+
+use bson::doc;
+use domain::seat::lock_key;
+use domain::{DateTime, ObjectId};
+use futures::future::join_all;
+
+use crate::context::{Ctx, HandlerError};
+use crate::store::names;
+
+/// Who holds a seat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    Hold(ObjectId),
+    Booking(ObjectId),
+}
+
+impl Owner {
+    /// The lock values this owner may have written.
+    pub fn lock_values(&self) -> Vec<String> {
+        match self {
+            Owner::Hold(h) => vec![h.to_hex()],
+            Owner::Booking(b) => vec![pending_value(b), sold_value(b)],
+        }
+    }
+
+    fn doc_field(&self) -> (&'static str, ObjectId) {
+        match self {
+            Owner::Hold(h) => ("holdId", *h),
+            Owner::Booking(b) => ("bookingId", *b),
+        }
+    }
+}
+
+pub fn pending_value(booking: &ObjectId) -> String {
+    format!("b:{}", booking.to_hex())
+}
+
+pub fn sold_value(booking: &ObjectId) -> String {
+    format!("s:{}", booking.to_hex())
+}
+
+/// Puts the seats back on sale where `owner` still owns them: the seat document first,
+/// then the lock (compare-and-delete), so nobody can take a seat whose document still
+/// says it is ours. Harmless to repeat.
+pub async fn free_seats(ctx: &Ctx, event_id: ObjectId, seats: &[ObjectId], owner: Owner) -> Result<(), HandlerError> {
+    for r in join_all(seats.iter().map(|s| free_seat(ctx, event_id, *s, owner))).await {
+        r?;
+    }
+    Ok(())
+}
+
+async fn free_seat(ctx: &Ctx, event_id: ObjectId, seat: ObjectId, owner: Owner) -> Result<(), HandlerError> {
+    let key = lock_key(&event_id, &seat);
+    let seats = ctx.store.col(names::SEATS);
+    let lock = ctx.locks.owner(&key).await?;
+    let (field, id) = owner.doc_field();
+    let ours = match &lock {
+        Some((o, _)) => owner.lock_values().contains(o),
+        // The lock is gone (its TTL ran out): the seat is ours to reset only if its
+        // document still names us.
+        None => seats
+            .find_one(doc! {"_id": seat})
+            .await?
+            .is_some_and(|d| d.get_object_id(field).ok() == Some(id) && d.get_str("status").ok() != Some("available")),
+    };
+    if !ours {
+        return Ok(());
+    }
+    seats
+        .update_one(
+            doc! {"_id": seat},
+            doc! {
+                "$set": {"status": "available", "updatedAt": DateTime::now()},
+                "$unset": {"heldBy": "", "heldUntil": "", "holdId": "", "bookedBy": "", "bookingId": ""},
+                "$inc": {"version": 1},
+            },
+        )
+        .await?;
+    if let Some((_, rev)) = lock {
+        match ctx.locks.store().delete_expect_revision(&key, Some(rev)).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == async_nats::jetstream::kv::DeleteErrorKind::WrongLastRevision => {}
+            Err(e) => return Err(HandlerError::Transient(format!("releasing lock {key}: {e}"))),
+        }
+    }
+    Ok(())
+}
+
+/// Applies the same `update` to every seat, each by `_id` alone (the only filter FerretDB
+/// pushes down), all at once.
+pub async fn update_seats(ctx: &Ctx, seats: &[ObjectId], update: bson::Document) -> Result<(), HandlerError> {
+    let col = ctx.store.col(names::SEATS);
+    let futs = seats.iter().map(|s| col.update_one(doc! {"_id": s}, update.clone()).into_future());
+    for r in join_all(futs).await {
+        r?;
+    }
+    Ok(())
+}
