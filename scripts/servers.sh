@@ -22,23 +22,42 @@ DATA="$ROOT/.data/$PROFILE"
 RUN="$DATA/run"
 
 build() {
-  command -v go >/dev/null || { echo "go is required to build the servers" >&2; exit 1; }
   mkdir -p "$BIN"
-  cd "$ROOT/tools/servers"
-  export GOFLAGS=-mod=mod
-  # Each binary is rebuilt only when missing; versions are pinned by go.mod/go.sum.
-  [ -x "$BIN/nats-server" ] || { echo "building nats-server"; go build -o "$BIN/nats-server" github.com/nats-io/nats-server/v2; }
-  [ -x "$BIN/nats" ]        || { echo "building nats CLI";    go build -o "$BIN/nats" github.com/nats-io/natscli/nats; }
-  [ -x "$BIN/ferretdb" ]    || { echo "building ferretdb";    go build -o "$BIN/ferretdb" ./ferretdb; }
-  [ -x "$BIN/mailpit" ]     || { echo "building mailpit";     go build -o "$BIN/mailpit" github.com/axllent/mailpit; }
+  # One build at a time: a second caller waits for the first and then finds the binaries.
+  exec 9>"$BIN/.build.lock"
+  if ! flock -n 9; then
+    echo "another build of the servers is running; waiting for it"
+    flock 9
+  fi
+  local missing=0 b
+  for b in nats-server nats ferretdb mailpit; do [ -x "$BIN/$b" ] || missing=1; done
+  if [ "$missing" = 1 ]; then
+    command -v go >/dev/null || { echo "go is required to build the servers" >&2; exit 1; }
+    (
+      cd "$ROOT/tools/servers"
+      export GOFLAGS=-mod=mod
+      # Each binary is rebuilt only when missing; versions are pinned by go.mod/go.sum.
+      # Built to a temporary name and moved, so an interrupted build leaves no half binary.
+      gobuild() { local out=$1; shift; echo "building $out"; go build -o "$BIN/.$out.tmp" "$@" && mv "$BIN/.$out.tmp" "$BIN/$out"; }
+      [ -x "$BIN/nats-server" ] || gobuild nats-server github.com/nats-io/nats-server/v2
+      [ -x "$BIN/nats" ]        || gobuild nats github.com/nats-io/natscli/nats
+      [ -x "$BIN/ferretdb" ]    || gobuild ferretdb ./ferretdb
+      [ -x "$BIN/mailpit" ]     || gobuild mailpit github.com/axllent/mailpit
+    )
+  fi
+  flock -u 9
+  exec 9>&-
 }
 
-# wait_port NAME PORT: waits up to 30 s for a TCP port; on failure prints the server's log.
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# wait_port NAME PORT: waits up to 30 s for our server NAME to answer on a TCP port; if it
+# exits or does not answer, prints its log and fails.
 wait_port() {
   local name=$1 port=$2
   for _ in $(seq 1 300); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-    if [ -f "$RUN/$name.pid" ] && ! kill -0 "$(cat "$RUN/$name.pid")" 2>/dev/null; then break; fi
+    running "$name" || break
+    if port_open "$port"; then return 0; fi
     sleep 0.1
   done
   echo "ERROR: $name did not start on 127.0.0.1:$port. Its log ($RUN/$name.log):" >&2
@@ -46,11 +65,26 @@ wait_port() {
   exit 1
 }
 
+# free_port NAME PORT: fails loudly when a process that is not our NAME holds the port.
+free_port() {
+  local name=$1 port=$2
+  if ! running "$name" && port_open "$port"; then
+    echo "ERROR: 127.0.0.1:$port (for $name, profile $PROFILE) is taken by another process:" >&2
+    ss -ltnp "sport = :$port" >&2 2>/dev/null || true
+    exit 1
+  fi
+}
+
 running() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
 
 start() {
   build
   mkdir -p "$RUN" "$DATA/nats" "$DATA/ferretdb" "$DATA/mailpit"
+  free_port nats "$NATS_PORT"
+  free_port nats "$NATS_HTTP"
+  free_port ferretdb "$MONGO_PORT"
+  free_port mailpit "$SMTP_PORT"
+  free_port mailpit "$MAIL_HTTP"
   cat > "$RUN/nats.conf" <<CONF
 listen: 127.0.0.1:$NATS_PORT
 http: 127.0.0.1:$NATS_HTTP
@@ -82,9 +116,20 @@ CONF
   echo "servers ($PROFILE) up: nats 127.0.0.1:$NATS_PORT, mongodb-wire 127.0.0.1:$MONGO_PORT, smtp 127.0.0.1:$SMTP_PORT (mail UI http://127.0.0.1:$MAIL_HTTP)"
 }
 
+# stop: SIGTERM to each server, then waits up to 10 s for it to exit (SIGKILL after that),
+# so a following start finds the ports and data directories free.
 stop() {
+  local s pid
   for s in mailpit ferretdb nats; do
-    if running "$s"; then kill "$(cat "$RUN/$s.pid")" 2>/dev/null || true; fi
+    if running "$s"; then
+      pid=$(cat "$RUN/$s.pid")
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      if kill -0 "$pid" 2>/dev/null; then
+        echo "$s (pid $pid) did not stop in 10 s; killing it" >&2
+        kill -9 "$pid" 2>/dev/null || true
+      fi
+    fi
     rm -f "$RUN/$s.pid"
   done
 }

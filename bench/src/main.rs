@@ -1,1 +1,371 @@
-fn main() {}
+//! `onsale`: the on-sale storm against the system running on 127.0.0.1 (`scripts/up.sh`),
+//! then the raw ceilings of the servers underneath, then the peak memory of the product's
+//! processes. It stops by itself: every loop is bounded, and `--duration-limit-secs` is a
+//! hard stop.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use bench::api::Api;
+use bench::ceilings::{self, Ceiling, Limits, UpdateFilter};
+use bench::plan::EventPlan;
+use bench::report::{ms, rate, secs, Report};
+use bench::storm::{self, SeatPool, StormResult, StormSettings};
+use bench::{admin_password, note, procmem};
+use clap::Parser;
+use futures::{stream, StreamExt, TryStreamExt};
+
+/// On-sale storm: many buyers hold seats of one event at once, measured end to end, with
+/// the raw NATS KV and MongoDB ceilings of this machine for comparison.
+#[derive(Debug, Parser)]
+#[command(name = "onsale")]
+struct Args {
+    /// Base URL of the gateway.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+
+    /// Admin e-mail (creates and publishes the event).
+    #[arg(
+        long,
+        env = "TICKETING_ADMIN_EMAIL",
+        default_value = "admin@example.com"
+    )]
+    admin_email: String,
+
+    /// Admin password; when absent, the one scripts/up.sh kept beside the run dir.
+    #[arg(long, env = "TICKETING_ADMIN_PASSWORD", hide_env_values = true)]
+    admin_password: Option<String>,
+
+    /// Seats of the event (rounded up to whole rows).
+    #[arg(long, default_value_t = 5000)]
+    seats: usize,
+
+    /// Buyers, each its own user, all buying at once.
+    #[arg(long, default_value_t = 200)]
+    buyers: usize,
+
+    /// A buyer asks for 1 to this many adjacent-ish seats per hold.
+    #[arg(long, default_value_t = 4)]
+    max_seats_per_request: usize,
+
+    /// Hold requests one buyer may send (successes and failures alike).
+    #[arg(long, default_value_t = 100)]
+    attempts_per_buyer: usize,
+
+    /// Registrations and logins in flight at once during set-up.
+    #[arg(long, default_value_t = 16)]
+    setup_concurrency: usize,
+
+    /// NATS server for the KV ceiling.
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    nats_url: String,
+
+    /// MongoDB-wire server for the conditional-update ceiling.
+    #[arg(long, default_value = "mongodb://127.0.0.1:27017/")]
+    mongodb_uri: String,
+
+    /// Documents the MongoDB ceiling updates (at least one per concurrent task).
+    #[arg(long, default_value_t = 1000)]
+    mongo_docs: usize,
+
+    /// Most operations of each ceiling loop.
+    #[arg(long, default_value_t = 50_000)]
+    ceiling_ops: u64,
+
+    /// Most seconds of each ceiling loop.
+    #[arg(long, default_value_t = 10)]
+    ceiling_secs: u64,
+
+    /// Skip the ceilings (storm only).
+    #[arg(long, conflicts_with = "ceilings_only")]
+    no_ceilings: bool,
+
+    /// Skip the informative `update_one({_id})` loop (not part of the ratio).
+    #[arg(long)]
+    no_id_only_ceiling: bool,
+
+    /// Measure only the ceilings (no gateway needed).
+    #[arg(long)]
+    ceilings_only: bool,
+
+    /// Where scripts/up.sh keeps gateway.pid and workers.pid.
+    #[arg(long, default_value = ".data/dev/run")]
+    run_dir: PathBuf,
+
+    /// Hard stop of the whole run, in seconds.
+    #[arg(long, default_value_t = 120)]
+    duration_limit_secs: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let limit = Duration::from_secs(args.duration_limit_secs);
+    let deadline = Instant::now() + limit;
+    // Every phase watches the deadline; this is the backstop for one that hangs.
+    match tokio::time::timeout(limit + Duration::from_secs(15), run(args, deadline)).await {
+        Ok(r) => r,
+        Err(_) => bail!("hard stop: the run exceeded --duration-limit-secs"),
+    }
+}
+
+async fn run(args: Args, deadline: Instant) -> anyhow::Result<()> {
+    let run_started = Instant::now();
+    let storm = if args.ceilings_only {
+        None
+    } else {
+        let (report, result) = storm_phase(&args, deadline).await?;
+        print!("{}", report.text());
+        Some(result)
+    };
+
+    let mut report = Report::default();
+    if args.no_ceilings {
+        report
+            .section("raw ceilings")
+            .line("skipped", "--no-ceilings");
+    } else {
+        eprintln!("measuring the raw ceilings");
+        ceilings_report(&mut report, &args, storm.as_ref(), deadline).await;
+    }
+    report.section("peak memory (VmHWM)");
+    for name in ["gateway", "workers"] {
+        let v = procmem::peak_memory(&args.run_dir, name).unwrap_or_else(|| "unknown".into());
+        report.line(name, v);
+    }
+    report
+        .section("run")
+        .line("total duration", secs(run_started.elapsed()));
+    print!("{}", report.text());
+    Ok(())
+}
+
+/// Set-up (admin login, event, buyers, seat map), then the storm; its report.
+async fn storm_phase(args: &Args, deadline: Instant) -> anyhow::Result<(Report, StormResult)> {
+    let api = Api::new(&args.url, args.buyers + args.setup_concurrency)?;
+    let password = admin_password(args.admin_password.clone(), &args.run_dir)?;
+
+    eprintln!("set-up against {}", args.url);
+    let admin = api
+        .login_with_retry(&args.admin_email, &password, Duration::from_secs(30))
+        .await?;
+    let plan = EventPlan::with_seats(&format!("On-sale storm {}", run_tag()), args.seats)?;
+    let event_id = api.create_published_event(&admin, &plan).await?;
+    note(&format!(
+        "event {event_id} published with {} seats",
+        plan.total_seats()
+    ));
+
+    let tokens = buyers(&api, args, deadline).await?;
+    note(&format!("{} buyers registered and logged in", tokens.len()));
+
+    let seats = api.available_seats(&event_id).await?;
+    if seats.is_empty() {
+        bail!("the seat map of event {event_id} lists no available seats");
+    }
+    let pool = Arc::new(SeatPool::new(seats));
+    note(&format!(
+        "seat map: {} available seats; storm starts",
+        pool.total()
+    ));
+
+    let result = storm::run(
+        &api,
+        tokens,
+        pool.clone(),
+        StormSettings {
+            event_id: event_id.clone(),
+            attempts_per_buyer: args.attempts_per_buyer,
+            max_seats_per_buyer_request: args.max_seats_per_request,
+            deadline,
+        },
+    )
+    .await;
+    let mut report = Report::default();
+    storm_report(&mut report, args, &event_id, &pool, &result);
+    Ok((report, result))
+}
+
+/// Registers and logs in `--buyers` users, `--setup-concurrency` at a time.
+async fn buyers(api: &Api, args: &Args, deadline: Instant) -> anyhow::Result<Vec<String>> {
+    let tag = run_tag();
+    let password = "bench-Passw0rd!";
+    let make = |i: usize| {
+        let api = api.clone();
+        let email = format!("buyer-{tag}-{i}@bench.example.com");
+        async move {
+            if Instant::now() >= deadline {
+                bail!("duration limit reached during set-up");
+            }
+            api.register(&email, password, &format!("Buyer {i}"))
+                .await?;
+            api.login(&email, password).await
+        }
+    };
+    stream::iter(0..args.buyers)
+        .map(make)
+        .buffer_unordered(args.setup_concurrency.max(1))
+        .try_collect()
+        .await
+        .context("registering the buyers")
+}
+
+fn storm_report(r: &mut Report, args: &Args, event_id: &str, pool: &SeatPool, s: &StormResult) {
+    let attempts = s.holds + s.conflicts + s.other.values().sum::<u64>();
+    r.section("on-sale storm (POST /v1/events/{id}/holds)")
+        .line("event", event_id)
+        .line("seats on sale", pool.total())
+        .line("buyers (concurrent)", args.buyers)
+        .line(
+            "seats per request",
+            format!("1 to {}", args.max_seats_per_request),
+        )
+        .line("duration", secs(s.duration))
+        .line(
+            "ended by",
+            if s.sold_out {
+                "sold out"
+            } else if s.deadline_hit {
+                "duration limit"
+            } else {
+                "attempt budgets spent"
+            },
+        )
+        .line(
+            "hold requests",
+            format!("{attempts} ({})", rate(attempts, s.duration)),
+        )
+        .line(
+            "successful holds",
+            format!("{} ({})", s.holds, rate(s.holds, s.duration)),
+        )
+        .line(
+            "seats held",
+            format!("{} ({})", s.seats_held, rate(s.seats_held, s.duration)),
+        )
+        .line("conflicts (409)", s.conflicts)
+        .latencies("hold", &s.latency_us);
+    if s.other.is_empty() {
+        r.line("other answers", 0);
+    }
+    for (status, n) in &s.other {
+        let label = if *status == 0 {
+            "other: no HTTP answer".to_string()
+        } else {
+            format!("other: HTTP {status}")
+        };
+        r.line(&label, n);
+    }
+}
+
+async fn ceilings_report(
+    r: &mut Report,
+    args: &Args,
+    storm: Option<&StormResult>,
+    deadline: Instant,
+) {
+    r.section(&format!("raw ceilings ({} concurrent)", args.buyers));
+    let mut lowest: Option<(&str, f64)> = None;
+    let kv = match ceiling_limits(args, deadline) {
+        Some(l) => Some(ceilings::nats_kv_creates(&args.nats_url, &l).await),
+        None => None,
+    };
+    if let Some(rate) = show(r, "NATS KV create", kv) {
+        lowest = Some(("NATS KV create", rate));
+    }
+    let mongo = match ceiling_limits(args, deadline) {
+        Some(l) => Some(mongo_loop(args, UpdateFilter::IdAndVersion, &l).await),
+        None => None,
+    };
+    if let Some(rate) = show(r, "MongoDB conditional update_one", mongo) {
+        if lowest.is_none_or(|(_, l)| rate < l) {
+            lowest = Some(("MongoDB conditional update_one", rate));
+        }
+    }
+    // For comparison only: the same update filtered by `_id` alone, the shape the hot
+    // path uses because FerretDB's SQLite backend pushes only that filter down to SQL.
+    if !args.no_id_only_ceiling {
+        let by_id = match ceiling_limits(args, deadline) {
+            Some(l) => Some(mongo_loop(args, UpdateFilter::IdOnly, &l).await),
+            None => None,
+        };
+        show(r, "MongoDB update_one by _id alone", by_id);
+    }
+    match (storm, lowest) {
+        (None, _) => {
+            r.line("holds/s : lower ceiling", "no storm in this run");
+        }
+        (Some(storm), Some((name, ceiling))) if ceiling > 0.0 => {
+            let holds = storm.holds as f64 / storm.duration.as_secs_f64().max(1e-9);
+            r.line(
+                "holds/s : lower ceiling",
+                format!(
+                    "{:.3} (lower ceiling: {name}, {ceiling:.1}/s)",
+                    holds / ceiling
+                ),
+            );
+        }
+        _ => {
+            r.line("holds/s : lower ceiling", "unknown (no ceiling measured)");
+        }
+    }
+}
+
+async fn mongo_loop(args: &Args, filter: UpdateFilter, limits: &Limits) -> anyhow::Result<Ceiling> {
+    ceilings::mongo_updates(&args.mongodb_uri, args.mongo_docs, filter, limits).await
+}
+
+/// The limits of one ceiling loop, or `None` when the run's deadline leaves no time.
+fn ceiling_limits(args: &Args, deadline: Instant) -> Option<Limits> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left < Duration::from_secs(1) {
+        return None;
+    }
+    Some(Limits {
+        concurrency: args.buyers.max(1),
+        max_ops: args.ceiling_ops,
+        max_time: left.min(Duration::from_secs(args.ceiling_secs)),
+    })
+}
+
+/// Prints one ceiling; its rate when it was measured.
+fn show(r: &mut Report, name: &str, c: Option<anyhow::Result<Ceiling>>) -> Option<f64> {
+    match c {
+        None => {
+            r.line(name, "skipped (duration limit reached)");
+            None
+        }
+        Some(Err(e)) => {
+            r.line(name, format!("failed: {e:#}"));
+            None
+        }
+        Some(Ok(c)) => {
+            let mut text = format!("{:.1}/s ({} in {})", c.per_sec(), c.ops, secs(c.duration));
+            if c.failed > 0 {
+                text.push_str(&format!(", {} failed", c.failed));
+            }
+            r.line(name, text);
+            if !c.latency_us.is_empty() {
+                r.line(
+                    &format!("{name} p50/p99"),
+                    format!(
+                        "{} / {}",
+                        ms(c.latency_us.value_at_quantile(0.5)),
+                        ms(c.latency_us.value_at_quantile(0.99))
+                    ),
+                );
+            }
+            Some(c.per_sec())
+        }
+    }
+}
+
+/// A tag unique to this run (milliseconds since the epoch), for names and e-mails.
+fn run_tag() -> String {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis().to_string())
+        .unwrap_or_else(|_| std::process::id().to_string())
+}

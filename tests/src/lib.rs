@@ -1,1 +1,296 @@
-//! placeholder
+//! The end-to-end harness: `spawn_app()` starts the workers and the gateway in-process
+//! against the real nats-server and MongoDB-wire server, each test with its own subject
+//! and bucket namespace, database and HTTP port, so tests run in parallel.
+//!
+//! Servers come from `TICKETING_NATS_URL` and `TICKETING_MONGODB_URI` (`scripts/test.sh`
+//! starts the test profile and exports them; the defaults are that profile's ports).
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use bson::doc;
+use serde_json::{json, Value};
+use streams::commands::{Command, CommandEnvelope, Issuer, RequestContext};
+use streams::replies::ReplyRouter;
+use streams::{Namespace, Reply};
+
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "admin-password-123";
+pub const PASSWORD: &str = "correct horse battery";
+
+pub fn nats_url() -> String {
+    std::env::var("TICKETING_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:14222".into())
+}
+
+pub fn mongodb_uri() -> String {
+    std::env::var("TICKETING_MONGODB_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:37017/".into())
+}
+
+/// A running stack for one test.
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub ns: Namespace,
+    pub db: mongodb::Database,
+    pub nats: async_nats::Client,
+    pub js: jetstream::Context,
+    pub workers: Option<workers::Running>,
+    pub workers_cfg: workers::Config,
+    gateway: Option<tokio::task::JoinHandle<()>>,
+    stop_gateway: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+/// Options a test may change before the stack starts.
+pub struct Options {
+    pub hold_ttl_secs: u64,
+    pub hold_lock_grace_secs: u64,
+    pub expiry_sweep_secs: u64,
+    pub booking_ttl_secs: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { hold_ttl_secs: 600, hold_lock_grace_secs: 30, expiry_sweep_secs: 1, booking_ttl_secs: 1800 }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub async fn spawn_app_with(o: Options) -> TestApp {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let ns_root = format!("t{}", &id[..12]);
+    let db_name = format!("test_{}", &id[..12]);
+    let mut wcfg = workers::Config::for_servers(&nats_url(), &mongodb_uri(), &db_name, &ns_root);
+    wcfg.hold_ttl_secs = o.hold_ttl_secs;
+    wcfg.hold_lock_grace_secs = o.hold_lock_grace_secs;
+    wcfg.expiry_sweep_secs = o.expiry_sweep_secs;
+    wcfg.booking_ttl_secs = o.booking_ttl_secs;
+    wcfg.payment_retry_base_ms = 20;
+    wcfg.payment_retry_cap_ms = 100;
+    wcfg.concurrency = 64;
+    let running = workers::run(wcfg.clone()).await.expect("workers start (are the test servers up? scripts/test.sh starts them)");
+
+    let mut gcfg = gateway::Config::for_servers(&nats_url(), &ns_root);
+    gcfg.admin_email = Some(ADMIN_EMAIL.into());
+    gcfg.admin_password = Some(ADMIN_PASSWORD.to_string().into());
+    gcfg.fast_hashing = true;
+    let app = gateway::Application::build(gcfg).await.expect("gateway starts");
+    let port = app.port();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        let _ = app
+            .run_until_stopped(async move {
+                let _ = rx.await;
+            })
+            .await;
+    });
+    let nats = async_nats::connect(nats_url()).await.expect("nats");
+    let js = jetstream::new(nats.clone());
+    let mongo = mongodb::Client::with_uri_str(mongodb_uri()).await.expect("mongodb");
+    TestApp {
+        base: format!("http://127.0.0.1:{port}"),
+        http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client"),
+        ns: Namespace::new(&ns_root),
+        db: mongo.database(&db_name),
+        nats,
+        js,
+        workers: Some(running),
+        workers_cfg: wcfg,
+        gateway: Some(handle),
+        stop_gateway: Some(tx),
+    }
+}
+
+/// An HTTP answer: status and JSON body (Null when empty).
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Resp {
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends a request; `body` None sends no body.
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>, headers: &[(&str, &str)]) -> Resp {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut rb = self.http.request(m, self.url(path));
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let r = rb.send().await.expect("request sent");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let bytes = r.bytes().await.expect("body");
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into())) };
+        Resp { status, body, headers }
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
+        self.call("GET", path, token, None, &[]).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: Value) -> Resp {
+        self.call("POST", path, token, Some(body), &[]).await
+    }
+
+    /// Logs in, retrying while the account is being created (the admin is created
+    /// asynchronously at start-up).
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let mut last = None;
+        for _ in 0..100 {
+            let r = self.post("/v1/auth/login", None, json!({"email": email, "password": password})).await;
+            if r.status == 200 {
+                return r.body["accessToken"].as_str().expect("accessToken").to_string();
+            }
+            last = Some(r);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("login of {email} failed: {last:?}");
+    }
+
+    pub async fn admin_token(&self) -> String {
+        self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await
+    }
+
+    /// Registers a user with a fresh e-mail and logs in: (user id, token).
+    pub async fn new_user(&self) -> (String, String) {
+        let email = format!("u{}@example.com", uuid::Uuid::new_v4().simple());
+        let r = self.post("/v1/auth/register", None, json!({"email": email, "password": PASSWORD, "name": "Test User"})).await;
+        assert_eq!(r.status, 201, "register: {r:?}");
+        let id = r.body["id"].as_str().expect("user id").to_string();
+        (id, self.login(&email, PASSWORD).await)
+    }
+
+    /// Creates and publishes an event with `rows` rows of `per_row` seats at 25.00 (rows
+    /// A..), returning its id.
+    pub async fn published_event(&self, admin: &str, rows: u8, per_row: u32) -> String {
+        let last = (b'A' + rows - 1) as char;
+        let r = self
+            .post(
+                "/v1/events",
+                Some(admin),
+                json!({
+                    "name": "Test Concert", "description": "A test", "eventDate": "2030-06-01", "eventTime": "20:00",
+                    "venue": "Hall", "city": "Lisbon", "country": "PT", "category": "concert",
+                    "sections": [{"name": "Standard", "price": "25.00", "rows": format!("A-{last}"), "seatsPerRow": per_row}]
+                }),
+            )
+            .await;
+        assert_eq!(r.status, 201, "create event: {r:?}");
+        let id = r.body["id"].as_str().expect("event id").to_string();
+        let p = self.post(&format!("/v1/events/{id}/publish"), Some(admin), json!({})).await;
+        assert_eq!(p.status, 200, "publish: {p:?}");
+        id
+    }
+
+    /// Holds `seats` and books the hold: the booking's JSON.
+    pub async fn book(&self, token: &str, event_id: &str, seats: &[String]) -> Value {
+        let h = self.post(&format!("/v1/events/{event_id}/holds"), Some(token), json!({"seatIds": seats})).await;
+        assert_eq!(h.status, 201, "hold: {h:?}");
+        let b = self.post("/v1/bookings", Some(token), json!({"holdId": h.body["id"]})).await;
+        assert_eq!(b.status, 201, "booking: {b:?}");
+        b.body
+    }
+
+    /// Pays a booking with a card: the whole answer.
+    pub async fn pay(&self, token: &str, booking_id: &str, card: &str) -> Resp {
+        self.post(&format!("/v1/bookings/{booking_id}/payments"), Some(token), json!({"method": "card", "cardNumber": card})).await
+    }
+
+    /// The seat ids of an event, in row/number order.
+    pub async fn seat_ids(&self, event_id: &str) -> Vec<String> {
+        let r = self.get(&format!("/v1/events/{event_id}/seats"), None).await;
+        assert_eq!(r.status, 200, "seats: {r:?}");
+        r.body["items"].as_array().expect("items").iter().map(|s| s["id"].as_str().expect("seat id").to_string()).collect()
+    }
+
+    /// Publishes a command straight to JetStream, as another system would, and waits for
+    /// its reply on an inbox of ours.
+    pub async fn send_command(&self, env: &CommandEnvelope) -> Option<Reply> {
+        let router = ReplyRouter::start(self.nats.clone()).await.expect("router");
+        let pending = router.register();
+        streams::publish::publish_command(&self.js, &self.ns, env, Some(&pending.inbox), None).await.expect("published");
+        pending.wait(Duration::from_secs(10)).await
+    }
+
+    /// Stops the workers (draining in-flight messages).
+    pub async fn stop_workers(&mut self) {
+        if let Some(w) = self.workers.take() {
+            w.shutdown().await;
+        }
+    }
+
+    pub async fn start_workers(&mut self) {
+        self.workers = Some(workers::run(self.workers_cfg.clone()).await.expect("workers restart"));
+    }
+
+    pub async fn count(&self, collection: &str, filter: bson::Document) -> u64 {
+        self.db.collection::<bson::Document>(collection).count_documents(filter).await.expect("count")
+    }
+
+    pub async fn find_one(&self, collection: &str, filter: bson::Document) -> Option<bson::Document> {
+        self.db.collection::<bson::Document>(collection).find_one(filter).await.expect("find")
+    }
+
+    /// `availableSeats` of the event and the count of its available seats.
+    pub async fn seat_counts(&self, event_id: &str) -> (i64, i64) {
+        let oid = bson::oid::ObjectId::parse_str(event_id).expect("oid");
+        let ev = self.find_one("events", doc! {"_id": oid}).await.expect("event");
+        let counter = ev.get_i64("availableSeats").or_else(|_| ev.get_i32("availableSeats").map(i64::from)).expect("availableSeats");
+        let real = self.count("seats", doc! {"eventId": oid, "status": "available"}).await as i64;
+        (counter, real)
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop_gateway.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.gateway.take() {
+            let _ = h.await;
+        }
+        self.stop_workers().await;
+        let _ = self.db.drop().await;
+    }
+}
+
+/// A command envelope as another system would send it.
+pub fn envelope(id: &str, issuer: Option<Issuer>, command: Command) -> CommandEnvelope {
+    CommandEnvelope { id: id.into(), issuer, issued_at: chrono::Utc::now(), context: RequestContext::default(), command }
+}
+
+/// Waits until `f` returns true, checking every 100 ms, for at most `timeout`.
+pub async fn wait_until<F, Fut>(timeout: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if f().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

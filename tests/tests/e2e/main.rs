@@ -1,1 +1,10 @@
+//! End-to-end tests against the real nats-server and MongoDB-wire server: one test
+//! binary, each test with its own stack from `e2e::spawn_app()`.
 
+mod accounts;
+mod bad_input;
+mod events;
+mod holds;
+mod money;
+mod race;
+mod redelivery;

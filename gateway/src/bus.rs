@@ -1,0 +1,149 @@
+//! The gateway's view of NATS: send a command and wait for its reply, read a stored
+//! result, ask a query. [`NatsBus`] is the real one; the trait lets the router be tested
+//! with an in-memory stand-in and no server.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_nats::jetstream;
+use futures::future::BoxFuture;
+use streams::codes::Reply;
+use streams::commands::CommandEnvelope;
+use streams::publish::publish_command;
+use streams::queries::{ask, QueryRequest};
+use streams::replies::{ReplyRouter, Results, StoredResult};
+use streams::{Namespace, WireError};
+
+/// How often a duplicate command's result is looked for while waiting.
+const RESULT_POLL: Duration = Duration::from_millis(50);
+
+/// What became of a sent command.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sent {
+    /// The worker answered in time (or had answered a first copy of it).
+    Replied(Reply),
+    /// Published durably but not answered within the reply timeout.
+    Pending,
+}
+
+pub trait Bus: Send + Sync + 'static {
+    /// Publishes `env` and waits up to the reply timeout for its result. A command id
+    /// seen inside JetStream's duplicate window waits for the first copy's stored result.
+    fn send<'a>(
+        &'a self,
+        env: &'a CommandEnvelope,
+        request_id: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Sent, WireError>>;
+
+    /// The stored result of a command, if it has one.
+    fn stored<'a>(
+        &'a self,
+        command_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<StoredResult>, WireError>>;
+
+    /// Asks the queries worker (503 `unavailable` replies when nobody answers in time).
+    fn ask<'a>(&'a self, req: &'a QueryRequest) -> BoxFuture<'a, Result<Reply, WireError>>;
+
+    /// Whether the connection to NATS is up right now.
+    fn connected(&self) -> bool;
+}
+
+/// The bus over a NATS connection.
+pub struct NatsBus {
+    client: async_nats::Client,
+    js: jetstream::Context,
+    ns: Namespace,
+    replies: ReplyRouter,
+    results: Results,
+    reply_timeout: Duration,
+    query_timeout: Duration,
+}
+
+impl NatsBus {
+    pub fn new(
+        client: async_nats::Client,
+        ns: Namespace,
+        replies: ReplyRouter,
+        results: Results,
+        reply_timeout: Duration,
+        query_timeout: Duration,
+    ) -> Arc<Self> {
+        let js = jetstream::new(client.clone());
+        Arc::new(NatsBus {
+            client,
+            js,
+            ns,
+            replies,
+            results,
+            reply_timeout,
+            query_timeout,
+        })
+    }
+
+    async fn poll_result(
+        &self,
+        command_id: &str,
+        deadline: tokio::time::Instant,
+    ) -> Result<Sent, WireError> {
+        loop {
+            if let Some(stored) = self.results.get(command_id).await? {
+                return Ok(Sent::Replied(stored.reply));
+            }
+            if tokio::time::Instant::now() + RESULT_POLL > deadline {
+                return Ok(Sent::Pending);
+            }
+            tokio::time::sleep(RESULT_POLL).await;
+        }
+    }
+
+    #[tracing::instrument(skip_all, fields(command_id = %env.id, kind = env.command.route().1), err)]
+    async fn send_now(
+        &self,
+        env: &CommandEnvelope,
+        request_id: Option<&str>,
+    ) -> Result<Sent, WireError> {
+        let deadline = tokio::time::Instant::now() + self.reply_timeout;
+        // Registered before publishing, so a fast reply cannot arrive before we listen.
+        let pending = self.replies.register();
+        let published =
+            publish_command(&self.js, &self.ns, env, Some(&pending.inbox), request_id).await?;
+        if published.duplicate {
+            drop(pending);
+            tracing::debug!("duplicate command: waiting for the first copy's result");
+            return self.poll_result(&env.id, deadline).await;
+        }
+        match pending.wait(self.reply_timeout).await {
+            Some(reply) => Ok(Sent::Replied(reply)),
+            // The reply may have been lost (a reconnect) after the result was stored.
+            None => match self.results.get(&env.id).await? {
+                Some(stored) => Ok(Sent::Replied(stored.reply)),
+                None => Ok(Sent::Pending),
+            },
+        }
+    }
+}
+
+impl Bus for NatsBus {
+    fn send<'a>(
+        &'a self,
+        env: &'a CommandEnvelope,
+        request_id: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<Sent, WireError>> {
+        Box::pin(self.send_now(env, request_id))
+    }
+
+    fn stored<'a>(
+        &'a self,
+        command_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<StoredResult>, WireError>> {
+        Box::pin(self.results.get(command_id))
+    }
+
+    fn ask<'a>(&'a self, req: &'a QueryRequest) -> BoxFuture<'a, Result<Reply, WireError>> {
+        Box::pin(ask(&self.client, &self.ns, req, self.query_timeout))
+    }
+
+    fn connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+}

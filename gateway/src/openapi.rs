@@ -1,0 +1,111 @@
+//! The OpenAPI document served at `/openapi.json`, generated from the handlers'
+//! `#[utoipa::path]` annotations and the request types. Responses that are a worker's
+//! document (a user, an event, a hold) are described as generic objects.
+
+use std::sync::OnceLock;
+
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::routes::{accounts, events, holds, ops};
+
+/// Every error: `{"error": {"code", "message", "details"?}}`.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable code such as `seats_unavailable`.
+    #[schema(example = "seats_unavailable")]
+    pub code: String,
+    /// For people; may change.
+    pub message: String,
+    /// Facts about the error, such as the seats that were taken.
+    pub details: Option<Value>,
+}
+
+/// 202: the command is durable but its worker has not answered yet.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingCommand {
+    pub command_id: String,
+    /// Always `pending`.
+    #[schema(example = "pending")]
+    pub status: String,
+    /// Where to read the result: `/v1/commands/{id}`.
+    pub location: String,
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Ticketing API",
+        description = "Events, seats and holds. Every state change is a command: responses carry `Ticketing-Command-Id`, and a command not answered in time is 202 with `Location: /v1/commands/{id}`. Send `Idempotency-Key` on a POST to make retries safe. Errors are `{\"error\": {\"code\", \"message\"}}`."
+    ),
+    paths(
+        accounts::register,
+        accounts::login,
+        accounts::me,
+        events::create,
+        events::list,
+        events::read,
+        events::publish,
+        events::seats,
+        holds::create,
+        holds::read,
+        holds::release,
+        ops::command,
+        ops::audit_logs,
+        ops::healthz,
+        ops::readyz,
+        ops::metrics,
+        ops::openapi,
+    ),
+    components(schemas(
+        accounts::RegisterRequest,
+        accounts::LoginRequest,
+        accounts::TokenResponse,
+        events::CreateEventRequest,
+        events::SectionRequest,
+        events::PolicyRequest,
+        holds::CreateHoldRequest,
+        ErrorBody,
+        ErrorDetail,
+        PendingCommand,
+    )),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "accounts", description = "Registration, sign-in, your account"),
+        (name = "events", description = "Events and their seats"),
+        (name = "holds", description = "Seat holds"),
+        (name = "ops", description = "Health, metrics, command results, audit"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as JSON, built once.
+pub fn document() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| serde_json::to_value(ApiDoc::openapi()).unwrap_or(Value::Null))
+}

@@ -1,0 +1,150 @@
+//! The HTTP surface: every route, the fallbacks, and the middleware stack (request id,
+//! tracing, metrics, JSON errors, timeout, body limit).
+
+pub mod accounts;
+pub mod events;
+pub mod holds;
+pub mod ops;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use streams::commands::Issuer;
+use streams::queries::{Query, QueryRequest};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+
+use crate::config::Config;
+use crate::error::{reply_response, ApiError};
+use crate::state::AppState;
+
+/// The whole API with its middleware. Needs no server: tests drive it with `oneshot`.
+pub fn router(state: AppState, cfg: &Config) -> Router {
+    Router::new()
+        .merge(accounts::routes())
+        .merge(events::routes())
+        .merge(holds::routes())
+        .merge(ops::routes())
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+        // Innermost first: each layer wraps the ones above it.
+        .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            cfg.request_timeout(),
+        ))
+        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn(crate::metrics::track))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request| {
+                    let request_id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    // The path only: query strings may carry e-mails or search text.
+                    tracing::info_span!(
+                        "http",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        request_id,
+                    )
+                })
+                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::from_status(StatusCode::NOT_FOUND)
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::from_status(StatusCode::METHOD_NOT_ALLOWED)
+}
+
+/// Gives every error response our JSON body, including those made below the handlers
+/// (the timeout layer's 503, a 413 from the body limit); headers such as `Allow` and
+/// `x-request-id` are kept.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, _) = response.into_parts();
+    let (_, body) = ApiError::from_status(status).into_response().into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, body)
+}
+
+/// Asks the queries worker and forwards its reply.
+pub async fn ask(
+    state: &AppState,
+    issuer: Option<Issuer>,
+    query: Query,
+) -> Result<Response, ApiError> {
+    let reply = state.bus.ask(&QueryRequest { issuer, query }).await?;
+    Ok(reply_response(reply))
+}
+
+/// Page and page size from the query string: page from 1 (default 1), limit 1 to 100
+/// (default 20); anything else is 400 `validation_failed`.
+pub fn page_and_limit(page: Option<&str>, limit: Option<&str>) -> Result<(u32, u32), ApiError> {
+    let page = match page.map(str::trim).filter(|s| !s.is_empty()) {
+        None => 1,
+        Some(p) => p
+            .parse::<u32>()
+            .ok()
+            .filter(|p| *p >= 1)
+            .ok_or_else(|| ApiError::validation("page must be a whole number from 1"))?,
+    };
+    let limit = match limit.map(str::trim).filter(|s| !s.is_empty()) {
+        None => 20,
+        Some(l) => l
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=100).contains(l))
+            .ok_or_else(|| ApiError::validation("limit must be a whole number from 1 to 100"))?,
+    };
+    Ok((page, limit))
+}
+
+/// A query-string value with blanks treated as absent.
+pub fn non_blank(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_default_and_bad_numbers_are_refused() {
+        assert_eq!(page_and_limit(None, None).unwrap(), (1, 20));
+        assert_eq!(page_and_limit(Some("3"), Some("100")).unwrap(), (3, 100));
+        for (p, l) in [
+            (Some("0"), None),
+            (Some("x"), None),
+            (None, Some("101")),
+            (None, Some("-1")),
+        ] {
+            assert!(page_and_limit(p, l).is_err(), "{p:?} {l:?}");
+        }
+    }
+}

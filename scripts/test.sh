@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Runs every check and test: the one command for developers and CI (.ci/run calls it).
+#
+#   scripts/test.sh [extra arguments for cargo test]
+#
+# Builds the servers if missing, starts the test-profile servers (nats 14222, mongodb-wire
+# 37017, smtp 11025, Mailpit API 18025), exports TICKETING_NATS_URL, TICKETING_MONGODB_URI,
+# TICKETING_SMTP_URL and TICKETING_MAILPIT_API, then runs
+#   cargo fmt --all --check
+#   cargo clippy --workspace --all-targets -- -D warnings
+#   cargo test --workspace
+# printing the time of each step. The test servers are stopped at the end (unless they were
+# already running before this script), and on failure the tails of their logs are printed.
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
+TEST_RUN="$ROOT/.data/test/run"
+T0=$SECONDS
+SUMMARY=()
+
+timed() {
+  local name=$1 t=$SECONDS rc=0
+  step "$@" || rc=$?
+  SUMMARY+=("$(printf '%-52s %5ds  %s' "$name" $((SECONDS - t)) "$([ "$rc" = 0 ] && echo ok || echo FAILED)")")
+  return "$rc"
+}
+
+servers_were_running=0
+for s in nats ferretdb mailpit; do
+  if [ -s "$TEST_RUN/$s.pid" ] && kill -0 "$(cat "$TEST_RUN/$s.pid")" 2>/dev/null; then
+    servers_were_running=1
+  fi
+done
+
+finish() {
+  local rc=$?
+  set +e
+  if [ "$rc" != 0 ]; then
+    for log in "$TEST_RUN"/nats.log "$TEST_RUN"/ferretdb.log "$TEST_RUN"/mailpit.log; do
+      [ -f "$log" ] || continue
+      echo "----- last lines of $log -----"
+      tail -n 30 "$log"
+    done
+  fi
+  if [ "$servers_were_running" = 1 ]; then
+    echo "test servers were already running before this script; left running"
+  else
+    bash scripts/servers.sh stop test
+  fi
+  echo
+  echo "step                                                   time  result"
+  printf '%s\n' "${SUMMARY[@]}"
+  printf '%-52s %5ds  %s\n' "total" $((SECONDS - T0)) "$([ "$rc" = 0 ] && echo ok || echo "FAILED (exit $rc)")"
+  exit "$rc"
+}
+trap finish EXIT
+
+if [ "$servers_were_running" = 0 ]; then
+  # Each run starts from empty stores; the tests also isolate themselves by namespace.
+  rm -rf "$ROOT/.data/test/nats" "$ROOT/.data/test/ferretdb" "$ROOT/.data/test/mailpit"
+fi
+timed "servers: build if missing" bash scripts/servers.sh build
+timed "servers: start (test)" bash scripts/servers.sh start test
+while IFS= read -r kv; do export "${kv?}"; done < <(bash scripts/servers.sh env test)
+echo "TICKETING_NATS_URL=$TICKETING_NATS_URL TICKETING_MONGODB_URI=$TICKETING_MONGODB_URI TICKETING_MAILPIT_API=$TICKETING_MAILPIT_API"
+
+timed "cargo fmt --all --check" cargo fmt --all --check
+timed "cargo clippy --workspace --all-targets -D warnings" cargo clippy --workspace --all-targets -- -D warnings
+timed "cargo test --workspace" cargo test --workspace "$@"
