@@ -22,12 +22,12 @@ proc_alive() {
 }
 
 # start_proc RUN NAME CMD...: starts CMD in the background (its own session, so a Ctrl-C
-# in the terminal does not reach it), logging to RUN/NAME.log (the previous log is kept as
-# NAME.log.1) and writing RUN/NAME.pid.
+# in the terminal does not reach it), logging to RUN/NAME.log without colours (the
+# previous log is kept as NAME.log.1) and writing RUN/NAME.pid.
 start_proc() {
   local run=$1 name=$2; shift 2
   [ -f "$run/$name.log" ] && mv -f "$run/$name.log" "$run/$name.log.1"
-  setsid "$@" </dev/null >"$run/$name.log" 2>&1 &
+  NO_COLOR=1 setsid "$@" </dev/null >"$run/$name.log" 2>&1 &
   echo $! >"$run/$name.pid"
   echo "started $name (pid $!), log $run/$name.log"
 }
@@ -52,4 +52,11 @@ stop_proc() {
 stop_product() {
   stop_proc "$1" gateway
   stop_proc "$1" workers
+}
+
+# log_tail FILE [LINES]: the end of a log, without the frames of a backtrace, so the
+# error line itself stays in view.
+log_tail() {
+  echo "----- last lines of $1 -----"
+  grep -vE '^[[:space:]]+([0-9]+: |at )' "$1" 2>/dev/null | tail -n "${2:-40}" || true
 }

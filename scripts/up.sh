@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole system locally: the one command a fresh machine needs.
 #
-#   scripts/up.sh
+#   scripts/up.sh [--no-build]
 #
 # Builds the servers if missing (scripts/servers.sh build), builds the product
 # (cargo build --release --bins), starts the dev servers (nats-server, FerretDB, Mailpit),
@@ -9,6 +9,7 @@
 # background, waits until GET /readyz answers 200, seeds a published demo event, and
 # prints the URL, the admin credentials and the demo event id.
 #
+# --no-build skips the cargo build and runs the binaries already in target/release.
 # Re-running restarts the product processes cleanly (the servers keep running).
 # scripts/down.sh stops everything. Pid files and logs: .data/dev/run/.
 #
@@ -24,6 +25,13 @@ cd "$ROOT"
 DEV="$ROOT/.data/dev"
 RUN="$DEV/run"
 READY_TIMEOUT=60
+BUILD=1
+for arg in "$@"; do
+  case "$arg" in
+    --no-build) BUILD=0 ;;
+    *) echo "usage: scripts/up.sh [--no-build]" >&2; exit 2 ;;
+  esac
+done
 # shellcheck source=scripts/lib.sh
 . "$ROOT/scripts/lib.sh"
 
@@ -46,7 +54,12 @@ LISTEN="${TICKETING_LISTEN:-127.0.0.1:8080}"
 URL="http://$LISTEN"
 
 step "servers: build if missing" bash scripts/servers.sh build
-step "cargo build --release --bins" cargo build --release --bins
+if [ "$BUILD" = 1 ]; then
+  step "cargo build --release --bins" cargo build --release --bins
+fi
+for b in ticketing-workers ticketing-gateway seed; do
+  [ -x "$ROOT/target/release/$b" ] || { echo "ERROR: target/release/$b is missing; run without --no-build" >&2; exit 1; }
+done
 step "servers: start (dev)" bash scripts/servers.sh start dev
 while IFS= read -r kv; do export "${kv?}"; done < <(bash scripts/servers.sh env dev)
 
@@ -61,21 +74,22 @@ start_proc "$RUN" workers env TICKETING_WORKERS=all "$ROOT/target/release/ticket
 start_proc "$RUN" gateway env TICKETING_LISTEN="$LISTEN" "$ROOT/target/release/ticketing-gateway"
 
 echo "waiting up to ${READY_TIMEOUT}s for $URL/readyz"
-ready=0
+problem=""
 for _ in $(seq 1 $((READY_TIMEOUT * 4))); do
   code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$URL/readyz" || true)
-  if [ "$code" = 200 ]; then ready=1; break; fi
+  if [ "$code" = 200 ]; then break; fi
   for p in gateway workers; do
-    if ! proc_alive "$RUN" "$p"; then echo "ERROR: the $p process exited" >&2; break 2; fi
+    if ! proc_alive "$RUN" "$p"; then problem="the $p process exited"; break 2; fi
   done
   sleep 0.25
 done
-if [ "$ready" != 1 ]; then
-  echo "ERROR: $URL/readyz did not answer 200 within ${READY_TIMEOUT}s" >&2
-  for p in gateway workers; do
-    echo "----- last lines of $RUN/$p.log -----" >&2
-    tail -n 40 "$RUN/$p.log" >&2 || true
-  done
+if [ "$code" != 200 ] && [ -z "$problem" ]; then
+  problem="$URL/readyz did not answer 200 within ${READY_TIMEOUT}s (last answer: ${code:-none})"
+fi
+if [ -n "$problem" ]; then
+  echo "ERROR: $problem" >&2
+  for p in gateway workers; do log_tail "$RUN/$p.log" >&2; done
+  stop_product "$RUN" >&2
   exit 1
 fi
 

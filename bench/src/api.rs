@@ -92,12 +92,17 @@ impl Api {
         password: &str,
         patience: Duration,
     ) -> anyhow::Result<String> {
-        let deadline = Instant::now() + patience;
+        let started = Instant::now();
+        let mut last_note: Option<Instant> = None;
         loop {
             match self.login(email, password).await {
                 Ok(t) => return Ok(t),
-                Err(e) if Instant::now() < deadline => {
-                    crate::note(&format!("login not yet possible ({e:#}); retrying"));
+                Err(e) if started.elapsed() < patience => {
+                    // One note at the first failure, then one every 5 s.
+                    if last_note.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
+                        crate::note(&format!("login not yet possible ({e:#}); retrying"));
+                        last_note = Some(Instant::now());
+                    }
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
                 Err(e) => {

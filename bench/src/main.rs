@@ -74,8 +74,9 @@ struct Args {
     #[arg(long, default_value_t = 50_000)]
     ceiling_ops: u64,
 
-    /// Most seconds of each ceiling loop.
-    #[arg(long, default_value_t = 10)]
+    /// Most seconds of each ceiling loop (the storm leaves them this time, plus slack for
+    /// the operations in flight, out of --duration-limit-secs).
+    #[arg(long, default_value_t = 5)]
     ceiling_secs: u64,
 
     /// Skip the ceilings (storm only).
@@ -148,6 +149,7 @@ async fn storm_phase(args: &Args, deadline: Instant) -> anyhow::Result<(Report, 
     let password = admin_password(args.admin_password.clone(), &args.run_dir)?;
 
     eprintln!("set-up against {}", args.url);
+    let setup_started = Instant::now();
     let admin = api
         .login_with_retry(&args.admin_email, &password, Duration::from_secs(30))
         .await?;
@@ -171,6 +173,13 @@ async fn storm_phase(args: &Args, deadline: Instant) -> anyhow::Result<(Report, 
         pool.total()
     ));
 
+    let setup = setup_started.elapsed();
+    let storm_deadline = deadline
+        .checked_sub(ceilings_reserve(args))
+        .unwrap_or(deadline);
+    if storm_deadline <= Instant::now() {
+        bail!("set-up took {setup:?}: no time left for the storm within --duration-limit-secs");
+    }
     let result = storm::run(
         &api,
         tokens,
@@ -179,11 +188,14 @@ async fn storm_phase(args: &Args, deadline: Instant) -> anyhow::Result<(Report, 
             event_id: event_id.clone(),
             attempts_per_buyer: args.attempts_per_buyer,
             max_seats_per_buyer_request: args.max_seats_per_request,
-            deadline,
+            deadline: storm_deadline,
         },
     )
     .await;
     let mut report = Report::default();
+    report
+        .section("set-up")
+        .line("admin login, event, buyers, seat map", secs(setup));
     storm_report(&mut report, args, &event_id, &pool, &result);
     Ok((report, result))
 }
@@ -226,7 +238,7 @@ fn storm_report(r: &mut Report, args: &Args, event_id: &str, pool: &SeatPool, s:
         .line(
             "ended by",
             if s.sold_out {
-                "sold out"
+                "sold out (no seat left in the buyers' view)"
             } else if s.deadline_hit {
                 "duration limit"
             } else {
@@ -250,13 +262,8 @@ fn storm_report(r: &mut Report, args: &Args, event_id: &str, pool: &SeatPool, s:
     if s.other.is_empty() {
         r.line("other answers", 0);
     }
-    for (status, n) in &s.other {
-        let label = if *status == 0 {
-            "other: no HTTP answer".to_string()
-        } else {
-            format!("other: HTTP {status}")
-        };
-        r.line(&label, n);
+    for (what, n) in &s.other {
+        r.line(&format!("other: {what}"), n);
     }
 }
 
@@ -316,6 +323,18 @@ async fn ceilings_report(
 async fn mongo_loop(args: &Args, filter: UpdateFilter, limits: &Limits) -> anyhow::Result<Ceiling> {
     ceilings::mongo_updates(&args.mongodb_uri, args.mongo_docs, filter, limits).await
 }
+
+/// The time the storm leaves for the ceilings: each loop's time plus slack for the
+/// operations still in flight when it ends.
+fn ceilings_reserve(args: &Args) -> Duration {
+    if args.no_ceilings {
+        return Duration::ZERO;
+    }
+    let loops = if args.no_id_only_ceiling { 2 } else { 3 };
+    Duration::from_secs(loops * (args.ceiling_secs + CEILING_SLACK_SECS))
+}
+
+const CEILING_SLACK_SECS: u64 = 8;
 
 /// The limits of one ceiling loop, or `None` when the run's deadline leaves no time.
 fn ceiling_limits(args: &Args, deadline: Instant) -> Option<Limits> {

@@ -31,6 +31,9 @@ struct PoolState {
     position: Vec<usize>,
 }
 
+/// How long past the deadline a request in flight may still finish.
+const DEADLINE_GRACE: Duration = Duration::from_secs(2);
+
 /// How far from the first pick a buyer looks for the rest of its seats.
 const ADJACENT_SPAN: usize = 12;
 
@@ -122,8 +125,8 @@ pub struct StormResult {
     pub holds: u64,
     pub seats_held: u64,
     pub conflicts: u64,
-    /// Other answers by HTTP status; 0 stands for "no HTTP answer".
-    pub other: BTreeMap<u16, u64>,
+    /// Other outcomes by label: `HTTP 202`, `no HTTP answer`, `cut off at the deadline`.
+    pub other: BTreeMap<String, u64>,
     pub duration: Duration,
     pub sold_out: bool,
     pub deadline_hit: bool,
@@ -134,7 +137,7 @@ struct BuyerTally {
     holds: u64,
     seats_held: u64,
     conflicts: u64,
-    other: BTreeMap<u16, u64>,
+    other: BTreeMap<String, u64>,
 }
 
 pub struct StormSettings {
@@ -214,7 +217,14 @@ async fn buyer(
         };
         let ids: Vec<&str> = picked.iter().map(|&i| pool.seat(i).id.as_str()).collect();
         let sent = Instant::now();
-        let outcome = api.hold(&token, &s.event_id, &ids).await;
+        // A request still unanswered at the deadline is abandoned, so the run stops on time.
+        let cutoff = tokio::time::Instant::from_std(s.deadline + DEADLINE_GRACE);
+        let Ok(outcome) =
+            tokio::time::timeout_at(cutoff, api.hold(&token, &s.event_id, &ids)).await
+        else {
+            *t.other.entry("cut off at the deadline".into()).or_default() += 1;
+            break;
+        };
         let us = sent.elapsed().as_micros().clamp(1, 300_000_000) as u64;
         let _ = t.latency_us.record(us);
         match outcome {
@@ -228,11 +238,11 @@ async fn buyer(
                 pool.remove_ids(&taken);
             }
             HoldOutcome::Status(code) => {
-                *t.other.entry(code).or_default() += 1;
+                *t.other.entry(format!("HTTP {code}")).or_default() += 1;
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             HoldOutcome::Transport => {
-                *t.other.entry(0).or_default() += 1;
+                *t.other.entry("no HTTP answer".into()).or_default() += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }

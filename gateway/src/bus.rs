@@ -44,6 +44,14 @@ pub trait Bus: Send + Sync + 'static {
     /// Asks the queries worker (503 `unavailable` replies when nobody answers in time).
     fn ask<'a>(&'a self, req: &'a QueryRequest) -> BoxFuture<'a, Result<Reply, WireError>>;
 
+    /// Puts a card number in the card vault under `token` (a short-lived KV entry the
+    /// payments worker reads and deletes), so it never travels in a command.
+    fn vault_card<'a>(
+        &'a self,
+        token: &'a str,
+        number: &'a str,
+    ) -> BoxFuture<'a, Result<(), WireError>>;
+
     /// Whether the connection to NATS is up right now.
     fn connected(&self) -> bool;
 }
@@ -55,6 +63,7 @@ pub struct NatsBus {
     ns: Namespace,
     replies: ReplyRouter,
     results: Results,
+    vault: async_nats::jetstream::kv::Store,
     reply_timeout: Duration,
     query_timeout: Duration,
 }
@@ -65,6 +74,7 @@ impl NatsBus {
         ns: Namespace,
         replies: ReplyRouter,
         results: Results,
+        vault: async_nats::jetstream::kv::Store,
         reply_timeout: Duration,
         query_timeout: Duration,
     ) -> Arc<Self> {
@@ -75,6 +85,7 @@ impl NatsBus {
             ns,
             replies,
             results,
+            vault,
             reply_timeout,
             query_timeout,
         })
@@ -141,6 +152,20 @@ impl Bus for NatsBus {
 
     fn ask<'a>(&'a self, req: &'a QueryRequest) -> BoxFuture<'a, Result<Reply, WireError>> {
         Box::pin(ask(&self.client, &self.ns, req, self.query_timeout))
+    }
+
+    fn vault_card<'a>(
+        &'a self,
+        token: &'a str,
+        number: &'a str,
+    ) -> BoxFuture<'a, Result<(), WireError>> {
+        Box::pin(async move {
+            self.vault
+                .put(token, bytes::Bytes::copy_from_slice(number.as_bytes()))
+                .await
+                .map(|_| ())
+                .map_err(WireError::nats)
+        })
     }
 
     fn connected(&self) -> bool {

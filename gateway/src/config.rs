@@ -49,9 +49,15 @@ pub struct Config {
     #[arg(long, env = "TICKETING_LISTEN", default_value = DEFAULT_LISTEN)]
     pub listen: String,
 
-    /// Secret that signs access tokens (HS256). The default is for development only and
-    /// is refused by nobody, so set it in every real deployment.
-    #[arg(long, env = "TICKETING_JWT_SECRET", default_value = DEV_JWT_SECRET, hide_default_value = true)]
+    /// Secret that signs access tokens (HS256). The default is a development value (a
+    /// warning is logged when it is in use): set your own in every real deployment.
+    #[arg(
+        long,
+        env = "TICKETING_JWT_SECRET",
+        default_value = DEV_JWT_SECRET,
+        hide_default_value = true,
+        hide_env_values = true
+    )]
     pub jwt_secret: SecretString,
 
     /// Lifetime of an access token, in seconds.

@@ -9,7 +9,7 @@ use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::routes::{accounts, events, holds, ops};
+use crate::routes::{accounts, bookings, events, holds, ops};
 
 /// Every error: `{"error": {"code", "message", "details"?}}`.
 #[derive(Serialize, ToSchema)]
@@ -75,6 +75,14 @@ impl Modify for BearerAuth {
         holds::create,
         holds::read,
         holds::release,
+        bookings::create,
+        bookings::read,
+        bookings::mine,
+        bookings::pay,
+        bookings::cancel,
+        bookings::cancel_event,
+        bookings::payment,
+        bookings::refund,
         ops::command,
         ops::audit_logs,
         ops::healthz,
@@ -90,6 +98,9 @@ impl Modify for BearerAuth {
         events::SectionRequest,
         events::PolicyRequest,
         holds::CreateHoldRequest,
+        bookings::CreateBookingRequest,
+        bookings::PayRequest,
+        bookings::CancelRequest,
         ErrorBody,
         ErrorDetail,
         PendingCommand,
@@ -99,6 +110,7 @@ impl Modify for BearerAuth {
         (name = "accounts", description = "Registration, sign-in, your account"),
         (name = "events", description = "Events and their seats"),
         (name = "holds", description = "Seat holds"),
+        (name = "bookings", description = "Bookings, payments and refunds"),
         (name = "ops", description = "Health, metrics, command results, audit"),
     )
 )]

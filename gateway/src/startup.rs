@@ -16,7 +16,7 @@ use streams::commands::{
 };
 use streams::publish::publish_command;
 use streams::replies::{ReplyRouter, Results};
-use streams::setup::{ensure_buckets, ensure_streams, WireConfig};
+use streams::setup::{ensure_buckets, ensure_card_vault, ensure_streams, WireConfig};
 use streams::Namespace;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
@@ -47,9 +47,15 @@ impl Application {
         if cfg.fast_hashing {
             warn!("TICKETING_ARGON2_TEST_PARAMS is on: passwords are hashed with test-only parameters");
         }
+        let servers: Vec<&str> = cfg
+            .nats_url
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
         let client = async_nats::ConnectOptions::new()
             .name("ticketing-gateway")
-            .connect(cfg.nats_url.as_str())
+            .connect(servers)
             .await
             .with_context(|| format!("connecting to NATS at {}", cfg.nats_url))?;
         let ns = Namespace::new(&cfg.namespace);
@@ -72,6 +78,9 @@ impl Application {
             ns.clone(),
             replies,
             Results::new(results),
+            ensure_card_vault(&js, &ns, &wire)
+                .await
+                .context("ensuring the card vault")?,
             cfg.reply_timeout(),
             cfg.query_timeout(),
         );

@@ -125,6 +125,15 @@ impl Bus for FakeBus {
         })
     }
 
+    fn vault_card<'a>(&'a self, _: &'a str, _: &'a str) -> BoxFuture<'a, Result<(), WireError>> {
+        Box::pin(async move {
+            if self.down {
+                return Err(WireError::nats("connection refused"));
+            }
+            Ok(())
+        })
+    }
+
     fn connected(&self) -> bool {
         self.connected
     }
@@ -987,4 +996,15 @@ async fn a_request_id_is_made_when_absent_and_echoed() {
     let app = app(FakeBus::echo());
     let r = app.call("GET", "/healthz", None, None, &[]).await;
     assert!(!r.headers["x-request-id"].is_empty());
+}
+
+#[tokio::test]
+async fn an_oversized_client_request_id_is_replaced() {
+    let app = app(FakeBus::echo());
+    let long = "x".repeat(500);
+    let r = app
+        .call("GET", "/healthz", None, None, &[("x-request-id", &long)])
+        .await;
+    let id = r.headers["x-request-id"].to_str().unwrap();
+    assert!(id.len() <= 128 && id != long);
 }

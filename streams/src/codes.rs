@@ -62,11 +62,21 @@ impl ErrorCode {
             InvalidJson | ValidationFailed | InvalidId => 400,
             Unauthorized | InvalidToken | TokenExpired | InvalidCredentials => 401,
             Forbidden => 403,
-            NotFound | EventNotFound | SeatNotFound | HoldNotFound | CommandNotFound | BookingNotFound | PaymentNotFound
-            | RefundNotFound => 404,
+            NotFound | EventNotFound | SeatNotFound | HoldNotFound | CommandNotFound
+            | BookingNotFound | PaymentNotFound | RefundNotFound => 404,
             CardDeclined | InsufficientFunds | ProcessingError | CardTokenExpired => 402,
-            EmailTaken | SeatsUnavailable | HoldNotActive | EventNotOnSale | EventNotDraft | IdempotencyKeyReused
-            | BookingNotPayable | BookingExpired | PaymentInProgress | AlreadyPaid | BookingNotCancellable | EventStarted
+            EmailTaken
+            | SeatsUnavailable
+            | HoldNotActive
+            | EventNotOnSale
+            | EventNotDraft
+            | IdempotencyKeyReused
+            | BookingNotPayable
+            | BookingExpired
+            | PaymentInProgress
+            | AlreadyPaid
+            | BookingNotCancellable
+            | EventStarted
             | EventNotCancellable => 409,
             MethodNotAllowed => 405,
             PayloadTooLarge => 413,
@@ -164,10 +174,17 @@ mod tests {
 
     #[test]
     fn codes_serialize_as_their_wire_names() {
-        for c in [ErrorCode::SeatsUnavailable, ErrorCode::InvalidJson, ErrorCode::TokenExpired] {
+        for c in [
+            ErrorCode::SeatsUnavailable,
+            ErrorCode::InvalidJson,
+            ErrorCode::TokenExpired,
+        ] {
             assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
         }
         assert_eq!(Reply::error(ErrorCode::SeatsUnavailable, "x").status, 409);
-        assert_eq!(Reply::error(ErrorCode::HoldNotFound, "x").code(), Some("hold_not_found"));
+        assert_eq!(
+            Reply::error(ErrorCode::HoldNotFound, "x").code(),
+            Some("hold_not_found")
+        );
     }
 }

@@ -205,7 +205,10 @@ mod tests {
             issuer: None,
             issued_at: Utc::now(),
             context: RequestContext::default(),
-            command: Command::CreateHold(CreateHold { event_id: ObjectId::new(), seat_ids: vec![ObjectId::new()] }),
+            command: Command::CreateHold(CreateHold {
+                event_id: ObjectId::new(),
+                seat_ids: vec![ObjectId::new()],
+            }),
         };
         let v = serde_json::to_value(&env).unwrap();
         assert_eq!(v["type"], "create_hold");
@@ -215,7 +218,13 @@ mod tests {
 
     #[test]
     fn idempotency_keys_are_scoped_to_the_user() {
-        assert_eq!(idempotent_command_id("u1", "k"), idempotent_command_id("u1", "k"));
-        assert_ne!(idempotent_command_id("u1", "k"), idempotent_command_id("u2", "k"));
+        assert_eq!(
+            idempotent_command_id("u1", "k"),
+            idempotent_command_id("u1", "k")
+        );
+        assert_ne!(
+            idempotent_command_id("u1", "k"),
+            idempotent_command_id("u2", "k")
+        );
     }
 }

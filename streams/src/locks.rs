@@ -57,12 +57,24 @@ impl SeatLocks {
         &self.kv
     }
 
-    async fn put_expecting(&self, key: &str, owner: &str, expected: u64, ttl: Option<Duration>) -> Result<Option<u64>, WireError> {
+    async fn put_expecting(
+        &self,
+        key: &str,
+        owner: &str,
+        expected: u64,
+        ttl: Option<Duration>,
+    ) -> Result<Option<u64>, WireError> {
         let mut h = HeaderMap::new();
-        h.insert(async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE, expected.to_string().as_str());
+        h.insert(
+            async_nats::header::NATS_EXPECTED_LAST_SUBJECT_SEQUENCE,
+            expected.to_string().as_str(),
+        );
         if let Some(ttl) = ttl {
             // Whole seconds, at least one (the server's granularity).
-            h.insert(async_nats::header::NATS_MESSAGE_TTL, ttl.as_secs().max(1).to_string().as_str());
+            h.insert(
+                async_nats::header::NATS_MESSAGE_TTL,
+                ttl.as_secs().max(1).to_string().as_str(),
+            );
         }
         let subject = format!("$KV.{}.{key}", self.bucket);
         let ack = self
@@ -79,7 +91,12 @@ impl SeatLocks {
     }
 
     /// Takes the lock `key` for `owner` with a TTL, unless someone else holds it.
-    pub async fn acquire(&self, key: &str, owner: &str, ttl: Duration) -> Result<Acquired, WireError> {
+    pub async fn acquire(
+        &self,
+        key: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Acquired, WireError> {
         let mut expected = 0;
         // A few rounds: the key may be deleted or expire between our write and our read.
         for _ in 0..4 {
@@ -104,9 +121,17 @@ impl SeatLocks {
 
     /// Hands the lock `key` from `from` to `to` by an update on the revision `from` holds
     /// (compare-and-swap). `ttl` None makes it permanent (a sold seat).
-    pub async fn transfer(&self, key: &str, from: &str, to: &str, ttl: Option<Duration>) -> Result<Transferred, WireError> {
+    pub async fn transfer(
+        &self,
+        key: &str,
+        from: &str,
+        to: &str,
+        ttl: Option<Duration>,
+    ) -> Result<Transferred, WireError> {
         for _ in 0..3 {
-            let Some((current, rev)) = self.owner(key).await? else { return Ok(Transferred::Lost) };
+            let Some((current, rev)) = self.owner(key).await? else {
+                return Ok(Transferred::Lost);
+            };
             if current == to {
                 return Ok(Transferred::Already(rev));
             }
@@ -123,7 +148,10 @@ impl SeatLocks {
     /// The current owner and revision of a lock, if it is held.
     pub async fn owner(&self, key: &str) -> Result<Option<(String, u64)>, WireError> {
         match self.kv.entry(key).await.map_err(WireError::nats)? {
-            Some(e) if e.operation == Operation::Put => Ok(Some((String::from_utf8_lossy(&e.value).into_owned(), e.revision))),
+            Some(e) if e.operation == Operation::Put => Ok(Some((
+                String::from_utf8_lossy(&e.value).into_owned(),
+                e.revision,
+            ))),
             _ => Ok(None),
         }
     }
@@ -132,7 +160,9 @@ impl SeatLocks {
     /// Returns whether this call released it; releasing a lock that is gone is not an error.
     pub async fn release(&self, key: &str, owner: &str) -> Result<bool, WireError> {
         for _ in 0..3 {
-            let Some((current, rev)) = self.owner(key).await? else { return Ok(false) };
+            let Some((current, rev)) = self.owner(key).await? else {
+                return Ok(false);
+            };
             if current != owner {
                 return Ok(false);
             }

@@ -23,7 +23,13 @@ pub enum Area {
 }
 
 impl Area {
-    pub const ALL: [Area; 5] = [Area::Users, Area::Events, Area::Holds, Area::Bookings, Area::Payments];
+    pub const ALL: [Area; 5] = [
+        Area::Users,
+        Area::Events,
+        Area::Holds,
+        Area::Bookings,
+        Area::Payments,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -40,11 +46,21 @@ impl Namespace {
     /// `root` must be a single subject token of letters, digits, `_` or `-`.
     pub fn new(root: &str) -> Self {
         assert!(
-            !root.is_empty() && root.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
+            !root.is_empty()
+                && root
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'),
             "namespace must be letters, digits, _ or -"
         );
-        let prefix = if root == DEFAULT_NAMESPACE { String::new() } else { root.to_string() };
-        Namespace { root: root.to_string(), prefix }
+        let prefix = if root == DEFAULT_NAMESPACE {
+            String::new()
+        } else {
+            root.to_string()
+        };
+        Namespace {
+            root: root.to_string(),
+            prefix,
+        }
     }
 
     pub fn root(&self) -> &str {
@@ -52,11 +68,19 @@ impl Namespace {
     }
 
     fn stream(&self, base: &str) -> String {
-        if self.prefix.is_empty() { base.to_string() } else { format!("{}_{base}", self.prefix) }
+        if self.prefix.is_empty() {
+            base.to_string()
+        } else {
+            format!("{}_{base}", self.prefix)
+        }
     }
 
     fn bucket(&self, base: &str) -> String {
-        if self.prefix.is_empty() { base.to_string() } else { format!("{}-{base}", self.prefix) }
+        if self.prefix.is_empty() {
+            base.to_string()
+        } else {
+            format!("{}-{base}", self.prefix)
+        }
     }
 
     pub fn commands_stream(&self) -> String {
@@ -71,6 +95,9 @@ impl Namespace {
 
     pub fn seat_locks_bucket(&self) -> String {
         self.bucket("seat-locks")
+    }
+    pub fn leases_bucket(&self) -> String {
+        self.bucket("doc-leases")
     }
     pub fn card_vault_bucket(&self) -> String {
         self.bucket("card-vault")
@@ -100,7 +127,9 @@ impl Namespace {
 
     /// Dead letters keep the tail of the original subject: `<root>.dlq.cmd.holds.create`.
     pub fn deadletter_for(&self, subject: &str) -> String {
-        let tail = subject.strip_prefix(&format!("{}.", self.root)).unwrap_or(subject);
+        let tail = subject
+            .strip_prefix(&format!("{}.", self.root))
+            .unwrap_or(subject);
         format!("{}.dlq.{tail}", self.root)
     }
     pub fn all_deadletters(&self) -> String {
@@ -139,10 +168,16 @@ mod tests {
     #[test]
     fn the_default_namespace_has_the_documented_names() {
         let ns = Namespace::new("ticketing");
-        assert_eq!(ns.command(Area::Holds, "create"), "ticketing.cmd.holds.create");
+        assert_eq!(
+            ns.command(Area::Holds, "create"),
+            "ticketing.cmd.holds.create"
+        );
         assert_eq!(ns.commands_stream(), "COMMANDS");
         assert_eq!(ns.seat_locks_bucket(), "seat-locks");
-        assert_eq!(ns.deadletter_for("ticketing.cmd.holds.create"), "ticketing.dlq.cmd.holds.create");
+        assert_eq!(
+            ns.deadletter_for("ticketing.cmd.holds.create"),
+            "ticketing.dlq.cmd.holds.create"
+        );
     }
 
     #[test]

@@ -43,11 +43,18 @@ pub async fn publish_command(
         .map_err(WireError::nats)?
         .await
         .map_err(WireError::nats)?;
-    Ok(Published { sequence: ack.sequence, duplicate: ack.duplicate })
+    Ok(Published {
+        sequence: ack.sequence,
+        duplicate: ack.duplicate,
+    })
 }
 
 /// Publishes a domain event durably, deduplicated by its id.
-pub async fn publish_event(js: &jetstream::Context, ns: &Namespace, ev: &DomainEvent) -> Result<(), WireError> {
+pub async fn publish_event(
+    js: &jetstream::Context,
+    ns: &Namespace,
+    ev: &DomainEvent,
+) -> Result<(), WireError> {
     let mut h = HeaderMap::new();
     h.insert(async_nats::header::NATS_MESSAGE_ID, ev.id.as_str());
     let (entity, verb) = (ev.entity(), ev.verb());

@@ -22,7 +22,12 @@ pub struct QueryRequest {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "params", rename_all = "snake_case", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "type",
+    content = "params",
+    rename_all = "snake_case",
+    rename_all_fields = "camelCase"
+)]
 pub enum Query {
     /// Internal, for login only: `{userId, email, passwordHash, role, status}` or 404.
     /// Never forwarded to a client as is.
@@ -108,17 +113,27 @@ impl Query {
 
 /// Asks the queries worker and waits up to `timeout`. No responder, or no answer in
 /// time, is a 503 `unavailable` reply, not an error: the caller forwards it as is.
-pub async fn ask(client: &async_nats::Client, ns: &Namespace, req: &QueryRequest, timeout: Duration) -> Result<Reply, WireError> {
+pub async fn ask(
+    client: &async_nats::Client,
+    ns: &Namespace,
+    req: &QueryRequest,
+    timeout: Duration,
+) -> Result<Reply, WireError> {
     let payload = serde_json::to_vec(req)?;
     let fut = client.request(ns.query(req.query.name()), payload.into());
     match tokio::time::timeout(timeout, fut).await {
-        Err(_) => Ok(Reply::error(ErrorCode::Unavailable, "the query service did not answer in time")),
-        Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => {
-            Ok(Reply::error(ErrorCode::Unavailable, "no query service is running"))
-        }
-        Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::TimedOut => {
-            Ok(Reply::error(ErrorCode::Unavailable, "the query service did not answer in time"))
-        }
+        Err(_) => Ok(Reply::error(
+            ErrorCode::Unavailable,
+            "the query service did not answer in time",
+        )),
+        Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::NoResponders => Ok(Reply::error(
+            ErrorCode::Unavailable,
+            "no query service is running",
+        )),
+        Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::TimedOut => Ok(Reply::error(
+            ErrorCode::Unavailable,
+            "the query service did not answer in time",
+        )),
         Ok(Err(e)) => Err(WireError::nats(e)),
         Ok(Ok(msg)) => Ok(serde_json::from_slice(&msg.payload)?),
     }
@@ -130,12 +145,23 @@ mod tests {
 
     #[test]
     fn a_query_request_round_trips_with_type_and_params() {
-        let r = QueryRequest { issuer: None, query: Query::GetHold { hold_id: ObjectId::new() } };
+        let r = QueryRequest {
+            issuer: None,
+            query: Query::GetHold {
+                hold_id: ObjectId::new(),
+            },
+        };
         let v = serde_json::to_value(&r).unwrap();
         assert_eq!(v["type"], "get_hold");
         assert!(v["params"]["holdId"].is_string() || v["params"]["holdId"].is_object());
         assert_eq!(serde_json::from_value::<QueryRequest>(v).unwrap(), r);
-        let ping = QueryRequest { issuer: None, query: Query::Ping };
-        assert_eq!(serde_json::from_value::<QueryRequest>(serde_json::to_value(&ping).unwrap()).unwrap(), ping);
+        let ping = QueryRequest {
+            issuer: None,
+            query: Query::Ping,
+        };
+        assert_eq!(
+            serde_json::from_value::<QueryRequest>(serde_json::to_value(&ping).unwrap()).unwrap(),
+            ping
+        );
     }
 }

@@ -36,7 +36,11 @@ impl Results {
 
     pub async fn get(&self, command_id: &str) -> Result<Option<StoredResult>, WireError> {
         // Ids that are not valid keys cannot have a result.
-        if command_id.is_empty() || !command_id.chars().all(|c| c.is_ascii_alphanumeric() || "-_=".contains(c)) {
+        if command_id.is_empty()
+            || !command_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_=".contains(c))
+        {
             return Ok(None);
         }
         match self.kv.get(command_id).await.map_err(WireError::nats)? {
@@ -55,7 +59,11 @@ impl Results {
 }
 
 /// Sends a worker's reply to the caller's inbox (fire and forget: the result is also kept).
-pub async fn respond(client: &async_nats::Client, inbox: &str, reply: &Reply) -> Result<(), WireError> {
+pub async fn respond(
+    client: &async_nats::Client,
+    inbox: &str,
+    reply: &Reply,
+) -> Result<(), WireError> {
     client
         .publish(inbox.to_string(), serde_json::to_vec(reply)?.into())
         .await
@@ -82,12 +90,20 @@ pub struct PendingReply {
 impl ReplyRouter {
     pub async fn start(client: async_nats::Client) -> Result<Self, WireError> {
         let prefix = client.new_inbox();
-        let mut sub = client.subscribe(format!("{prefix}.*")).await.map_err(WireError::nats)?;
+        let mut sub = client
+            .subscribe(format!("{prefix}.*"))
+            .await
+            .map_err(WireError::nats)?;
         let pending: Pending = Arc::default();
         let p = pending.clone();
         tokio::spawn(async move {
             while let Some(msg) = sub.next().await {
-                let key = msg.subject.rsplit('.').next().unwrap_or_default().to_string();
+                let key = msg
+                    .subject
+                    .rsplit('.')
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
                 let Ok(reply) = serde_json::from_slice::<Reply>(&msg.payload) else {
                     tracing::warn!(subject = %msg.subject, "undecodable reply dropped");
                     continue;

@@ -35,14 +35,23 @@ impl Default for WireConfig {
 /// Redelivery delays of command consumers. `ack_wait` is ignored once a backoff is set, so
 /// the first entry is also how long a delivery may stay unacknowledged.
 pub fn command_backoff() -> Vec<Duration> {
-    [5, 10, 30, 60].into_iter().map(Duration::from_secs).collect()
+    [5, 10, 30, 60]
+        .into_iter()
+        .map(Duration::from_secs)
+        .collect()
 }
 
-pub async fn ensure_streams(js: &jetstream::Context, ns: &Namespace, cfg: &WireConfig) -> Result<(), WireError> {
+pub async fn ensure_streams(
+    js: &jetstream::Context,
+    ns: &Namespace,
+    cfg: &WireConfig,
+) -> Result<(), WireError> {
     let streams = [
         stream::Config {
             name: ns.commands_stream(),
-            description: Some("Commands from the gateway and other systems, deduplicated by Nats-Msg-Id.".into()),
+            description: Some(
+                "Commands from the gateway and other systems, deduplicated by Nats-Msg-Id.".into(),
+            ),
             subjects: vec![ns.all_commands()],
             // NOTE: limits retention (not work-queue) keeps a week of commands for replay and
             // inspection; each area has exactly one durable consumer.
@@ -66,7 +75,9 @@ pub async fn ensure_streams(js: &jetstream::Context, ns: &Namespace, cfg: &WireC
         },
         stream::Config {
             name: ns.deadletter_stream(),
-            description: Some("Commands that exhausted their deliveries, with the reason in a header.".into()),
+            description: Some(
+                "Commands that exhausted their deliveries, with the reason in a header.".into(),
+            ),
             subjects: vec![ns.all_deadletters()],
             retention: stream::RetentionPolicy::Limits,
             max_age: Duration::from_secs(30 * 24 * 3600),
@@ -76,16 +87,23 @@ pub async fn ensure_streams(js: &jetstream::Context, ns: &Namespace, cfg: &WireC
         },
     ];
     for s in streams {
-        js.create_or_update_stream(s).await.map_err(WireError::nats)?;
+        js.create_or_update_stream(s)
+            .await
+            .map_err(WireError::nats)?;
     }
     Ok(())
 }
 
-pub async fn ensure_buckets(js: &jetstream::Context, ns: &Namespace, cfg: &WireConfig) -> Result<(kv::Store, kv::Store), WireError> {
+pub async fn ensure_buckets(
+    js: &jetstream::Context,
+    ns: &Namespace,
+    cfg: &WireConfig,
+) -> Result<(kv::Store, kv::Store), WireError> {
     let locks = js
         .create_or_update_key_value(kv::Config {
             bucket: ns.seat_locks_bucket(),
-            description: "Seat locks: <eventId>.<seatId> -> hold id (per-key TTL) or booking.".into(),
+            description: "Seat locks: <eventId>.<seatId> -> hold id (per-key TTL) or booking."
+                .into(),
             history: 1,
             storage: stream::StorageType::File,
             num_replicas: cfg.replicas,
@@ -118,7 +136,10 @@ pub async fn ensure_command_consumer(
     cfg: &WireConfig,
     max_ack_pending: i64,
 ) -> Result<consumer::PullConsumer, WireError> {
-    let stream = js.get_stream(ns.commands_stream()).await.map_err(WireError::nats)?;
+    let stream = js
+        .get_stream(ns.commands_stream())
+        .await
+        .map_err(WireError::nats)?;
     let name = ns.command_consumer(area);
     let mut backoff = command_backoff();
     backoff.truncate(cfg.max_deliver.max(1) as usize);
@@ -135,7 +156,10 @@ pub async fn ensure_command_consumer(
         num_replicas: cfg.replicas,
         ..Default::default()
     };
-    stream.create_consumer(config).await.map_err(WireError::nats)?;
+    stream
+        .create_consumer(config)
+        .await
+        .map_err(WireError::nats)?;
     stream.get_consumer(&name).await.map_err(WireError::nats)
 }
 
@@ -147,7 +171,10 @@ pub async fn ensure_projection_consumer(
     filter: String,
     cfg: &WireConfig,
 ) -> Result<consumer::PullConsumer, WireError> {
-    let stream = js.get_stream(ns.events_stream()).await.map_err(WireError::nats)?;
+    let stream = js
+        .get_stream(ns.events_stream())
+        .await
+        .map_err(WireError::nats)?;
     let durable = ns.projection_consumer(name);
     let config = consumer::pull::Config {
         durable_name: Some(durable.clone()),
@@ -161,20 +188,49 @@ pub async fn ensure_projection_consumer(
         num_replicas: cfg.replicas,
         ..Default::default()
     };
-    stream.create_consumer(config).await.map_err(WireError::nats)?;
+    stream
+        .create_consumer(config)
+        .await
+        .map_err(WireError::nats)?;
     stream.get_consumer(&durable).await.map_err(WireError::nats)
 }
 
 /// The card vault: card numbers on their way from the gateway to the payments worker,
 /// for ten minutes at most, so no card number is kept in the COMMANDS stream.
-pub async fn ensure_card_vault(js: &jetstream::Context, ns: &Namespace, cfg: &WireConfig) -> Result<kv::Store, WireError> {
+pub async fn ensure_card_vault(
+    js: &jetstream::Context,
+    ns: &Namespace,
+    cfg: &WireConfig,
+) -> Result<kv::Store, WireError> {
     js.create_or_update_key_value(kv::Config {
         bucket: ns.card_vault_bucket(),
-        description: "Card numbers in transit (10 min); the payments worker deletes each after use.".into(),
+        description:
+            "Card numbers in transit (10 min); the payments worker deletes each after use.".into(),
         history: 1,
         max_age: Duration::from_secs(600),
         storage: stream::StorageType::File,
         num_replicas: cfg.replicas,
+        ..Default::default()
+    })
+    .await
+    .map_err(WireError::nats)
+}
+
+/// Short leases that serialize the writers of one MongoDB document (FerretDB rewrites the
+/// whole document on every update, so two concurrent updates of different fields lose
+/// one of them). Per-key TTL: a crashed holder's lease runs out by itself.
+pub async fn ensure_leases(
+    js: &jetstream::Context,
+    ns: &Namespace,
+    cfg: &WireConfig,
+) -> Result<kv::Store, WireError> {
+    js.create_or_update_key_value(kv::Config {
+        bucket: ns.leases_bucket(),
+        description: "Document write leases: <collection>.<id> -> holder (seconds).".into(),
+        history: 1,
+        storage: stream::StorageType::File,
+        num_replicas: cfg.replicas,
+        limit_markers: Some(Duration::from_secs(60)),
         ..Default::default()
     })
     .await

@@ -51,7 +51,12 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { hold_ttl_secs: 600, hold_lock_grace_secs: 30, expiry_sweep_secs: 1, booking_ttl_secs: 1800 }
+        Options {
+            hold_ttl_secs: 600,
+            hold_lock_grace_secs: 30,
+            expiry_sweep_secs: 1,
+            booking_ttl_secs: 1800,
+        }
     }
 }
 
@@ -71,13 +76,17 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
     wcfg.payment_retry_base_ms = 20;
     wcfg.payment_retry_cap_ms = 100;
     wcfg.concurrency = 64;
-    let running = workers::run(wcfg.clone()).await.expect("workers start (are the test servers up? scripts/test.sh starts them)");
+    let running = workers::run(wcfg.clone())
+        .await
+        .expect("workers start (are the test servers up? scripts/test.sh starts them)");
 
     let mut gcfg = gateway::Config::for_servers(&nats_url(), &ns_root);
     gcfg.admin_email = Some(ADMIN_EMAIL.into());
     gcfg.admin_password = Some(ADMIN_PASSWORD.to_string().into());
     gcfg.fast_hashing = true;
-    let app = gateway::Application::build(gcfg).await.expect("gateway starts");
+    let app = gateway::Application::build(gcfg)
+        .await
+        .expect("gateway starts");
     let port = app.port();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let handle = tokio::spawn(async move {
@@ -89,10 +98,15 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
     });
     let nats = async_nats::connect(nats_url()).await.expect("nats");
     let js = jetstream::new(nats.clone());
-    let mongo = mongodb::Client::with_uri_str(mongodb_uri()).await.expect("mongodb");
+    let mongo = mongodb::Client::with_uri_str(mongodb_uri())
+        .await
+        .expect("mongodb");
     TestApp {
         base: format!("http://127.0.0.1:{port}"),
-        http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("http client"),
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("http client"),
         ns: Namespace::new(&ns_root),
         db: mongo.database(&db_name),
         nats,
@@ -124,7 +138,14 @@ impl TestApp {
     }
 
     /// Sends a request; `body` None sends no body.
-    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>, headers: &[(&str, &str)]) -> Resp {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
         let m = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut rb = self.http.request(m, self.url(path));
         if let Some(t) = token {
@@ -140,8 +161,17 @@ impl TestApp {
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         let bytes = r.bytes().await.expect("body");
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into())) };
-        Resp { status, body, headers }
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Resp {
+            status,
+            body,
+            headers,
+        }
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Resp {
@@ -157,9 +187,18 @@ impl TestApp {
     pub async fn login(&self, email: &str, password: &str) -> String {
         let mut last = None;
         for _ in 0..100 {
-            let r = self.post("/v1/auth/login", None, json!({"email": email, "password": password})).await;
+            let r = self
+                .post(
+                    "/v1/auth/login",
+                    None,
+                    json!({"email": email, "password": password}),
+                )
+                .await;
             if r.status == 200 {
-                return r.body["accessToken"].as_str().expect("accessToken").to_string();
+                return r.body["accessToken"]
+                    .as_str()
+                    .expect("accessToken")
+                    .to_string();
             }
             last = Some(r);
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -174,7 +213,13 @@ impl TestApp {
     /// Registers a user with a fresh e-mail and logs in: (user id, token).
     pub async fn new_user(&self) -> (String, String) {
         let email = format!("u{}@example.com", uuid::Uuid::new_v4().simple());
-        let r = self.post("/v1/auth/register", None, json!({"email": email, "password": PASSWORD, "name": "Test User"})).await;
+        let r = self
+            .post(
+                "/v1/auth/register",
+                None,
+                json!({"email": email, "password": PASSWORD, "name": "Test User"}),
+            )
+            .await;
         assert_eq!(r.status, 201, "register: {r:?}");
         let id = r.body["id"].as_str().expect("user id").to_string();
         (id, self.login(&email, PASSWORD).await)
@@ -197,30 +242,52 @@ impl TestApp {
             .await;
         assert_eq!(r.status, 201, "create event: {r:?}");
         let id = r.body["id"].as_str().expect("event id").to_string();
-        let p = self.post(&format!("/v1/events/{id}/publish"), Some(admin), json!({})).await;
+        let p = self
+            .post(&format!("/v1/events/{id}/publish"), Some(admin), json!({}))
+            .await;
         assert_eq!(p.status, 200, "publish: {p:?}");
         id
     }
 
     /// Holds `seats` and books the hold: the booking's JSON.
     pub async fn book(&self, token: &str, event_id: &str, seats: &[String]) -> Value {
-        let h = self.post(&format!("/v1/events/{event_id}/holds"), Some(token), json!({"seatIds": seats})).await;
+        let h = self
+            .post(
+                &format!("/v1/events/{event_id}/holds"),
+                Some(token),
+                json!({"seatIds": seats}),
+            )
+            .await;
         assert_eq!(h.status, 201, "hold: {h:?}");
-        let b = self.post("/v1/bookings", Some(token), json!({"holdId": h.body["id"]})).await;
+        let b = self
+            .post("/v1/bookings", Some(token), json!({"holdId": h.body["id"]}))
+            .await;
         assert_eq!(b.status, 201, "booking: {b:?}");
         b.body
     }
 
     /// Pays a booking with a card: the whole answer.
     pub async fn pay(&self, token: &str, booking_id: &str, card: &str) -> Resp {
-        self.post(&format!("/v1/bookings/{booking_id}/payments"), Some(token), json!({"method": "card", "cardNumber": card})).await
+        self.post(
+            &format!("/v1/bookings/{booking_id}/payments"),
+            Some(token),
+            json!({"method": "card", "cardNumber": card}),
+        )
+        .await
     }
 
     /// The seat ids of an event, in row/number order.
     pub async fn seat_ids(&self, event_id: &str) -> Vec<String> {
-        let r = self.get(&format!("/v1/events/{event_id}/seats"), None).await;
+        let r = self
+            .get(&format!("/v1/events/{event_id}/seats"), None)
+            .await;
         assert_eq!(r.status, 200, "seats: {r:?}");
-        r.body["items"].as_array().expect("items").iter().map(|s| s["id"].as_str().expect("seat id").to_string()).collect()
+        r.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|s| s["id"].as_str().expect("seat id").to_string())
+            .collect()
     }
 
     /// Publishes a command straight to JetStream, as another system would, and waits for
@@ -228,7 +295,9 @@ impl TestApp {
     pub async fn send_command(&self, env: &CommandEnvelope) -> Option<Reply> {
         let router = ReplyRouter::start(self.nats.clone()).await.expect("router");
         let pending = router.register();
-        streams::publish::publish_command(&self.js, &self.ns, env, Some(&pending.inbox), None).await.expect("published");
+        streams::publish::publish_command(&self.js, &self.ns, env, Some(&pending.inbox), None)
+            .await
+            .expect("published");
         pending.wait(Duration::from_secs(10)).await
     }
 
@@ -240,23 +309,47 @@ impl TestApp {
     }
 
     pub async fn start_workers(&mut self) {
-        self.workers = Some(workers::run(self.workers_cfg.clone()).await.expect("workers restart"));
+        self.workers = Some(
+            workers::run(self.workers_cfg.clone())
+                .await
+                .expect("workers restart"),
+        );
     }
 
     pub async fn count(&self, collection: &str, filter: bson::Document) -> u64 {
-        self.db.collection::<bson::Document>(collection).count_documents(filter).await.expect("count")
+        self.db
+            .collection::<bson::Document>(collection)
+            .count_documents(filter)
+            .await
+            .expect("count")
     }
 
-    pub async fn find_one(&self, collection: &str, filter: bson::Document) -> Option<bson::Document> {
-        self.db.collection::<bson::Document>(collection).find_one(filter).await.expect("find")
+    pub async fn find_one(
+        &self,
+        collection: &str,
+        filter: bson::Document,
+    ) -> Option<bson::Document> {
+        self.db
+            .collection::<bson::Document>(collection)
+            .find_one(filter)
+            .await
+            .expect("find")
     }
 
     /// `availableSeats` of the event and the count of its available seats.
     pub async fn seat_counts(&self, event_id: &str) -> (i64, i64) {
         let oid = bson::oid::ObjectId::parse_str(event_id).expect("oid");
-        let ev = self.find_one("events", doc! {"_id": oid}).await.expect("event");
-        let counter = ev.get_i64("availableSeats").or_else(|_| ev.get_i32("availableSeats").map(i64::from)).expect("availableSeats");
-        let real = self.count("seats", doc! {"eventId": oid, "status": "available"}).await as i64;
+        let ev = self
+            .find_one("events", doc! {"_id": oid})
+            .await
+            .expect("event");
+        let counter = ev
+            .get_i64("availableSeats")
+            .or_else(|_| ev.get_i32("availableSeats").map(i64::from))
+            .expect("availableSeats");
+        let real = self
+            .count("seats", doc! {"eventId": oid, "status": "available"})
+            .await as i64;
         (counter, real)
     }
 
@@ -274,7 +367,13 @@ impl TestApp {
 
 /// A command envelope as another system would send it.
 pub fn envelope(id: &str, issuer: Option<Issuer>, command: Command) -> CommandEnvelope {
-    CommandEnvelope { id: id.into(), issuer, issued_at: chrono::Utc::now(), context: RequestContext::default(), command }
+    CommandEnvelope {
+        id: id.into(),
+        issuer,
+        issued_at: chrono::Utc::now(),
+        context: RequestContext::default(),
+        command,
+    }
 }
 
 /// Waits until `f` returns true, checking every 100 ms, for at most `timeout`.

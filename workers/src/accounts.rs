@@ -19,7 +19,12 @@ use crate::store::{api_json, is_duplicate_key, names, to_doc};
 
 /// Registers a user; `admin` creates the configured first admin (verified, role admin)
 /// unless an account with that e-mail exists already.
-pub async fn register(ctx: &Ctx, env: &CommandEnvelope, c: &RegisterUser, admin: bool) -> Result<Reply, HandlerError> {
+pub async fn register(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    c: &RegisterUser,
+    admin: bool,
+) -> Result<Reply, HandlerError> {
     let email = match Email::parse(&c.email) {
         Ok(e) => e,
         Err(e) => return Ok(Reply::error(ErrorCode::ValidationFailed, e.to_string())),
@@ -29,10 +34,16 @@ pub async fn register(ctx: &Ctx, env: &CommandEnvelope, c: &RegisterUser, admin:
         Err(e) => return Ok(Reply::error(ErrorCode::ValidationFailed, e.to_string())),
     };
     if !c.password_hash.starts_with("$argon2") {
-        return Ok(Reply::error(ErrorCode::ValidationFailed, "passwordHash must be an argon2 PHC string"));
+        return Ok(Reply::error(
+            ErrorCode::ValidationFailed,
+            "passwordHash must be an argon2 PHC string",
+        ));
     }
     if admin && env.issuer.is_some() {
-        return Ok(Reply::error(ErrorCode::Forbidden, "the first admin comes from configuration only"));
+        return Ok(Reply::error(
+            ErrorCode::Forbidden,
+            "the first admin comes from configuration only",
+        ));
     }
     let users = ctx.store.col(names::USERS);
     if admin {
@@ -47,7 +58,12 @@ pub async fn register(ctx: &Ctx, env: &CommandEnvelope, c: &RegisterUser, admin:
         email: email.clone(),
         password_hash: c.password_hash.clone(),
         name,
-        phone: c.phone.as_deref().map(str::trim).filter(|p| !p.is_empty()).map(str::to_string),
+        phone: c
+            .phone
+            .as_deref()
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_string),
         address: None,
         is_verified: admin,
         verification_token: None,
@@ -69,7 +85,10 @@ pub async fn register(ctx: &Ctx, env: &CommandEnvelope, c: &RegisterUser, admin:
             // Our own earlier insert (a redelivery) or someone else's e-mail.
             return match users.find_one(doc! {"_id": id}).await? {
                 Some(first) => Ok(Reply::ok(if admin { 200 } else { 201 }, api_json(&first))),
-                None => Ok(Reply::error(ErrorCode::EmailTaken, "an account with this e-mail exists")),
+                None => Ok(Reply::error(
+                    ErrorCode::EmailTaken,
+                    "an account with this e-mail exists",
+                )),
             };
         }
         Err(e) => return Err(e.into()),

@@ -25,20 +25,28 @@ use crate::seatops::{free_seats, pending_value, sold_value, update_seats, Owner}
 use crate::store::{api_json, is_duplicate_key, names, to_doc};
 
 fn oid(d: &Document, k: &str) -> Result<ObjectId, HandlerError> {
-    d.get_object_id(k).map_err(|e| HandlerError::Permanent(format!("{k}: {e}")))
+    d.get_object_id(k)
+        .map_err(|e| HandlerError::Permanent(format!("{k}: {e}")))
 }
 
 fn ids(d: &Document, k: &str) -> Vec<ObjectId> {
-    d.get_array(k).map(|a| a.iter().filter_map(Bson::as_object_id).collect()).unwrap_or_default()
+    d.get_array(k)
+        .map(|a| a.iter().filter_map(Bson::as_object_id).collect())
+        .unwrap_or_default()
 }
 
 fn money(d: &Document, k: &str) -> Result<Money, HandlerError> {
-    bson::from_bson(d.get(k).cloned().unwrap_or_default()).map_err(|e| HandlerError::Permanent(format!("{k}: {e}")))
+    bson::from_bson(d.get(k).cloned().unwrap_or_default())
+        .map_err(|e| HandlerError::Permanent(format!("{k}: {e}")))
 }
 
 /// The booking made from a hold: one per hold.
 pub fn booking_id_for(hold: &ObjectId) -> ObjectId {
-    derive_object_id("booking", &hold.to_hex(), hold.timestamp().timestamp_millis() / 1000)
+    derive_object_id(
+        "booking",
+        &hold.to_hex(),
+        hold.timestamp().timestamp_millis() / 1000,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -68,7 +76,11 @@ async fn emit(
     .await
 }
 
-pub async fn create(ctx: &Ctx, env: &CommandEnvelope, c: &CreateBooking) -> Result<Reply, HandlerError> {
+pub async fn create(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    c: &CreateBooking,
+) -> Result<Reply, HandlerError> {
     let Some(issuer) = env.issuer.clone() else {
         return Ok(Reply::error(ErrorCode::Unauthorized, "sign in to book"));
     };
@@ -89,23 +101,42 @@ pub async fn create(ctx: &Ctx, env: &CommandEnvelope, c: &CreateBooking) -> Resu
             finish_create(ctx, env, &hold, &existing).await?;
             return Ok(Reply::ok(201, api_json(&existing)));
         }
-        return Ok(Reply::error(ErrorCode::HoldNotActive, "the hold was already booked"));
+        return Ok(Reply::error(
+            ErrorCode::HoldNotActive,
+            "the hold was already booked",
+        ));
     }
     let status = hold.get_str("status").unwrap_or_default();
     let now = DateTime::now();
-    let expired = hold.get_datetime("expiresAt").map(|d| d.timestamp_millis() <= now.timestamp_millis()).unwrap_or(true);
+    let expired = hold
+        .get_datetime("expiresAt")
+        .map(|d| d.timestamp_millis() <= now.timestamp_millis())
+        .unwrap_or(true);
     if status != "active" || expired {
-        let s = if status == "active" { "expired" } else { status };
-        return Ok(Reply::error(ErrorCode::HoldNotActive, format!("the hold is {s}")));
+        let s = if status == "active" {
+            "expired"
+        } else {
+            status
+        };
+        return Ok(Reply::error(
+            ErrorCode::HoldNotActive,
+            format!("the hold is {s}"),
+        ));
     }
     let event_id = oid(&hold, "eventId")?;
     let seat_ids = ids(&hold, "seatIds");
     let map = ctx.seat_maps.get(&ctx.store, event_id).await?;
-    let prices: Vec<Money> = seat_ids.iter().filter_map(|s| map.get(s).map(|i| i.price)).collect();
+    let prices: Vec<Money> = seat_ids
+        .iter()
+        .filter_map(|s| map.get(s).map(|i| i.price))
+        .collect();
     if prices.len() != seat_ids.len() {
-        return Err(HandlerError::Permanent("a held seat is missing from its event".into()));
+        return Err(HandlerError::Permanent(
+            "a held seat is missing from its event".into(),
+        ));
     }
-    let amounts = BookingAmounts::new(&prices, None).map_err(|e| HandlerError::Permanent(e.to_string()))?;
+    let amounts =
+        BookingAmounts::new(&prices, None).map_err(|e| HandlerError::Permanent(e.to_string()))?;
 
     // The seats pass from the hold to the booking: compare-and-swap on each lock, with the
     // booking's longer lifetime. A lock the hold lost (expired) refuses the booking.
@@ -113,7 +144,11 @@ pub async fn create(ctx: &Ctx, env: &CommandEnvelope, c: &CreateBooking) -> Resu
     let to = pending_value(&booking_id);
     let ttl = ctx.cfg.booking_lock_ttl();
     let keys: Vec<String> = seat_ids.iter().map(|s| lock_key(&event_id, s)).collect();
-    let moved = join_all(keys.iter().map(|k| ctx.locks.transfer(k, &from, &to, Some(ttl)))).await;
+    let moved = join_all(
+        keys.iter()
+            .map(|k| ctx.locks.transfer(k, &from, &to, Some(ttl))),
+    )
+    .await;
     let mut lost = false;
     for m in moved {
         match m? {
@@ -122,11 +157,18 @@ pub async fn create(ctx: &Ctx, env: &CommandEnvelope, c: &CreateBooking) -> Resu
         }
     }
     if lost {
-        return Ok(Reply::error(ErrorCode::HoldNotActive, "the hold's seats are no longer held"));
+        return Ok(Reply::error(
+            ErrorCode::HoldNotActive,
+            "the hold's seats are no longer held",
+        ));
     }
 
-    let expires_at = DateTime::from_millis(now.timestamp_millis() + ctx.cfg.booking_ttl().as_millis() as i64);
-    let reference = booking_reference(now.timestamp_millis(), reference_unique(&booking_id.to_hex()));
+    let expires_at =
+        DateTime::from_millis(now.timestamp_millis() + ctx.cfg.booking_ttl().as_millis() as i64);
+    let reference = booking_reference(
+        now.timestamp_millis(),
+        reference_unique(&booking_id.to_hex()),
+    );
     let booking = Booking {
         id: booking_id,
         user_id,
@@ -158,7 +200,11 @@ pub async fn create(ctx: &Ctx, env: &CommandEnvelope, c: &CreateBooking) -> Resu
         .zip(&prices)
         .map(|(s, p)| {
             to_doc(&BookingSeat {
-                id: derive_object_id("booking_seat", &format!("{}:{}", booking_id.to_hex(), s.to_hex()), now.timestamp_millis() / 1000),
+                id: derive_object_id(
+                    "booking_seat",
+                    &format!("{}:{}", booking_id.to_hex(), s.to_hex()),
+                    now.timestamp_millis() / 1000,
+                ),
                 booking_id,
                 seat_id: *s,
                 price_at_booking: *p,
@@ -168,7 +214,13 @@ pub async fn create(ctx: &Ctx, env: &CommandEnvelope, c: &CreateBooking) -> Resu
             })
         })
         .collect::<Result<_, _>>()?;
-    match ctx.store.col(names::BOOKING_SEATS).insert_many(lines).ordered(false).await {
+    match ctx
+        .store
+        .col(names::BOOKING_SEATS)
+        .insert_many(lines)
+        .ordered(false)
+        .await
+    {
         Ok(_) => {}
         Err(e) if is_duplicate_key(&e) => {}
         Err(e) => return Err(e.into()),
@@ -177,9 +229,15 @@ pub async fn create(ctx: &Ctx, env: &CommandEnvelope, c: &CreateBooking) -> Resu
     let stored = match bookings.insert_one(&d).await {
         Ok(_) => d,
         Err(e) if is_duplicate_key(&e) => {
-            let first = bookings.find_one(doc! {"_id": booking_id}).await?.unwrap_or(d);
+            let first = bookings
+                .find_one(doc! {"_id": booking_id})
+                .await?
+                .unwrap_or(d);
             if first.get_str("commandId").ok() != Some(env.id.as_str()) {
-                return Ok(Reply::error(ErrorCode::HoldNotActive, "the hold was already booked"));
+                return Ok(Reply::error(
+                    ErrorCode::HoldNotActive,
+                    "the hold was already booked",
+                ));
             }
             first
         }
@@ -191,7 +249,12 @@ pub async fn create(ctx: &Ctx, env: &CommandEnvelope, c: &CreateBooking) -> Resu
 
 /// The rest of a booking's creation, each step harmless to repeat: seats point at the
 /// booking, the hold is converted, the events are published.
-async fn finish_create(ctx: &Ctx, env: &CommandEnvelope, hold: &Document, booking: &Document) -> Result<(), HandlerError> {
+async fn finish_create(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    hold: &Document,
+    booking: &Document,
+) -> Result<(), HandlerError> {
     let booking_id = oid(booking, "_id")?;
     let hold_id = oid(hold, "_id")?;
     let expires_at = booking.get_datetime("expiresAt").ok().copied();
@@ -239,7 +302,12 @@ async fn finish_create(ctx: &Ctx, env: &CommandEnvelope, hold: &Document, bookin
 
 /// Confirms a paid booking: locks become permanent (a sale), seats `booked`, booking
 /// `confirmed`. Returns the booking as the API shows it.
-pub async fn confirm(ctx: &Ctx, env: &CommandEnvelope, booking: &Document, payment: &Document) -> Result<Value, HandlerError> {
+pub async fn confirm(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    booking: &Document,
+    payment: &Document,
+) -> Result<Value, HandlerError> {
     let booking_id = oid(booking, "_id")?;
     let event_id = oid(booking, "eventId")?;
     let user_id = oid(booking, "userId")?;
@@ -253,8 +321,14 @@ pub async fn confirm(ctx: &Ctx, env: &CommandEnvelope, booking: &Document, payme
             // Paid but a lock is gone: only possible if the booking outlived its lock's
             // TTL. Take it back if it is free; an operator must look if it is not.
             let key = lock_key(&event_id, seat);
-            match ctx.locks.acquire(&key, &to, std::time::Duration::from_secs(1)).await? {
-                streams::locks::Acquired::HeldByOther => tracing::error!(seat = %seat, booking = %booking_id, "paid booking lost a seat; needs an operator"),
+            match ctx
+                .locks
+                .acquire(&key, &to, std::time::Duration::from_secs(1))
+                .await?
+            {
+                streams::locks::Acquired::HeldByOther => {
+                    tracing::error!(seat = %seat, booking = %booking_id, "paid booking lost a seat; needs an operator")
+                }
                 _ => {
                     ctx.locks.transfer(&key, &to, &to, None).await?;
                 }
@@ -279,7 +353,10 @@ pub async fn confirm(ctx: &Ctx, env: &CommandEnvelope, booking: &Document, payme
     };
     ctx.store
         .col(names::BOOKINGS)
-        .update_one(doc! {"_id": booking_id}, doc! {"$set": set.clone(), "$inc": {"version": 1}})
+        .update_one(
+            doc! {"_id": booking_id},
+            doc! {"$set": set.clone(), "$inc": {"version": 1}},
+        )
         .await?;
     let mut after = booking.clone();
     after.extend(set);
@@ -319,10 +396,21 @@ impl CancelledBy {
 }
 
 /// Cancels a booking nobody paid for: seats back on sale, booking `cancelled`.
-pub async fn cancel_unpaid(ctx: &Ctx, env: &CommandEnvelope, booking: &Document, by: CancelledBy) -> Result<Value, HandlerError> {
+pub async fn cancel_unpaid(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    booking: &Document,
+    by: CancelledBy,
+) -> Result<Value, HandlerError> {
     let booking_id = oid(booking, "_id")?;
     let event_id = oid(booking, "eventId")?;
-    free_seats(ctx, event_id, &ids(booking, "seatIds"), Owner::Booking(booking_id)).await?;
+    free_seats(
+        ctx,
+        event_id,
+        &ids(booking, "seatIds"),
+        Owner::Booking(booking_id),
+    )
+    .await?;
     let now = DateTime::now();
     let mut set = doc! {"status": "cancelled", "cancelledAt": now, "cancellationReason": by.reason(), "expiresAt": Bson::Null, "updatedAt": now};
     if by == CancelledBy::PaymentFailed {
@@ -331,11 +419,17 @@ pub async fn cancel_unpaid(ctx: &Ctx, env: &CommandEnvelope, booking: &Document,
     }
     ctx.store
         .col(names::BOOKINGS)
-        .update_one(doc! {"_id": booking_id}, doc! {"$set": set.clone(), "$inc": {"version": 1}})
+        .update_one(
+            doc! {"_id": booking_id},
+            doc! {"$set": set.clone(), "$inc": {"version": 1}},
+        )
         .await?;
     ctx.store
         .col(names::BOOKING_SEATS)
-        .update_many(doc! {"bookingId": booking_id}, doc! {"$set": {"status": "cancelled", "cancelledAt": now}})
+        .update_many(
+            doc! {"bookingId": booking_id},
+            doc! {"$set": {"status": "cancelled", "cancelledAt": now}},
+        )
         .await?;
     let mut after = booking.clone();
     after.extend(set);
@@ -358,7 +452,11 @@ pub async fn cancel_unpaid(ctx: &Ctx, env: &CommandEnvelope, booking: &Document,
 }
 
 /// `POST /v1/bookings/{id}/cancel` and the event-cancellation fan-out.
-pub async fn cancel(ctx: &Ctx, env: &CommandEnvelope, c: &CancelBooking) -> Result<Reply, HandlerError> {
+pub async fn cancel(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    c: &CancelBooking,
+) -> Result<Reply, HandlerError> {
     let Some(issuer) = env.issuer.clone() else {
         return Ok(Reply::error(ErrorCode::Unauthorized, "sign in first"));
     };
@@ -371,35 +469,78 @@ pub async fn cancel(ctx: &Ctx, env: &CommandEnvelope, c: &CancelBooking) -> Resu
         return Ok(Reply::error(ErrorCode::BookingNotFound, "no such booking"));
     }
     if c.cause == CancelCause::EventCancelled && !issuer.role.is_admin() {
-        return Ok(Reply::error(ErrorCode::Forbidden, "only admins cancel events"));
+        return Ok(Reply::error(
+            ErrorCode::Forbidden,
+            "only admins cancel events",
+        ));
     }
-    let status = BookingStatus::parse(booking.get_str("status").unwrap_or_default()).unwrap_or(BookingStatus::Cancelled);
-    let by = if c.cause == CancelCause::EventCancelled { CancelledBy::EventCancelled } else { CancelledBy::Owner };
+    let status = BookingStatus::parse(booking.get_str("status").unwrap_or_default())
+        .unwrap_or(BookingStatus::Cancelled);
+    let by = if c.cause == CancelCause::EventCancelled {
+        CancelledBy::EventCancelled
+    } else {
+        CancelledBy::Owner
+    };
     match status {
         BookingStatus::Pending => {
             // A payment in flight decides the booking; cancel only when none is running.
-            let payment = ctx.store.col(names::PAYMENTS).find_one(doc! {"_id": crate::payments::payment_id_for(&c.booking_id)}).await?;
-            if payment.as_ref().is_some_and(|p| p.get_str("status").ok() == Some("pending")) {
-                return Ok(Reply::error(ErrorCode::PaymentInProgress, "a payment for this booking is in progress"));
+            let payment = ctx
+                .store
+                .col(names::PAYMENTS)
+                .find_one(doc! {"_id": crate::payments::payment_id_for(&c.booking_id)})
+                .await?;
+            if payment
+                .as_ref()
+                .is_some_and(|p| p.get_str("status").ok() == Some("pending"))
+            {
+                return Ok(Reply::error(
+                    ErrorCode::PaymentInProgress,
+                    "a payment for this booking is in progress",
+                ));
             }
             let after = cancel_unpaid(ctx, env, &booking, by).await?;
-            Ok(Reply::ok(200, json!({"booking": after, "refund": Value::Null})))
+            Ok(Reply::ok(
+                200,
+                json!({"booking": after, "refund": Value::Null}),
+            ))
         }
-        BookingStatus::Confirmed | BookingStatus::Completed => refund_and_cancel(ctx, env, &booking, c, by).await,
-        BookingStatus::Cancelled => Ok(Reply::error(ErrorCode::BookingNotCancellable, "the booking is already cancelled")),
+        BookingStatus::Confirmed | BookingStatus::Completed => {
+            refund_and_cancel(ctx, env, &booking, c, by).await
+        }
+        BookingStatus::Cancelled => Ok(Reply::error(
+            ErrorCode::BookingNotCancellable,
+            "the booking is already cancelled",
+        )),
     }
 }
 
-async fn refund_and_cancel(ctx: &Ctx, env: &CommandEnvelope, booking: &Document, c: &CancelBooking, by: CancelledBy) -> Result<Reply, HandlerError> {
+async fn refund_and_cancel(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    booking: &Document,
+    c: &CancelBooking,
+    by: CancelledBy,
+) -> Result<Reply, HandlerError> {
     let booking_id = oid(booking, "_id")?;
     let event_id = oid(booking, "eventId")?;
-    let Some(event) = ctx.store.col(names::EVENTS).find_one(doc! {"_id": event_id}).await? else {
-        return Err(HandlerError::Permanent("a booking's event is missing".into()));
+    let Some(event) = ctx
+        .store
+        .col(names::EVENTS)
+        .find_one(doc! {"_id": event_id})
+        .await?
+    else {
+        return Err(HandlerError::Permanent(
+            "a booking's event is missing".into(),
+        ));
     };
-    let payment_id = booking.get_object_id("paymentId").unwrap_or_else(|_| crate::payments::payment_id_for(&booking_id));
+    let payment_id = booking
+        .get_object_id("paymentId")
+        .unwrap_or_else(|_| crate::payments::payment_id_for(&booking_id));
     let payments = ctx.store.col(names::PAYMENTS);
     let Some(payment) = payments.find_one(doc! {"_id": payment_id}).await? else {
-        return Err(HandlerError::Permanent("a confirmed booking has no payment".into()));
+        return Err(HandlerError::Permanent(
+            "a confirmed booking has no payment".into(),
+        ));
     };
     let paid = money(&payment, "amount")?;
     let refunded = money(&payment, "refundedAmount").unwrap_or(Money::zero(paid.currency()));
@@ -408,24 +549,50 @@ async fn refund_and_cancel(ctx: &Ctx, env: &CommandEnvelope, booking: &Document,
         .ok()
         .and_then(|p| bson::from_document(p.clone()).ok())
         .unwrap_or_default();
-    let starts = event.get_datetime("eventDate").map(|d| d.timestamp_millis()).unwrap_or(0);
-    let starts = Utc.timestamp_millis_opt(starts).single().unwrap_or_else(Utc::now);
-    let event_cancelled = by == CancelledBy::EventCancelled || event.get_str("status").ok() == Some("cancelled");
+    let starts = event
+        .get_datetime("eventDate")
+        .map(|d| d.timestamp_millis())
+        .unwrap_or(0);
+    let starts = Utc
+        .timestamp_millis_opt(starts)
+        .single()
+        .unwrap_or_else(Utc::now);
+    let event_cancelled =
+        by == CancelledBy::EventCancelled || event.get_str("status").ok() == Some("cancelled");
     let decision = match refund_for(paid, refunded, policy, Utc::now(), starts, event_cancelled) {
         Ok(d) => d,
-        Err(RefundError::EventStarted) => return Ok(Reply::error(ErrorCode::EventStarted, "the event has started; its bookings can no longer be cancelled")),
+        Err(RefundError::EventStarted) => {
+            return Ok(Reply::error(
+                ErrorCode::EventStarted,
+                "the event has started; its bookings can no longer be cancelled",
+            ))
+        }
         Err(RefundError::Invalid(e)) => return Err(HandlerError::Permanent(e.to_string())),
     };
 
     // One refund per cancellation: its id derives from the booking, so a second cancel
     // (or a redelivery) finds it instead of refunding again.
-    let refund_id = derive_object_id("refund", &booking_id.to_hex(), booking_id.timestamp().timestamp_millis() / 1000);
+    let refund_id = derive_object_id(
+        "refund",
+        &booking_id.to_hex(),
+        booking_id.timestamp().timestamp_millis() / 1000,
+    );
     let refunds = ctx.store.col(names::REFUNDS);
     let refund_doc = match refunds.find_one(doc! {"_id": refund_id}).await? {
         Some(r) => r,
         None => {
-            let charge_txn = payment.get_str("transactionId").unwrap_or_default().to_string();
-            let answer = ctx.gateway.refund(&format!("refund:{}", refund_id.to_hex()), &charge_txn, decision.amount).await?;
+            let charge_txn = payment
+                .get_str("transactionId")
+                .unwrap_or_default()
+                .to_string();
+            let answer = ctx
+                .gateway
+                .refund(
+                    &format!("refund:{}", refund_id.to_hex()),
+                    &charge_txn,
+                    decision.amount,
+                )
+                .await?;
             let now = DateTime::now();
             let refund = Refund {
                 id: refund_id,
@@ -435,7 +602,11 @@ async fn refund_and_cancel(ctx: &Ctx, env: &CommandEnvelope, booking: &Document,
                 original_amount: paid,
                 refund_amount: decision.amount,
                 refund_percentage: decision.percentage,
-                reason: if event_cancelled { RefundReason::EventCancelled } else { RefundReason::UserRequested },
+                reason: if event_cancelled {
+                    RefundReason::EventCancelled
+                } else {
+                    RefundReason::UserRequested
+                },
                 refund_policy: decision.policy_applied.to_string(),
                 status: RefundStatus::Processed,
                 failure_reason: None,
@@ -452,7 +623,10 @@ async fn refund_and_cancel(ctx: &Ctx, env: &CommandEnvelope, booking: &Document,
             let d = to_doc(&refund)?;
             match refunds.insert_one(&d).await {
                 Ok(_) => d,
-                Err(e) if is_duplicate_key(&e) => refunds.find_one(doc! {"_id": refund_id}).await?.unwrap_or(d),
+                Err(e) if is_duplicate_key(&e) => refunds
+                    .find_one(doc! {"_id": refund_id})
+                    .await?
+                    .unwrap_or(d),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -460,37 +634,64 @@ async fn refund_and_cancel(ctx: &Ctx, env: &CommandEnvelope, booking: &Document,
     let refund_amount = money(&refund_doc, "refundAmount")?;
     // refundedAmount is the refunds' sum, recomputed, so repeating this changes nothing.
     let mut total_refunded = Money::zero(paid.currency());
-    let mut cur = refunds.find(doc! {"paymentId": payment_id, "status": "processed"}).await?;
+    let mut cur = refunds
+        .find(doc! {"paymentId": payment_id, "status": "processed"})
+        .await?;
     while cur.advance().await? {
         let r = cur.deserialize_current()?;
         let m = money(&r, "refundAmount")?;
-        total_refunded = total_refunded.checked_add(m).ok_or_else(|| HandlerError::Permanent("refund currencies differ".into()))?;
+        total_refunded = total_refunded
+            .checked_add(m)
+            .ok_or_else(|| HandlerError::Permanent("refund currencies differ".into()))?;
     }
     if total_refunded.minor() > paid.minor() {
-        return Err(HandlerError::Permanent(format!("refunds {} exceed payment {}", total_refunded, paid)));
+        return Err(HandlerError::Permanent(format!(
+            "refunds {} exceed payment {}",
+            total_refunded, paid
+        )));
     }
-    let pay_status = PaymentStatus::after_refunds(paid, total_refunded).map_err(|e| HandlerError::Permanent(e.to_string()))?;
+    let pay_status = PaymentStatus::after_refunds(paid, total_refunded)
+        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
     let now = DateTime::now();
     let mut pset = doc! {"refundedAmount": bson::to_bson(&total_refunded)?, "status": pay_status.as_str(), "updatedAt": now};
     if total_refunded.minor() > 0 {
         pset.insert("refundedAt", now);
-        pset.insert("refundTransactionId", refund_doc.get_str("refundTransactionId").unwrap_or_default());
+        pset.insert(
+            "refundTransactionId",
+            refund_doc
+                .get_str("refundTransactionId")
+                .unwrap_or_default(),
+        );
     }
-    payments.update_one(doc! {"_id": payment_id}, doc! {"$set": pset}).await?;
+    payments
+        .update_one(doc! {"_id": payment_id}, doc! {"$set": pset})
+        .await?;
 
     crate::tickets_hook::cancel_tickets(ctx, booking_id, by.reason()).await?;
-    free_seats(ctx, event_id, &ids(booking, "seatIds"), Owner::Booking(booking_id)).await?;
+    free_seats(
+        ctx,
+        event_id,
+        &ids(booking, "seatIds"),
+        Owner::Booking(booking_id),
+    )
+    .await?;
     let set = doc! {
         "status": "cancelled", "cancelledAt": now, "cancellationReason": by.reason(), "paymentStatus": pay_status.as_str(),
         "updatedAt": now,
     };
     ctx.store
         .col(names::BOOKINGS)
-        .update_one(doc! {"_id": booking_id}, doc! {"$set": set.clone(), "$inc": {"version": 1}})
+        .update_one(
+            doc! {"_id": booking_id},
+            doc! {"$set": set.clone(), "$inc": {"version": 1}},
+        )
         .await?;
     ctx.store
         .col(names::BOOKING_SEATS)
-        .update_many(doc! {"bookingId": booking_id}, doc! {"$set": {"status": "cancelled", "cancelledAt": now}})
+        .update_many(
+            doc! {"bookingId": booking_id},
+            doc! {"$set": {"status": "cancelled", "cancelledAt": now}},
+        )
         .await?;
     let mut after = booking.clone();
     after.extend(set);
@@ -520,7 +721,10 @@ async fn refund_and_cancel(ctx: &Ctx, env: &CommandEnvelope, booking: &Document,
         json!({"userId": owner_hex(booking), "refundMinor": refund_amount.minor(), "refundId": refund_id.to_hex()}),
     )
     .await?;
-    Ok(Reply::ok(200, json!({"booking": api_json(&after), "refund": refund_json})))
+    Ok(Reply::ok(
+        200,
+        json!({"booking": api_json(&after), "refund": refund_json}),
+    ))
 }
 
 fn owner_hex(d: &Document) -> Option<String> {
@@ -528,22 +732,47 @@ fn owner_hex(d: &Document) -> Option<String> {
 }
 
 /// The expiry worker: a pending booking past `expiresAt` with no payment running.
-pub async fn expire(ctx: &Ctx, env: &CommandEnvelope, c: &BookingRef) -> Result<Reply, HandlerError> {
-    let Some(booking) = ctx.store.col(names::BOOKINGS).find_one(doc! {"_id": c.booking_id}).await? else {
+pub async fn expire(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    c: &BookingRef,
+) -> Result<Reply, HandlerError> {
+    let Some(booking) = ctx
+        .store
+        .col(names::BOOKINGS)
+        .find_one(doc! {"_id": c.booking_id})
+        .await?
+    else {
         return Ok(Reply::error(ErrorCode::BookingNotFound, "no such booking"));
     };
     if booking.get_str("status").ok() != Some("pending") {
-        return Ok(Reply::ok(200, json!({"expired": false, "status": booking.get_str("status").unwrap_or_default()})));
+        return Ok(Reply::ok(
+            200,
+            json!({"expired": false, "status": booking.get_str("status").unwrap_or_default()}),
+        ));
     }
-    let due = booking.get_datetime("expiresAt").map(|d| d.timestamp_millis() <= DateTime::now().timestamp_millis()).unwrap_or(false);
+    let due = booking
+        .get_datetime("expiresAt")
+        .map(|d| d.timestamp_millis() <= DateTime::now().timestamp_millis())
+        .unwrap_or(false);
     if !due {
         // Not stored as a result (that would answer the real expiry later): retried.
         return Err(HandlerError::Transient("booking not yet expired".into()));
     }
-    let payment = ctx.store.col(names::PAYMENTS).find_one(doc! {"_id": crate::payments::payment_id_for(&c.booking_id)}).await?;
-    if payment.as_ref().is_some_and(|p| p.get_str("status").ok() == Some("pending")) {
+    let payment = ctx
+        .store
+        .col(names::PAYMENTS)
+        .find_one(doc! {"_id": crate::payments::payment_id_for(&c.booking_id)})
+        .await?;
+    if payment
+        .as_ref()
+        .is_some_and(|p| p.get_str("status").ok() == Some("pending"))
+    {
         // The payment in flight decides; it confirms or cancels the booking itself.
-        return Ok(Reply::ok(200, json!({"expired": false, "reason": "payment in progress"})));
+        return Ok(Reply::ok(
+            200,
+            json!({"expired": false, "reason": "payment in progress"}),
+        ));
     }
     let after = cancel_unpaid(ctx, env, &booking, CancelledBy::Expired).await?;
     Ok(Reply::ok(200, json!({"expired": true, "booking": after})))

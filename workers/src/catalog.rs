@@ -7,7 +7,10 @@
 
 use bson::{doc, Document};
 use chrono::{NaiveDateTime, TimeZone, Utc};
-use domain::event::{parse_date_time, plan_seats, required_text, CancellationPolicy, Event, EventStatus, Pricing, SectionSummary};
+use domain::event::{
+    parse_date_time, plan_seats, required_text, CancellationPolicy, Event, EventStatus, Pricing,
+    SectionSummary,
+};
 use domain::ids::derive_object_id;
 use domain::seat::{Accessibility, Seat, SeatStatus};
 use domain::{Currency, DateTime, Money, ObjectId};
@@ -24,17 +27,28 @@ const SEAT_BATCH: usize = 1000;
 fn require_admin(env: &CommandEnvelope) -> Option<Reply> {
     match &env.issuer {
         Some(i) if i.role.is_admin() => None,
-        Some(_) => Some(Reply::error(ErrorCode::Forbidden, "only admins manage events")),
+        Some(_) => Some(Reply::error(
+            ErrorCode::Forbidden,
+            "only admins manage events",
+        )),
         None => Some(Reply::error(ErrorCode::Unauthorized, "sign in first")),
     }
 }
 
 /// The id of a seat: stable for (event, row, number).
 pub fn seat_id(event_id: &ObjectId, row: char, number: u32, unix_secs: i64) -> ObjectId {
-    derive_object_id("seat", &format!("{}:{row}:{number}", event_id.to_hex()), unix_secs)
+    derive_object_id(
+        "seat",
+        &format!("{}:{row}:{number}", event_id.to_hex()),
+        unix_secs,
+    )
 }
 
-pub async fn create_event(ctx: &Ctx, env: &CommandEnvelope, c: &CreateEvent) -> Result<Reply, HandlerError> {
+pub async fn create_event(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    c: &CreateEvent,
+) -> Result<Reply, HandlerError> {
     if let Some(r) = require_admin(env) {
         return Ok(r);
     }
@@ -49,15 +63,35 @@ pub async fn create_event(ctx: &Ctx, env: &CommandEnvelope, c: &CreateEvent) -> 
         let city = required_text("city", &c.city, 100)?;
         let country = required_text("country", &c.country, 100)?;
         if c.description.chars().count() > 5000 {
-            return Err(domain::DomainError::invalid("description", "must be at most 5000 characters"));
+            return Err(domain::DomainError::invalid(
+                "description",
+                "must be at most 5000 characters",
+            ));
         }
-        Ok((currency, NaiveDateTime::new(date, time), seats, policy, name, venue, city, country))
+        Ok((
+            currency,
+            NaiveDateTime::new(date, time),
+            seats,
+            policy,
+            name,
+            venue,
+            city,
+            country,
+        ))
     })();
-    let (currency, starts, plan, policy, name, venue, city, country): (Currency, NaiveDateTime, _, CancellationPolicy, _, _, _, _) =
-        match parsed {
-            Ok(p) => p,
-            Err(e) => return Ok(Reply::error(ErrorCode::ValidationFailed, e.to_string())),
-        };
+    let (currency, starts, plan, policy, name, venue, city, country): (
+        Currency,
+        NaiveDateTime,
+        _,
+        CancellationPolicy,
+        _,
+        _,
+        _,
+        _,
+    ) = match parsed {
+        Ok(p) => p,
+        Err(e) => return Ok(Reply::error(ErrorCode::ValidationFailed, e.to_string())),
+    };
     let secs = env.issued_at.timestamp();
     let event_id = derive_object_id("event", &env.id, secs);
     let now = DateTime::now();
@@ -100,8 +134,14 @@ pub async fn create_event(ctx: &Ctx, env: &CommandEnvelope, c: &CreateEvent) -> 
     let max = plan.iter().map(|p| p.price.minor()).max().unwrap_or(0);
     let mut sections: Vec<SectionSummary> = Vec::new();
     for s in &c.sections {
-        let price = Money::from_decimal(s.price, currency).map_err(|e| HandlerError::Permanent(e.to_string()))?;
-        sections.push(SectionSummary { name: s.name.trim().to_string(), price, rows: s.rows.trim().to_string(), seats_per_row: s.seats_per_row });
+        let price = Money::from_decimal(s.price, currency)
+            .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+        sections.push(SectionSummary {
+            name: s.name.trim().to_string(),
+            price,
+            rows: s.rows.trim().to_string(),
+            seats_per_row: s.seats_per_row,
+        });
     }
     let event = Event {
         id: event_id,
@@ -116,7 +156,11 @@ pub async fn create_event(ctx: &Ctx, env: &CommandEnvelope, c: &CreateEvent) -> 
         total_capacity: plan.len() as i64,
         available_seats: plan.len() as i64,
         image_url: c.image_url.clone(),
-        pricing: Pricing { min_price: Money::from_minor(min, currency), max_price: Money::from_minor(max, currency), currency },
+        pricing: Pricing {
+            min_price: Money::from_minor(min, currency),
+            max_price: Money::from_minor(max, currency),
+            currency,
+        },
         sections,
         status: EventStatus::Draft,
         visibility: "public".into(),
@@ -136,7 +180,9 @@ pub async fn create_event(ctx: &Ctx, env: &CommandEnvelope, c: &CreateEvent) -> 
             if let Some(first) = events.find_one(doc! {"_id": event_id}).await? {
                 return Ok(Reply::ok(201, api_json(&first)));
             }
-            return Err(HandlerError::Transient("event insert reported a duplicate but the event is missing".into()));
+            return Err(HandlerError::Transient(
+                "event insert reported a duplicate but the event is missing".into(),
+            ));
         }
         Err(e) => return Err(e.into()),
     }
@@ -158,7 +204,11 @@ pub async fn create_event(ctx: &Ctx, env: &CommandEnvelope, c: &CreateEvent) -> 
     Ok(Reply::ok(201, after))
 }
 
-pub async fn publish_event(ctx: &Ctx, env: &CommandEnvelope, c: &EventRef) -> Result<Reply, HandlerError> {
+pub async fn publish_event(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    c: &EventRef,
+) -> Result<Reply, HandlerError> {
     if let Some(r) = require_admin(env) {
         return Ok(r);
     }
@@ -170,12 +220,24 @@ pub async fn publish_event(ctx: &Ctx, env: &CommandEnvelope, c: &EventRef) -> Re
         "draft" => {}
         // Publishing twice is harmless.
         "published" => return Ok(Reply::ok(200, api_json(&before))),
-        other => return Ok(Reply::error(ErrorCode::EventNotDraft, format!("a {other} event cannot be published"))),
+        other => {
+            return Ok(Reply::error(
+                ErrorCode::EventNotDraft,
+                format!("a {other} event cannot be published"),
+            ))
+        }
     }
     let now = DateTime::now();
-    events
-        .update_one(doc! {"_id": c.event_id}, doc! {"$set": {"status": "published", "publishedAt": now, "updatedAt": now}})
-        .await?;
+    crate::leases::with_lease(ctx, names::EVENTS, c.event_id, || async {
+        events
+            .update_one(
+                doc! {"_id": c.event_id},
+                doc! {"$set": {"status": "published", "publishedAt": now, "updatedAt": now}},
+            )
+            .await?;
+        Ok(())
+    })
+    .await?;
     let mut after = before.clone();
     after.insert("status", "published");
     after.insert("publishedAt", now);
@@ -201,7 +263,11 @@ pub async fn publish_event(ctx: &Ctx, env: &CommandEnvelope, c: &EventRef) -> Re
 /// Cancels an event: the event first, then one command per booking (full refund) and per
 /// active hold, published with ids derived from them. A restart in the middle redelivers
 /// this command, which publishes again; JetStream and the handlers drop the duplicates.
-pub async fn cancel_event(ctx: &Ctx, env: &CommandEnvelope, c: &EventRef) -> Result<Reply, HandlerError> {
+pub async fn cancel_event(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    c: &EventRef,
+) -> Result<Reply, HandlerError> {
     use futures::TryStreamExt;
     use streams::commands::{CancelBooking, CancelCause, Command, ReleaseHold, ReleaseReason};
     if let Some(r) = require_admin(env) {
@@ -213,13 +279,23 @@ pub async fn cancel_event(ctx: &Ctx, env: &CommandEnvelope, c: &EventRef) -> Res
     };
     let status = before.get_str("status").unwrap_or_default().to_string();
     if status == "completed" {
-        return Ok(Reply::error(ErrorCode::EventNotCancellable, "a completed event cannot be cancelled"));
+        return Ok(Reply::error(
+            ErrorCode::EventNotCancellable,
+            "a completed event cannot be cancelled",
+        ));
     }
     let now = DateTime::now();
     if status != "cancelled" {
-        events
-            .update_one(doc! {"_id": c.event_id}, doc! {"$set": {"status": "cancelled", "cancelledAt": now, "updatedAt": now}})
-            .await?;
+        crate::leases::with_lease(ctx, names::EVENTS, c.event_id, || async {
+            events
+                .update_one(
+                    doc! {"_id": c.event_id},
+                    doc! {"$set": {"status": "cancelled", "cancelledAt": now, "updatedAt": now}},
+                )
+                .await?;
+            Ok(())
+        })
+        .await?;
     }
     ctx.emit(
         env,
@@ -239,7 +315,9 @@ pub async fn cancel_event(ctx: &Ctx, env: &CommandEnvelope, c: &EventRef) -> Res
     let bookings: Vec<Document> = ctx
         .store
         .col(names::BOOKINGS)
-        .find(doc! {"eventId": c.event_id, "status": {"$in": ["pending", "confirmed", "completed"]}})
+        .find(
+            doc! {"eventId": c.event_id, "status": {"$in": ["pending", "confirmed", "completed"]}},
+        )
         .projection(doc! {"_id": 1})
         .await?
         .try_collect()
@@ -254,23 +332,50 @@ pub async fn cancel_event(ctx: &Ctx, env: &CommandEnvelope, c: &EventRef) -> Res
         .await?;
     let mut commands = Vec::new();
     for b in &bookings {
-        let Ok(id) = b.get_object_id("_id") else { continue };
+        let Ok(id) = b.get_object_id("_id") else {
+            continue;
+        };
         commands.push((
             format!("evcancel-{}", id.to_hex()),
-            Command::CancelBooking(CancelBooking { booking_id: id, cause: CancelCause::EventCancelled, note: Some("event cancelled".into()) }),
+            Command::CancelBooking(CancelBooking {
+                booking_id: id,
+                cause: CancelCause::EventCancelled,
+                note: Some("event cancelled".into()),
+            }),
         ));
     }
     for h in &holds {
-        let Ok(id) = h.get_object_id("_id") else { continue };
-        commands.push((format!("evcancel-hold-{}", id.to_hex()), Command::ReleaseHold(ReleaseHold { hold_id: id, reason: ReleaseReason::Released })));
+        let Ok(id) = h.get_object_id("_id") else {
+            continue;
+        };
+        commands.push((
+            format!("evcancel-hold-{}", id.to_hex()),
+            Command::ReleaseHold(ReleaseHold {
+                hold_id: id,
+                reason: ReleaseReason::Released,
+            }),
+        ));
     }
     for (id, command) in commands {
-        let sub = CommandEnvelope { id, issuer: issuer.clone(), issued_at: env.issued_at, context: env.context.clone(), command };
+        let sub = CommandEnvelope {
+            id,
+            issuer: issuer.clone(),
+            issued_at: env.issued_at,
+            context: env.context.clone(),
+            command,
+        };
         streams::publish::publish_command(&ctx.js, &ctx.ns, &sub, None, None).await?;
     }
     let mut after = before.clone();
     after.insert("status", "cancelled");
-    after.insert("cancelledAt", before.get_datetime("cancelledAt").ok().copied().unwrap_or(now));
+    after.insert(
+        "cancelledAt",
+        before
+            .get_datetime("cancelledAt")
+            .ok()
+            .copied()
+            .unwrap_or(now),
+    );
     let mut v = api_json(&after);
     v["cancellation"] = json!({"bookings": bookings.len(), "holds": holds.len()});
     Ok(Reply::ok(200, v))

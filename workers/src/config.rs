@@ -5,14 +5,25 @@ use std::time::Duration;
 use clap::Parser;
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "ticketing-workers", about = "Ticketing workers: holds, catalog, accounts, expiry, projections, queries")]
+#[command(
+    name = "ticketing-workers",
+    about = "Ticketing workers: holds, catalog, accounts, expiry, projections, queries"
+)]
 pub struct Config {
     /// NATS server URL.
-    #[arg(long, env = "TICKETING_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(
+        long,
+        env = "TICKETING_NATS_URL",
+        default_value = "nats://127.0.0.1:4222"
+    )]
     pub nats_url: String,
 
     /// MongoDB connection string (FerretDB locally, MongoDB 7 in production).
-    #[arg(long, env = "TICKETING_MONGODB_URI", default_value = "mongodb://127.0.0.1:27017/")]
+    #[arg(
+        long,
+        env = "TICKETING_MONGODB_URI",
+        default_value = "mongodb://127.0.0.1:27017/"
+    )]
     pub mongodb_uri: String,
 
     /// Database name.
@@ -25,7 +36,12 @@ pub struct Config {
 
     /// Which workers this process runs (comma-separated): accounts, catalog, holds,
     /// expiry, projections, queries, or all.
-    #[arg(long, env = "TICKETING_WORKERS", default_value = "all", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "TICKETING_WORKERS",
+        default_value = "all",
+        value_delimiter = ','
+    )]
     pub workers: Vec<String>,
 
     /// Lifetime of a seat hold, in seconds.

@@ -23,6 +23,8 @@ pub struct Ctx {
     pub js: jetstream::Context,
     pub store: Store,
     pub locks: SeatLocks,
+    /// Document write leases (see `leases`).
+    pub leases: SeatLocks,
     pub results: Results,
     pub seat_maps: crate::seatmap::SeatMaps,
     /// The payment provider (simulated by default).

@@ -19,7 +19,9 @@ use bson::doc;
 use chrono::{DateTime as ChronoDateTime, Utc};
 use domain::{DateTime, ObjectId};
 use futures::{StreamExt, TryStreamExt};
-use streams::commands::{BookingRef, Command, CommandEnvelope, ReleaseHold, ReleaseReason, RequestContext};
+use streams::commands::{
+    BookingRef, Command, CommandEnvelope, ReleaseHold, ReleaseReason, RequestContext,
+};
 use streams::events::DomainEvent;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
@@ -37,31 +39,54 @@ enum Due {
 
 type Deadlines = Arc<Mutex<BTreeSet<(i64, Due)>>>;
 
-pub async fn start(ctx: &Ctx, tasks: &mut JoinSet<()>, stopped: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn start(
+    ctx: &Ctx,
+    tasks: &mut JoinSet<()>,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let deadlines: Deadlines = Arc::default();
     let wake = Arc::new(Notify::new());
-    for (entity, due) in [("hold", Due::Hold as fn(ObjectId) -> Due), ("booking", Due::Booking)] {
+    for (entity, due) in [
+        ("hold", Due::Hold as fn(ObjectId) -> Due),
+        ("booking", Due::Booking),
+    ] {
         let sub = ctx
             .client
             .queue_subscribe(ctx.ns.event(entity, "created"), ctx.ns.expiry_queue_group())
             .await
             .map_err(|e| anyhow::anyhow!("subscribing to {entity}.created: {e}"))?;
-        tasks.spawn(feed(sub, due, deadlines.clone(), wake.clone(), stopped.clone()));
+        tasks.spawn(feed(
+            sub,
+            due,
+            deadlines.clone(),
+            wake.clone(),
+            stopped.clone(),
+        ));
     }
     tasks.spawn(timers(ctx.clone(), deadlines, wake, stopped.clone()));
     tasks.spawn(sweep(ctx.clone(), stopped));
     Ok(())
 }
 
-async fn feed(mut sub: async_nats::Subscriber, due: fn(ObjectId) -> Due, deadlines: Deadlines, wake: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
+async fn feed(
+    mut sub: async_nats::Subscriber,
+    due: fn(ObjectId) -> Due,
+    deadlines: Deadlines,
+    wake: Arc<Notify>,
+    mut stopped: watch::Receiver<bool>,
+) {
     loop {
         let msg = tokio::select! {
             _ = stopped.changed() => break,
             m = sub.next() => m,
         };
         let Some(msg) = msg else { break };
-        let Ok(ev) = serde_json::from_slice::<DomainEvent>(&msg.payload) else { continue };
-        let at = ev.data["expiresAt"].as_str().and_then(|s| s.parse::<ChronoDateTime<Utc>>().ok());
+        let Ok(ev) = serde_json::from_slice::<DomainEvent>(&msg.payload) else {
+            continue;
+        };
+        let at = ev.data["expiresAt"]
+            .as_str()
+            .and_then(|s| s.parse::<ChronoDateTime<Utc>>().ok());
         if let Some(at) = at {
             if let Ok(mut d) = deadlines.lock() {
                 d.insert((at.timestamp_millis(), due(ev.entity_id)));
@@ -71,7 +96,12 @@ async fn feed(mut sub: async_nats::Subscriber, due: fn(ObjectId) -> Due, deadlin
     }
 }
 
-async fn timers(ctx: Ctx, deadlines: Deadlines, wake: Arc<Notify>, mut stopped: watch::Receiver<bool>) {
+async fn timers(
+    ctx: Ctx,
+    deadlines: Deadlines,
+    wake: Arc<Notify>,
+    mut stopped: watch::Receiver<bool>,
+) {
     loop {
         let now = Utc::now().timestamp_millis();
         let mut due = Vec::new();
@@ -92,7 +122,9 @@ async fn timers(ctx: Ctx, deadlines: Deadlines, wake: Arc<Notify>, mut stopped: 
                 Due::Booking(id) => expire_booking(&ctx, id).await,
             }
         }
-        let sleep = next.map(|at| Duration::from_millis((at - now).max(0) as u64 + 50)).unwrap_or(Duration::from_secs(3600));
+        let sleep = next
+            .map(|at| Duration::from_millis((at - now).max(0) as u64 + 50))
+            .unwrap_or(Duration::from_secs(3600));
         tokio::select! {
             _ = stopped.changed() => break,
             _ = wake.notified() => {}
@@ -107,12 +139,21 @@ async fn expire(ctx: &Ctx, hold_id: ObjectId) {
         id: format!("expire-{}", hold_id.to_hex()),
         issuer: None,
         issued_at: Utc::now(),
-        context: RequestContext { request_id: None, ip_address: None, user_agent: Some("expiry-worker".into()) },
-        command: Command::ReleaseHold(ReleaseHold { hold_id, reason: ReleaseReason::Expired }),
+        context: RequestContext {
+            request_id: None,
+            ip_address: None,
+            user_agent: Some("expiry-worker".into()),
+        },
+        command: Command::ReleaseHold(ReleaseHold {
+            hold_id,
+            reason: ReleaseReason::Expired,
+        }),
     };
     match streams::publish::publish_command(&ctx.js, &ctx.ns, &env, None, None).await {
         Ok(p) => debug!(hold = %hold_id, duplicate = p.duplicate, "expiry requested"),
-        Err(e) => warn!(hold = %hold_id, error = %e, "expiry command not published; the sweep will retry"),
+        Err(e) => {
+            warn!(hold = %hold_id, error = %e, "expiry command not published; the sweep will retry")
+        }
     }
 }
 
@@ -122,12 +163,18 @@ async fn expire_booking(ctx: &Ctx, booking_id: ObjectId) {
         id: format!("expire-booking-{}", booking_id.to_hex()),
         issuer: None,
         issued_at: Utc::now(),
-        context: RequestContext { request_id: None, ip_address: None, user_agent: Some("expiry-worker".into()) },
+        context: RequestContext {
+            request_id: None,
+            ip_address: None,
+            user_agent: Some("expiry-worker".into()),
+        },
         command: Command::ExpireBooking(BookingRef { booking_id }),
     };
     match streams::publish::publish_command(&ctx.js, &ctx.ns, &env, None, None).await {
         Ok(p) => debug!(booking = %booking_id, duplicate = p.duplicate, "booking expiry requested"),
-        Err(e) => warn!(booking = %booking_id, error = %e, "booking expiry not published; the sweep will retry"),
+        Err(e) => {
+            warn!(booking = %booking_id, error = %e, "booking expiry not published; the sweep will retry")
+        }
     }
 }
 
@@ -140,12 +187,12 @@ async fn sweep(ctx: Ctx, mut stopped: watch::Receiver<bool>) {
             warn!(error = %e, "expiry sweep failed; next round retries");
         }
         // Orphaned seats are rare (a crash mid-hold); look for them every 12th round.
-        if rounds % 12 == 0 {
+        if rounds == 0 {
             if let Err(e) = sweep_orphan_seats(&ctx).await {
                 warn!(error = %e, "orphan seat sweep failed");
             }
         }
-        rounds += 1;
+        rounds = (rounds + 1) % 12;
         tokio::select! {
             _ = stopped.changed() => break,
             _ = tokio::time::sleep(period) => {}
@@ -182,17 +229,29 @@ async fn sweep_holds(ctx: &Ctx) -> Result<(), mongodb::error::Error> {
 
 /// Seats `held` past their time whose hold was never stored or is no longer active.
 async fn sweep_orphan_seats(ctx: &Ctx) -> Result<(), mongodb::error::Error> {
-    let grace = ctx.cfg.lock_ttl().saturating_sub(ctx.cfg.hold_ttl()).as_millis() as i64;
+    let grace = ctx
+        .cfg
+        .lock_ttl()
+        .saturating_sub(ctx.cfg.hold_ttl())
+        .as_millis() as i64;
     let cutoff = DateTime::from_millis(DateTime::now().timestamp_millis() - grace - 5_000);
     let seats = ctx.store.col(names::SEATS);
-    let mut cur = seats.find(doc! {"status": "held", "heldUntil": {"$lte": cutoff}}).await?;
+    let mut cur = seats
+        .find(doc! {"status": "held", "heldUntil": {"$lte": cutoff}})
+        .await?;
     let mut checked: HashSet<ObjectId> = HashSet::new();
     while let Some(s) = cur.try_next().await? {
-        let (Ok(seat_id), Ok(hold_id)) = (s.get_object_id("_id"), s.get_object_id("holdId")) else { continue };
+        let (Ok(seat_id), Ok(hold_id)) = (s.get_object_id("_id"), s.get_object_id("holdId")) else {
+            continue;
+        };
         let active = if checked.contains(&hold_id) {
             true
         } else {
-            let h = ctx.store.col(names::SEAT_HOLDS).find_one(doc! {"_id": hold_id}).await?;
+            let h = ctx
+                .store
+                .col(names::SEAT_HOLDS)
+                .find_one(doc! {"_id": hold_id})
+                .await?;
             let active = h.is_some_and(|h| h.get_str("status").ok() == Some("active"));
             if active {
                 checked.insert(hold_id);
@@ -203,7 +262,14 @@ async fn sweep_orphan_seats(ctx: &Ctx) -> Result<(), mongodb::error::Error> {
             continue; // the hold sweep releases it
         }
         let event_id = s.get_object_id("eventId").unwrap_or_default();
-        if ctx.locks.owner(&domain::seat::lock_key(&event_id, &seat_id)).await.ok().flatten().is_some() {
+        if ctx
+            .locks
+            .owner(&domain::seat::lock_key(&event_id, &seat_id))
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+        {
             continue; // someone holds its lock: their write wins
         }
         warn!(seat = %seat_id, hold = %hold_id, "seat left held by a hold that is not active; putting it back on sale");

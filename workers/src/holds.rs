@@ -31,9 +31,16 @@ pub fn hold_id_for(env: &CommandEnvelope) -> ObjectId {
     derive_object_id("hold", &env.id, env.issued_at.timestamp())
 }
 
-pub async fn create(ctx: &Ctx, env: &CommandEnvelope, c: &CreateHold) -> Result<Reply, HandlerError> {
+pub async fn create(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    c: &CreateHold,
+) -> Result<Reply, HandlerError> {
     let Some(issuer) = env.issuer.clone() else {
-        return Ok(Reply::error(ErrorCode::Unauthorized, "sign in to hold seats"));
+        return Ok(Reply::error(
+            ErrorCode::Unauthorized,
+            "sign in to hold seats",
+        ));
     };
     if let Err(e) = check_hold_request(&c.seat_ids, ctx.cfg.max_seats_per_hold) {
         return Ok(Reply::error(ErrorCode::ValidationFailed, e.to_string()));
@@ -48,17 +55,34 @@ pub async fn create(ctx: &Ctx, env: &CommandEnvelope, c: &CreateHold) -> Result<
         return Ok(Reply::ok(201, hold_json(&existing, &map)));
     }
 
-    let Some(event) = ctx.store.col(names::EVENTS).find_one(doc! {"_id": c.event_id}).await? else {
+    let Some(event) = ctx
+        .store
+        .col(names::EVENTS)
+        .find_one(doc! {"_id": c.event_id})
+        .await?
+    else {
         return Ok(Reply::error(ErrorCode::EventNotFound, "no such event"));
     };
     if event.get_str("status").unwrap_or_default() != "published" {
-        return Ok(Reply::error(ErrorCode::EventNotOnSale, "the event is not on sale"));
+        return Ok(Reply::error(
+            ErrorCode::EventNotOnSale,
+            "the event is not on sale",
+        ));
     }
-    if event.get_datetime("eventDate").map(|d| d.timestamp_millis() < Utc::now().timestamp_millis()).unwrap_or(false) {
+    if event
+        .get_datetime("eventDate")
+        .map(|d| d.timestamp_millis() < Utc::now().timestamp_millis())
+        .unwrap_or(false)
+    {
         return Ok(Reply::error(ErrorCode::EventNotOnSale, "the event is over"));
     }
     let map = ctx.seat_maps.get(&ctx.store, c.event_id).await?;
-    let unknown: Vec<String> = c.seat_ids.iter().filter(|s| !map.contains_key(s)).map(|s| s.to_hex()).collect();
+    let unknown: Vec<String> = c
+        .seat_ids
+        .iter()
+        .filter(|s| !map.contains_key(s))
+        .map(|s| s.to_hex())
+        .collect();
     if !unknown.is_empty() {
         return Ok(Reply::error_with(
             ErrorCode::SeatNotFound,
@@ -70,7 +94,11 @@ pub async fn create(ctx: &Ctx, env: &CommandEnvelope, c: &CreateHold) -> Result<
     // All or none: take every lock at once, give back what we took if any is taken.
     let owner = hold_id.to_hex();
     let ttl = ctx.cfg.lock_ttl();
-    let keys: Vec<String> = c.seat_ids.iter().map(|s| lock_key(&c.event_id, s)).collect();
+    let keys: Vec<String> = c
+        .seat_ids
+        .iter()
+        .map(|s| lock_key(&c.event_id, s))
+        .collect();
     let outcomes = join_all(keys.iter().map(|k| ctx.locks.acquire(k, &owner, ttl))).await;
     let mut taken_by_others = Vec::new();
     let mut failed = None;
@@ -105,7 +133,8 @@ pub async fn create(ctx: &Ctx, env: &CommandEnvelope, c: &CreateHold) -> Result<
     }
 
     let now = DateTime::now();
-    let expires_at = DateTime::from_millis(now.timestamp_millis() + ctx.cfg.hold_ttl().as_millis() as i64);
+    let expires_at =
+        DateTime::from_millis(now.timestamp_millis() + ctx.cfg.hold_ttl().as_millis() as i64);
     update_seats(
         ctx,
         &c.seat_ids,
@@ -118,7 +147,8 @@ pub async fn create(ctx: &Ctx, env: &CommandEnvelope, c: &CreateHold) -> Result<
 
     let prices: Vec<Money> = c.seat_ids.iter().map(|s| map[s].price).collect();
     let currency = prices[0].currency();
-    let total = Money::sum(currency, &prices).ok_or_else(|| HandlerError::Permanent("seat prices mix currencies".into()))?;
+    let total = Money::sum(currency, &prices)
+        .ok_or_else(|| HandlerError::Permanent("seat prices mix currencies".into()))?;
     let hold = SeatHold {
         id: hold_id,
         user_id: issuer.user_id,
@@ -134,20 +164,29 @@ pub async fn create(ctx: &Ctx, env: &CommandEnvelope, c: &CreateHold) -> Result<
         updated_at: now,
     };
     let d = to_doc(&hold)?;
-    let stored = match holds.insert_one(&d).await {
-        Ok(_) => d,
-        Err(e) if is_duplicate_key(&e) => holds
-            .find_one(doc! {"_id": hold_id})
-            .await?
-            .ok_or_else(|| HandlerError::Transient("hold reported duplicate but is missing".into()))?,
-        Err(e) => return Err(e.into()),
-    };
+    let stored =
+        match holds.insert_one(&d).await {
+            Ok(_) => d,
+            Err(e) if is_duplicate_key(&e) => holds
+                .find_one(doc! {"_id": hold_id})
+                .await?
+                .ok_or_else(|| {
+                    HandlerError::Transient("hold reported duplicate but is missing".into())
+                })?,
+            Err(e) => return Err(e.into()),
+        };
     emit_created(ctx, env, &stored).await?;
     Ok(Reply::ok(201, hold_json(&stored, &map)))
 }
 
-async fn emit_created(ctx: &Ctx, env: &CommandEnvelope, hold: &Document) -> Result<(), HandlerError> {
-    let id = hold.get_object_id("_id").map_err(|e| HandlerError::Permanent(e.to_string()))?;
+async fn emit_created(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    hold: &Document,
+) -> Result<(), HandlerError> {
+    let id = hold
+        .get_object_id("_id")
+        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
     let event_id = hold.get_object_id("eventId").ok();
     let after = api_json(hold);
     ctx.emit(
@@ -190,7 +229,11 @@ fn hold_json(hold: &Document, map: &SeatMap) -> Value {
 /// Order matters for redelivery: seats back to `available`, then locks deleted, then the
 /// hold's status. A crash anywhere leaves the hold `active`, so the next delivery (or the
 /// expiry sweep) does the rest; every step is harmless to repeat.
-pub async fn release(ctx: &Ctx, env: &CommandEnvelope, c: &ReleaseHold) -> Result<Reply, HandlerError> {
+pub async fn release(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    c: &ReleaseHold,
+) -> Result<Reply, HandlerError> {
     let holds = ctx.store.col(names::SEAT_HOLDS);
     let Some(hold) = holds.find_one(doc! {"_id": c.hold_id}).await? else {
         return Ok(Reply::error(ErrorCode::HoldNotFound, "no such hold"));
@@ -210,19 +253,28 @@ pub async fn release(ctx: &Ctx, env: &CommandEnvelope, c: &ReleaseHold) -> Resul
     if status != HoldStatus::Active.as_str() {
         return Ok(match (c.reason, status) {
             (ReleaseReason::Released, "released") => Reply::ok(204, Value::Null),
-            (ReleaseReason::Released, _) => Reply::error(ErrorCode::HoldNotActive, format!("the hold is {status}")),
-            (ReleaseReason::Expired, _) => Reply::ok(200, json!({"released": false, "status": status})),
+            (ReleaseReason::Released, _) => {
+                Reply::error(ErrorCode::HoldNotActive, format!("the hold is {status}"))
+            }
+            (ReleaseReason::Expired, _) => {
+                Reply::ok(200, json!({"released": false, "status": status}))
+            }
         });
     }
     let now = DateTime::now();
     if c.reason == ReleaseReason::Expired {
-        let expires = hold.get_datetime("expiresAt").map(|d| d.timestamp_millis()).unwrap_or(0);
+        let expires = hold
+            .get_datetime("expiresAt")
+            .map(|d| d.timestamp_millis())
+            .unwrap_or(0);
         if expires > now.timestamp_millis() {
             // Not stored as a result (that would answer the real expiry later): retried.
             return Err(HandlerError::Transient("hold not yet expired".into()));
         }
     }
-    let event_id = hold.get_object_id("eventId").map_err(|e| HandlerError::Permanent(e.to_string()))?;
+    let event_id = hold
+        .get_object_id("eventId")
+        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
     let seat_ids: Vec<ObjectId> = hold
         .get_array("seatIds")
         .map(|a| a.iter().filter_map(|s| s.as_object_id()).collect())
@@ -233,7 +285,10 @@ pub async fn release(ctx: &Ctx, env: &CommandEnvelope, c: &ReleaseHold) -> Resul
         ReleaseReason::Expired => HoldStatus::Expired,
     };
     holds
-        .update_one(doc! {"_id": c.hold_id}, doc! {"$set": {"status": new_status.as_str(), "updatedAt": now}})
+        .update_one(
+            doc! {"_id": c.hold_id},
+            doc! {"$set": {"status": new_status.as_str(), "updatedAt": now}},
+        )
         .await?;
     let (kind, action) = match c.reason {
         ReleaseReason::Released => ("hold.released", "hold_released"),
@@ -255,7 +310,9 @@ pub async fn release(ctx: &Ctx, env: &CommandEnvelope, c: &ReleaseHold) -> Resul
     .await?;
     Ok(match c.reason {
         ReleaseReason::Released => Reply::ok(204, Value::Null),
-        ReleaseReason::Expired => Reply::ok(200, json!({"released": true, "status": new_status.as_str()})),
+        ReleaseReason::Expired => Reply::ok(
+            200,
+            json!({"released": true, "status": new_status.as_str()}),
+        ),
     })
 }
-

@@ -12,6 +12,7 @@ pub mod config;
 pub mod context;
 pub mod expiry;
 pub mod holds;
+pub mod leases;
 pub mod payments;
 pub mod projections;
 pub mod queries;

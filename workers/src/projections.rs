@@ -23,27 +23,38 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::context::Ctx;
+use crate::context::{Ctx, HandlerError};
 use crate::runtime::wire_config;
 use crate::store::{is_duplicate_key, names};
 
 /// Messages per batch: one recount per touched event per batch.
 const BATCH: usize = 500;
 
-pub async fn start(ctx: &Ctx, tasks: &mut JoinSet<()>, stopped: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn start(
+    ctx: &Ctx,
+    tasks: &mut JoinSet<()>,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let wire = wire_config(&ctx.cfg);
-    let audit = setup::ensure_projection_consumer(&ctx.js, &ctx.ns, "audit", ctx.ns.all_events(), &wire)
-        .await
-        .map_err(|e| anyhow::anyhow!("ensuring audit projection: {e}"))?;
-    let counters = setup::ensure_projection_consumer(&ctx.js, &ctx.ns, "counters", ctx.ns.all_events(), &wire)
-        .await
-        .map_err(|e| anyhow::anyhow!("ensuring counters projection: {e}"))?;
+    let audit =
+        setup::ensure_projection_consumer(&ctx.js, &ctx.ns, "audit", ctx.ns.all_events(), &wire)
+            .await
+            .map_err(|e| anyhow::anyhow!("ensuring audit projection: {e}"))?;
+    let counters =
+        setup::ensure_projection_consumer(&ctx.js, &ctx.ns, "counters", ctx.ns.all_events(), &wire)
+            .await
+            .map_err(|e| anyhow::anyhow!("ensuring counters projection: {e}"))?;
     tasks.spawn(run(ctx.clone(), audit, "audit", stopped.clone()));
     tasks.spawn(run(ctx.clone(), counters, "counters", stopped));
     Ok(())
 }
 
-async fn run(ctx: Ctx, consumer: PullConsumer, name: &'static str, mut stopped: watch::Receiver<bool>) {
+async fn run(
+    ctx: Ctx,
+    consumer: PullConsumer,
+    name: &'static str,
+    mut stopped: watch::Receiver<bool>,
+) {
     info!(projection = name, "projection started");
     loop {
         let batch = tokio::select! {
@@ -68,10 +79,15 @@ async fn run(ctx: Ctx, consumer: PullConsumer, name: &'static str, mut stopped: 
         if msgs.is_empty() {
             continue;
         }
-        let events: Vec<DomainEvent> = msgs.iter().filter_map(|m| serde_json::from_slice(&m.payload).ok()).collect();
+        let events: Vec<DomainEvent> = msgs
+            .iter()
+            .filter_map(|m| serde_json::from_slice(&m.payload).ok())
+            .collect();
         let applied = match name {
-            "audit" => apply_audit(&ctx, &events).await,
-            _ => apply_counters(&ctx, &events).await,
+            "audit" => apply_audit(&ctx, &events).await.map_err(|e| e.to_string()),
+            _ => apply_counters(&ctx, &events)
+                .await
+                .map_err(|e| e.to_string()),
         };
         match applied {
             Ok(()) => {
@@ -84,7 +100,11 @@ async fn run(ctx: Ctx, consumer: PullConsumer, name: &'static str, mut stopped: 
             Err(e) => {
                 warn!(projection = name, error = %e, "projection failed; batch will be redelivered");
                 for m in &msgs {
-                    let _ = m.ack_with(async_nats::jetstream::AckKind::Nak(Some(Duration::from_secs(1)))).await;
+                    let _ = m
+                        .ack_with(async_nats::jetstream::AckKind::Nak(Some(
+                            Duration::from_secs(1),
+                        )))
+                        .await;
                 }
             }
         }
@@ -96,20 +116,35 @@ async fn run(ctx: Ctx, consumer: PullConsumer, name: &'static str, mut stopped: 
 pub fn audit_entry(ev: &DomainEvent) -> AuditLog {
     let when = DateTime::from_millis(ev.occurred_at.timestamp_millis());
     let to_doc = |v: &Option<serde_json::Value>| v.as_ref().and_then(|v| bson::to_document(v).ok());
-    let failure = ev.data.get("failureReason").and_then(|v| v.as_str()).map(str::to_string);
+    let failure = ev
+        .data
+        .get("failureReason")
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
     AuditLog {
         id: derive_object_id("audit", &ev.id, ev.occurred_at.timestamp()),
         user_id: ev.actor.as_ref().map(|a| a.user_id),
         action: ev.action.clone(),
         entity_type: ev.entity_type.clone(),
         entity_id: Some(ev.entity_id),
-        changes: Changes { before: to_doc(&ev.before), after: to_doc(&ev.after) },
-        status: if failure.is_some() { AuditStatus::Failure } else { AuditStatus::Success },
+        changes: Changes {
+            before: to_doc(&ev.before),
+            after: to_doc(&ev.after),
+        },
+        status: if failure.is_some() {
+            AuditStatus::Failure
+        } else {
+            AuditStatus::Success
+        },
         failure_reason: failure,
         ip_address: ev.context.ip_address.clone(),
         user_agent: ev.context.user_agent.clone(),
         request_id: ev.context.request_id.clone(),
-        status_code: ev.data.get("statusCode").and_then(|v| v.as_i64()).map(|v| v as i32),
+        status_code: ev
+            .data
+            .get("statusCode")
+            .and_then(|v| v.as_i64())
+            .map(|v| v as i32),
         response_time: None,
         command_id: Some(ev.command_id.clone()),
         timestamp: when,
@@ -118,18 +153,27 @@ pub fn audit_entry(ev: &DomainEvent) -> AuditLog {
 }
 
 async fn apply_audit(ctx: &Ctx, events: &[DomainEvent]) -> Result<(), mongodb::error::Error> {
-    let docs: Vec<Document> = events.iter().filter_map(|e| bson::to_document(&audit_entry(e)).ok()).collect();
+    let docs: Vec<Document> = events
+        .iter()
+        .filter_map(|e| bson::to_document(&audit_entry(e)).ok())
+        .collect();
     if docs.is_empty() {
         return Ok(());
     }
-    match ctx.store.col(names::AUDIT_LOGS).insert_many(docs).ordered(false).await {
+    match ctx
+        .store
+        .col(names::AUDIT_LOGS)
+        .insert_many(docs)
+        .ordered(false)
+        .await
+    {
         Ok(_) => Ok(()),
         Err(e) if is_duplicate_key(&e) => Ok(()),
         Err(e) => Err(e),
     }
 }
 
-async fn apply_counters(ctx: &Ctx, events: &[DomainEvent]) -> Result<(), mongodb::error::Error> {
+async fn apply_counters(ctx: &Ctx, events: &[DomainEvent]) -> Result<(), HandlerError> {
     let touched: HashSet<ObjectId> = events
         .iter()
         .filter(|e| matches!(e.entity(), "hold" | "booking" | "event" | "seat"))
@@ -141,16 +185,24 @@ async fn apply_counters(ctx: &Ctx, events: &[DomainEvent]) -> Result<(), mongodb
     Ok(())
 }
 
-/// Sets `availableSeats` of one event to the count of its available seats.
-pub async fn recount(ctx: &Ctx, event_id: ObjectId) -> Result<u64, mongodb::error::Error> {
+/// Sets `availableSeats` of one event to the count of its available seats, under the
+/// event document's lease (the catalog writes its status).
+pub async fn recount(ctx: &Ctx, event_id: ObjectId) -> Result<u64, HandlerError> {
     let n = ctx
         .store
         .col(names::SEATS)
         .count_documents(doc! {"eventId": event_id, "status": "available"})
         .await?;
-    ctx.store
-        .col(names::EVENTS)
-        .update_one(doc! {"_id": event_id}, doc! {"$set": {"availableSeats": n as i64}})
-        .await?;
+    let events = ctx.store.col(names::EVENTS);
+    crate::leases::with_lease(ctx, names::EVENTS, event_id, || async {
+        events
+            .update_one(
+                doc! {"_id": event_id},
+                doc! {"$set": {"availableSeats": n as i64}},
+            )
+            .await?;
+        Ok(())
+    })
+    .await?;
     Ok(n)
 }

@@ -19,7 +19,11 @@ use tracing::{info, warn};
 use crate::context::Ctx;
 use crate::store::{api_json, names, StoreError};
 
-pub async fn start(ctx: &Ctx, tasks: &mut JoinSet<()>, stopped: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn start(
+    ctx: &Ctx,
+    tasks: &mut JoinSet<()>,
+    stopped: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let sub = ctx
         .client
         .queue_subscribe(ctx.ns.all_queries(), ctx.ns.queries_queue_group())
@@ -39,8 +43,14 @@ async fn serve(ctx: Ctx, mut sub: async_nats::Subscriber, mut stopped: watch::Re
             m = sub.next() => m,
         };
         let Some(msg) = msg else { break };
-        let Some(reply_to) = msg.reply.clone() else { continue };
-        let permit = sem.clone().acquire_owned().await.expect("semaphore never closed");
+        let Some(reply_to) = msg.reply.clone() else {
+            continue;
+        };
+        let permit = sem
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore never closed");
         let ctx = ctx.clone();
         inflight.spawn(async move {
             let reply = match serde_json::from_slice::<QueryRequest>(&msg.payload) {
@@ -48,7 +58,10 @@ async fn serve(ctx: Ctx, mut sub: async_nats::Subscriber, mut stopped: watch::Re
                     warn!(error = %e, "query failed");
                     Reply::error(ErrorCode::Unavailable, "the database did not answer")
                 }),
-                Err(e) => Reply::error(ErrorCode::ValidationFailed, format!("undecodable query: {e}")),
+                Err(e) => Reply::error(
+                    ErrorCode::ValidationFailed,
+                    format!("undecodable query: {e}"),
+                ),
             };
             if let Ok(body) = serde_json::to_vec(&reply) {
                 let _ = ctx.client.publish(reply_to, body.into()).await;
@@ -89,18 +102,26 @@ pub async fn answer(ctx: &Ctx, req: &QueryRequest) -> Result<Reply, StoreError> 
             }
         }
         Query::Me => {
-            let Some(i) = &req.issuer else { return Ok(Reply::error(ErrorCode::Unauthorized, "sign in first")) };
+            let Some(i) = &req.issuer else {
+                return Ok(Reply::error(ErrorCode::Unauthorized, "sign in first"));
+            };
             match col(names::USERS).find_one(doc! {"_id": i.user_id}).await? {
                 Some(u) => Reply::ok(200, api_json(&u)),
                 None => Reply::error(ErrorCode::NotFound, "no such account"),
             }
         }
         Query::ListEvents(f) => list_events(ctx, f, is_admin(&req.issuer)).await?,
-        Query::GetEvent { event_id } => match col(names::EVENTS).find_one(doc! {"_id": event_id}).await? {
-            Some(e) if visible(&e, &req.issuer) => Reply::ok(200, api_json(&e)),
-            _ => Reply::error(ErrorCode::EventNotFound, "no such event"),
-        },
-        Query::EventSeats { event_id, section, status } => {
+        Query::GetEvent { event_id } => {
+            match col(names::EVENTS).find_one(doc! {"_id": event_id}).await? {
+                Some(e) if visible(&e, &req.issuer) => Reply::ok(200, api_json(&e)),
+                _ => Reply::error(ErrorCode::EventNotFound, "no such event"),
+            }
+        }
+        Query::EventSeats {
+            event_id,
+            section,
+            status,
+        } => {
             match col(names::EVENTS).find_one(doc! {"_id": event_id}).await? {
                 Some(e) if visible(&e, &req.issuer) => {}
                 _ => return Ok(Reply::error(ErrorCode::EventNotFound, "no such event")),
@@ -116,14 +137,26 @@ pub async fn answer(ctx: &Ctx, req: &QueryRequest) -> Result<Reply, StoreError> 
                 .sort(doc! {"row": 1, "number": 1})
                 .projection(doc! {"heldBy": 0, "bookedBy": 0, "holdId": 0, "bookingId": 0})
                 .build();
-            let items: Vec<Value> = col(names::SEATS).find(filter).with_options(opts).await?.map_ok(|d| api_json(&d)).try_collect().await?;
+            let items: Vec<Value> = col(names::SEATS)
+                .find(filter)
+                .with_options(opts)
+                .await?
+                .map_ok(|d| api_json(&d))
+                .try_collect()
+                .await?;
             Reply::ok(200, json!({"total": items.len(), "items": items}))
         }
-        Query::GetHold { hold_id } => match col(names::SEAT_HOLDS).find_one(doc! {"_id": hold_id}).await? {
+        Query::GetHold { hold_id } => match col(names::SEAT_HOLDS)
+            .find_one(doc! {"_id": hold_id})
+            .await?
+        {
             Some(h) if owns(&h, &req.issuer) => Reply::ok(200, api_json(&h)),
             _ => Reply::error(ErrorCode::HoldNotFound, "no such hold"),
         },
-        Query::GetBooking { booking_id } => match col(names::BOOKINGS).find_one(doc! {"_id": booking_id}).await? {
+        Query::GetBooking { booking_id } => match col(names::BOOKINGS)
+            .find_one(doc! {"_id": booking_id})
+            .await?
+        {
             Some(b) if owns(&b, &req.issuer) => {
                 let mut v = api_json(&b);
                 let seats: Vec<Value> = col(names::BOOKING_SEATS)
@@ -138,19 +171,40 @@ pub async fn answer(ctx: &Ctx, req: &QueryRequest) -> Result<Reply, StoreError> 
             _ => Reply::error(ErrorCode::BookingNotFound, "no such booking"),
         },
         Query::MyBookings { page, limit } => {
-            let Some(i) = &req.issuer else { return Ok(Reply::error(ErrorCode::Unauthorized, "sign in first")) };
+            let Some(i) = &req.issuer else {
+                return Ok(Reply::error(ErrorCode::Unauthorized, "sign in first"));
+            };
             let (skip, limit) = page_of(*page, *limit);
             let filter = doc! {"userId": i.user_id};
             let total = col(names::BOOKINGS).count_documents(filter.clone()).await?;
-            let opts = FindOptions::builder().sort(doc! {"createdAt": -1, "_id": -1}).skip(skip).limit(limit).build();
-            let items: Vec<Value> = col(names::BOOKINGS).find(filter).with_options(opts).await?.map_ok(|d| api_json(&d)).try_collect().await?;
-            Reply::ok(200, json!({"items": items, "page": (*page).max(1), "limit": limit, "total": total}))
+            let opts = FindOptions::builder()
+                .sort(doc! {"createdAt": -1, "_id": -1})
+                .skip(skip)
+                .limit(limit)
+                .build();
+            let items: Vec<Value> = col(names::BOOKINGS)
+                .find(filter)
+                .with_options(opts)
+                .await?
+                .map_ok(|d| api_json(&d))
+                .try_collect()
+                .await?;
+            Reply::ok(
+                200,
+                json!({"items": items, "page": (*page).max(1), "limit": limit, "total": total}),
+            )
         }
-        Query::GetPayment { payment_id } => match col(names::PAYMENTS).find_one(doc! {"_id": payment_id}).await? {
+        Query::GetPayment { payment_id } => match col(names::PAYMENTS)
+            .find_one(doc! {"_id": payment_id})
+            .await?
+        {
             Some(p) if owns(&p, &req.issuer) => Reply::ok(200, api_json(&p)),
             _ => Reply::error(ErrorCode::PaymentNotFound, "no such payment"),
         },
-        Query::GetRefund { refund_id } => match col(names::REFUNDS).find_one(doc! {"_id": refund_id}).await? {
+        Query::GetRefund { refund_id } => match col(names::REFUNDS)
+            .find_one(doc! {"_id": refund_id})
+            .await?
+        {
             Some(r) if owns(&r, &req.issuer) => Reply::ok(200, api_json(&r)),
             _ => Reply::error(ErrorCode::RefundNotFound, "no such refund"),
         },
@@ -165,7 +219,10 @@ pub async fn answer(ctx: &Ctx, req: &QueryRequest) -> Result<Reply, StoreError> 
 
 /// Published events are public; drafts and the rest only for admins.
 fn visible(e: &Document, issuer: &Option<Issuer>) -> bool {
-    matches!(e.get_str("status"), Ok("published") | Ok("cancelled") | Ok("completed")) || is_admin(issuer)
+    matches!(
+        e.get_str("status"),
+        Ok("published") | Ok("cancelled") | Ok("completed")
+    ) || is_admin(issuer)
 }
 
 fn owns(d: &Document, issuer: &Option<Issuer>) -> bool {
@@ -191,13 +248,24 @@ fn literal_regex(s: &str, whole: bool) -> Bson {
         }
         escaped.push(ch);
     }
-    let pattern = if whole { format!("^{escaped}$") } else { escaped };
-    Bson::RegularExpression(bson::Regex { pattern, options: "i".into() })
+    let pattern = if whole {
+        format!("^{escaped}$")
+    } else {
+        escaped
+    };
+    Bson::RegularExpression(bson::Regex {
+        pattern,
+        options: "i".into(),
+    })
 }
 
 fn day_bound(s: &str, end: bool) -> Option<bson::DateTime> {
     let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
-    let t = if end { d.and_hms_milli_opt(23, 59, 59, 999)? } else { d.and_hms_opt(0, 0, 0)? };
+    let t = if end {
+        d.and_hms_milli_opt(23, 59, 59, 999)?
+    } else {
+        d.and_hms_opt(0, 0, 0)?
+    };
     Some(bson::DateTime::from_millis(t.and_utc().timestamp_millis()))
 }
 
@@ -216,13 +284,23 @@ async fn list_events(ctx: &Ctx, f: &EventFilter, admin: bool) -> Result<Reply, S
     if let Some(from) = f.from.as_deref() {
         match day_bound(from, false) {
             Some(d) => date.insert("$gte", d),
-            None => return Ok(Reply::error(ErrorCode::ValidationFailed, "from must be a date like 2027-03-14")),
+            None => {
+                return Ok(Reply::error(
+                    ErrorCode::ValidationFailed,
+                    "from must be a date like 2027-03-14",
+                ))
+            }
         };
     }
     if let Some(to) = f.to.as_deref() {
         match day_bound(to, true) {
             Some(d) => date.insert("$lte", d),
-            None => return Ok(Reply::error(ErrorCode::ValidationFailed, "to must be a date like 2027-03-14")),
+            None => {
+                return Ok(Reply::error(
+                    ErrorCode::ValidationFailed,
+                    "to must be a date like 2027-03-14",
+                ))
+            }
         };
     }
     if !date.is_empty() {
@@ -232,15 +310,33 @@ async fn list_events(ctx: &Ctx, f: &EventFilter, admin: bool) -> Result<Reply, S
         let r = literal_regex(q, false);
         filter.insert(
             "$or",
-            vec![doc! {"name": r.clone()}, doc! {"description": r.clone()}, doc! {"venue": r.clone()}, doc! {"city": r}],
+            vec![
+                doc! {"name": r.clone()},
+                doc! {"description": r.clone()},
+                doc! {"venue": r.clone()},
+                doc! {"city": r},
+            ],
         );
     }
     let (skip, limit) = page_of(f.page, f.limit);
     let events = ctx.store.col(names::EVENTS);
     let total = events.count_documents(filter.clone()).await?;
-    let opts = FindOptions::builder().sort(doc! {"eventDate": 1, "_id": 1}).skip(skip).limit(limit).build();
-    let items: Vec<Value> = events.find(filter).with_options(opts).await?.map_ok(|d| api_json(&d)).try_collect().await?;
-    Ok(Reply::ok(200, json!({"items": items, "page": f.page.max(1), "limit": limit, "total": total})))
+    let opts = FindOptions::builder()
+        .sort(doc! {"eventDate": 1, "_id": 1})
+        .skip(skip)
+        .limit(limit)
+        .build();
+    let items: Vec<Value> = events
+        .find(filter)
+        .with_options(opts)
+        .await?
+        .map_ok(|d| api_json(&d))
+        .try_collect()
+        .await?;
+    Ok(Reply::ok(
+        200,
+        json!({"items": items, "page": f.page.max(1), "limit": limit, "total": total}),
+    ))
 }
 
 async fn audit_logs(ctx: &Ctx, f: &AuditFilter) -> Result<Reply, StoreError> {
@@ -260,7 +356,20 @@ async fn audit_logs(ctx: &Ctx, f: &AuditFilter) -> Result<Reply, StoreError> {
     let (skip, limit) = page_of(f.page, f.limit);
     let col = ctx.store.col(names::AUDIT_LOGS);
     let total = col.count_documents(filter.clone()).await?;
-    let opts = FindOptions::builder().sort(doc! {"timestamp": -1, "_id": -1}).skip(skip).limit(limit).build();
-    let items: Vec<Value> = col.find(filter).with_options(opts).await?.map_ok(|d| api_json(&d)).try_collect().await?;
-    Ok(Reply::ok(200, json!({"items": items, "page": f.page.max(1), "limit": limit, "total": total})))
+    let opts = FindOptions::builder()
+        .sort(doc! {"timestamp": -1, "_id": -1})
+        .skip(skip)
+        .limit(limit)
+        .build();
+    let items: Vec<Value> = col
+        .find(filter)
+        .with_options(opts)
+        .await?
+        .map_ok(|d| api_json(&d))
+        .try_collect()
+        .await?;
+    Ok(Reply::ok(
+        200,
+        json!({"items": items, "page": f.page.max(1), "limit": limit, "total": total}),
+    ))
 }

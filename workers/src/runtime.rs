@@ -59,18 +59,31 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
         .map_err(|e| anyhow::anyhow!("connecting to NATS at {}: {e}", cfg.nats_url))?;
     let js = jetstream::new(client.clone());
     let wire = wire_config(&cfg);
-    setup::ensure_streams(&js, &ns, &wire).await.map_err(|e| anyhow::anyhow!("ensuring streams: {e}"))?;
-    let (locks_kv, results_kv) = setup::ensure_buckets(&js, &ns, &wire).await.map_err(|e| anyhow::anyhow!("ensuring KV buckets: {e}"))?;
+    setup::ensure_streams(&js, &ns, &wire)
+        .await
+        .map_err(|e| anyhow::anyhow!("ensuring streams: {e}"))?;
+    let (locks_kv, results_kv) = setup::ensure_buckets(&js, &ns, &wire)
+        .await
+        .map_err(|e| anyhow::anyhow!("ensuring KV buckets: {e}"))?;
     let store = Store::connect(&cfg.mongodb_uri, &cfg.mongodb_db)
         .await
         .map_err(|e| anyhow::anyhow!("connecting to MongoDB at {}: {e}", cfg.mongodb_uri))?;
-    store.ensure_indexes().await.map_err(|e| anyhow::anyhow!("ensuring indexes: {e}"))?;
+    store
+        .ensure_indexes()
+        .await
+        .map_err(|e| anyhow::anyhow!("ensuring indexes: {e}"))?;
 
-    let vault = setup::ensure_card_vault(&js, &ns, &wire).await.map_err(|e| anyhow::anyhow!("ensuring card vault: {e}"))?;
+    let leases_kv = setup::ensure_leases(&js, &ns, &wire)
+        .await
+        .map_err(|e| anyhow::anyhow!("ensuring leases bucket: {e}"))?;
+    let vault = setup::ensure_card_vault(&js, &ns, &wire)
+        .await
+        .map_err(|e| anyhow::anyhow!("ensuring card vault: {e}"))?;
     let ctx = Ctx {
         gateway: Arc::new(crate::payments::gateway::Simulated::new(store.clone())),
         vault,
         locks: SeatLocks::new(js.clone(), locks_kv, ns.seat_locks_bucket()),
+        leases: SeatLocks::new(js.clone(), leases_kv, ns.leases_bucket()),
         results: Results::new(results_kv),
         seat_maps: Default::default(),
         cfg: cfg.clone(),
@@ -89,9 +102,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
         (Area::Payments, "payments"),
     ] {
         if cfg.runs(name) {
-            let consumer = setup::ensure_command_consumer(&ctx.js, &ns, area, &wire, cfg.concurrency as i64)
-                .await
-                .map_err(|e| anyhow::anyhow!("ensuring consumer {name}: {e}"))?;
+            let consumer =
+                setup::ensure_command_consumer(&ctx.js, &ns, area, &wire, cfg.concurrency as i64)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("ensuring consumer {name}: {e}"))?;
             tasks.spawn(command_loop(ctx.clone(), consumer, name, stopped.clone()));
         }
     }
@@ -108,11 +122,22 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
     Ok(Running { stop, tasks, ctx })
 }
 
-async fn command_loop(ctx: Ctx, consumer: jetstream::consumer::PullConsumer, name: &'static str, mut stopped: watch::Receiver<bool>) {
+async fn command_loop(
+    ctx: Ctx,
+    consumer: jetstream::consumer::PullConsumer,
+    name: &'static str,
+    mut stopped: watch::Receiver<bool>,
+) {
     let sem = Arc::new(Semaphore::new(ctx.cfg.concurrency));
     let mut inflight = JoinSet::new();
     'outer: loop {
-        let mut messages = match consumer.stream().max_messages_per_batch(100).heartbeat(Duration::from_secs(5)).messages().await {
+        let mut messages = match consumer
+            .stream()
+            .max_messages_per_batch(100)
+            .heartbeat(Duration::from_secs(5))
+            .messages()
+            .await
+        {
             Ok(m) => m,
             Err(e) => {
                 warn!(worker = name, error = %e, "cannot pull; retrying");
@@ -160,7 +185,9 @@ fn header<'a>(h: Option<&'a HeaderMap>, name: &str) -> Option<&'a str> {
 async fn handle_message(ctx: &Ctx, msg: jetstream::Message) {
     let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
     let inbox = header(msg.headers.as_ref(), headers::REPLY_TO).map(str::to_string);
-    let request_id = header(msg.headers.as_ref(), headers::REQUEST_ID).unwrap_or("-").to_string();
+    let request_id = header(msg.headers.as_ref(), headers::REQUEST_ID)
+        .unwrap_or("-")
+        .to_string();
     let env: CommandEnvelope = match serde_json::from_slice(&msg.payload) {
         Ok(e) => e,
         Err(e) => {
@@ -199,7 +226,9 @@ async fn handle_message(ctx: &Ctx, msg: jetstream::Message) {
                 if let Err(e) = ctx.results.put(&env.id, &stored).await {
                     // The effect is durable; without the result a redelivery re-derives it.
                     warn!(error = %e, "result not kept; nak for another pass");
-                    let _ = msg.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
+                    let _ = msg
+                        .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
+                        .await;
                     return;
                 }
                 ack(&msg).await;
@@ -227,12 +256,25 @@ async fn ack(msg: &jetstream::Message) {
 }
 
 /// Dead-letters the message with its reason, tells the caller, and terminates it.
-async fn finish_failed(ctx: &Ctx, msg: &jetstream::Message, inbox: Option<&str>, reason: &str, delivered: i64) {
+async fn finish_failed(
+    ctx: &Ctx,
+    msg: &jetstream::Message,
+    inbox: Option<&str>,
+    reason: &str,
+    delivered: i64,
+) {
     let mut h = msg.headers.clone().unwrap_or_default();
     h.insert(headers::DEADLETTER_REASON, reason);
-    h.insert(headers::DEADLETTER_DELIVERIES, delivered.to_string().as_str());
+    h.insert(
+        headers::DEADLETTER_DELIVERIES,
+        delivered.to_string().as_str(),
+    );
     let subject = ctx.ns.deadletter_for(msg.subject.as_str());
-    match ctx.js.publish_with_headers(subject, h, msg.payload.clone()).await {
+    match ctx
+        .js
+        .publish_with_headers(subject, h, msg.payload.clone())
+        .await
+    {
         Ok(f) => {
             if let Err(e) = f.await {
                 error!(error = %e, "dead letter not stored");
@@ -241,7 +283,15 @@ async fn finish_failed(ctx: &Ctx, msg: &jetstream::Message, inbox: Option<&str>,
         Err(e) => error!(error = %e, "dead letter not published"),
     }
     if let Some(inbox) = inbox {
-        let _ = respond(&ctx.client, inbox, &Reply::error(ErrorCode::Internal, "the command could not be applied; operators have been told")).await;
+        let _ = respond(
+            &ctx.client,
+            inbox,
+            &Reply::error(
+                ErrorCode::Internal,
+                "the command could not be applied; operators have been told",
+            ),
+        )
+        .await;
     }
     let _ = msg.ack_with(AckKind::Term).await;
 }

@@ -32,7 +32,12 @@ impl SeatMaps {
     /// The seat map of `event_id`, loaded once per process. An event without seats is not
     /// cached (it may be mid-creation).
     pub async fn get(&self, store: &Store, event_id: ObjectId) -> Result<SeatMap, StoreError> {
-        if let Some(m) = self.inner.read().ok().and_then(|m| m.get(&event_id).cloned()) {
+        if let Some(m) = self
+            .inner
+            .read()
+            .ok()
+            .and_then(|m| m.get(&event_id).cloned())
+        {
             return Ok(m);
         }
         let mut cursor = store
@@ -42,7 +47,9 @@ impl SeatMaps {
             .await?;
         let mut map = HashMap::new();
         while let Some(d) = cursor.try_next().await? {
-            let id = d.get_object_id("_id").map_err(|e| StoreError::Bson(e.to_string()))?;
+            let id = d
+                .get_object_id("_id")
+                .map_err(|e| StoreError::Bson(e.to_string()))?;
             let price: Money = bson::from_bson(d.get("price").cloned().unwrap_or_default())?;
             map.insert(
                 id,

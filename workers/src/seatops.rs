@@ -49,14 +49,24 @@ pub fn sold_value(booking: &ObjectId) -> String {
 /// Puts the seats back on sale where `owner` still owns them: the seat document first,
 /// then the lock (compare-and-delete), so nobody can take a seat whose document still
 /// says it is ours. Harmless to repeat.
-pub async fn free_seats(ctx: &Ctx, event_id: ObjectId, seats: &[ObjectId], owner: Owner) -> Result<(), HandlerError> {
+pub async fn free_seats(
+    ctx: &Ctx,
+    event_id: ObjectId,
+    seats: &[ObjectId],
+    owner: Owner,
+) -> Result<(), HandlerError> {
     for r in join_all(seats.iter().map(|s| free_seat(ctx, event_id, *s, owner))).await {
         r?;
     }
     Ok(())
 }
 
-async fn free_seat(ctx: &Ctx, event_id: ObjectId, seat: ObjectId, owner: Owner) -> Result<(), HandlerError> {
+async fn free_seat(
+    ctx: &Ctx,
+    event_id: ObjectId,
+    seat: ObjectId,
+    owner: Owner,
+) -> Result<(), HandlerError> {
     let key = lock_key(&event_id, &seat);
     let seats = ctx.store.col(names::SEATS);
     let lock = ctx.locks.owner(&key).await?;
@@ -65,10 +75,9 @@ async fn free_seat(ctx: &Ctx, event_id: ObjectId, seat: ObjectId, owner: Owner) 
         Some((o, _)) => owner.lock_values().contains(o),
         // The lock is gone (its TTL ran out): the seat is ours to reset only if its
         // document still names us.
-        None => seats
-            .find_one(doc! {"_id": seat})
-            .await?
-            .is_some_and(|d| d.get_object_id(field).ok() == Some(id) && d.get_str("status").ok() != Some("available")),
+        None => seats.find_one(doc! {"_id": seat}).await?.is_some_and(|d| {
+            d.get_object_id(field).ok() == Some(id) && d.get_str("status").ok() != Some("available")
+        }),
     };
     if !ours {
         return Ok(());
@@ -84,10 +93,20 @@ async fn free_seat(ctx: &Ctx, event_id: ObjectId, seat: ObjectId, owner: Owner) 
         )
         .await?;
     if let Some((_, rev)) = lock {
-        match ctx.locks.store().delete_expect_revision(&key, Some(rev)).await {
+        match ctx
+            .locks
+            .store()
+            .delete_expect_revision(&key, Some(rev))
+            .await
+        {
             Ok(()) => {}
-            Err(e) if e.kind() == async_nats::jetstream::kv::DeleteErrorKind::WrongLastRevision => {}
-            Err(e) => return Err(HandlerError::Transient(format!("releasing lock {key}: {e}"))),
+            Err(e) if e.kind() == async_nats::jetstream::kv::DeleteErrorKind::WrongLastRevision => {
+            }
+            Err(e) => {
+                return Err(HandlerError::Transient(format!(
+                    "releasing lock {key}: {e}"
+                )))
+            }
         }
     }
     Ok(())
@@ -95,9 +114,16 @@ async fn free_seat(ctx: &Ctx, event_id: ObjectId, seat: ObjectId, owner: Owner) 
 
 /// Applies the same `update` to every seat, each by `_id` alone (the only filter FerretDB
 /// pushes down), all at once.
-pub async fn update_seats(ctx: &Ctx, seats: &[ObjectId], update: bson::Document) -> Result<(), HandlerError> {
+pub async fn update_seats(
+    ctx: &Ctx,
+    seats: &[ObjectId],
+    update: bson::Document,
+) -> Result<(), HandlerError> {
     let col = ctx.store.col(names::SEATS);
-    let futs = seats.iter().map(|s| col.update_one(doc! {"_id": s}, update.clone()).into_future());
+    let futs = seats.iter().map(|s| {
+        col.update_one(doc! {"_id": s}, update.clone())
+            .into_future()
+    });
     for r in join_all(futs).await {
         r?;
     }

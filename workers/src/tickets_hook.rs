@@ -8,7 +8,11 @@ use futures::TryStreamExt;
 use crate::context::{Ctx, HandlerError};
 use crate::store::names;
 
-pub async fn cancel_tickets(ctx: &Ctx, booking_id: ObjectId, reason: &str) -> Result<(), HandlerError> {
+pub async fn cancel_tickets(
+    ctx: &Ctx,
+    booking_id: ObjectId,
+    reason: &str,
+) -> Result<(), HandlerError> {
     let tickets = ctx.store.col(names::TICKETS);
     let ids: Vec<ObjectId> = tickets
         .find(doc! {"bookingId": booking_id})
@@ -25,7 +29,10 @@ pub async fn cancel_tickets(ctx: &Ctx, booking_id: ObjectId, reason: &str) -> Re
     let now = DateTime::now();
     for id in &ids {
         tickets
-            .update_one(doc! {"_id": id}, doc! {"$set": {"status": "cancelled", "updatedAt": now}})
+            .update_one(
+                doc! {"_id": id},
+                doc! {"$set": {"status": "cancelled", "updatedAt": now}},
+            )
             .await?;
     }
     let ticket_ids: Vec<Bson> = ids.iter().map(|i| Bson::ObjectId(*i)).collect();

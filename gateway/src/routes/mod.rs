@@ -2,6 +2,7 @@
 //! tracing, metrics, JSON errors, timeout, body limit).
 
 pub mod accounts;
+pub mod bookings;
 pub mod events;
 pub mod holds;
 pub mod ops;
@@ -28,6 +29,7 @@ pub fn router(state: AppState, cfg: &Config) -> Router {
         .merge(accounts::routes())
         .merge(events::routes())
         .merge(holds::routes())
+        .merge(bookings::routes())
         .merge(ops::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -60,6 +62,24 @@ pub fn router(state: AppState, cfg: &Config) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(middleware::from_fn(sanitize_request_id))
+}
+
+/// Longest client-supplied `x-request-id` kept; longer or odd ones are replaced.
+const MAX_REQUEST_ID: usize = 128;
+
+/// Drops a client's `x-request-id` that is too long or not plain ASCII, so a fresh one is
+/// made: it travels in NATS headers and lands in the audit trail.
+async fn sanitize_request_id(mut req: Request, next: Next) -> Response {
+    let bad = req.headers().get("x-request-id").is_some_and(|v| {
+        v.len() > MAX_REQUEST_ID
+            || v.is_empty()
+            || !v.as_bytes().iter().all(|b| b.is_ascii_graphic())
+    });
+    if bad {
+        req.headers_mut().remove("x-request-id");
+    }
+    next.run(req).await
 }
 
 async fn not_found() -> ApiError {

@@ -28,14 +28,62 @@ async fn bad_input_gets_a_4xx_with_a_clear_code_and_changes_nothing() {
     assert_eq!(b["error"]["code"], "invalid_json");
 
     let cases: Vec<(&str, String, serde_json::Value, u16, &str)> = vec![
-        ("empty seat list", holds.clone(), json!({"seatIds": []}), 400, "validation_failed"),
-        ("invalid ObjectId", holds.clone(), json!({"seatIds": ["nope"]}), 400, "invalid_id"),
-        ("seat of another event", holds.clone(), json!({"seatIds": [other_seat]}), 404, "seat_not_found"),
-        ("repeated seat", holds.clone(), json!({"seatIds": [seats[0], seats[0]]}), 400, "validation_failed"),
-        ("too many seats", holds.clone(), json!({"seatIds": (0..11).map(|_| bson::oid::ObjectId::new().to_hex()).collect::<Vec<_>>()}), 400, "validation_failed"),
-        ("unknown event", format!("/v1/events/{}/holds", bson::oid::ObjectId::new().to_hex()), json!({"seatIds": [seats[0]]}), 404, "event_not_found"),
-        ("invalid event id", "/v1/events/123/holds".to_string(), json!({"seatIds": [seats[0]]}), 400, "invalid_id"),
-        ("wrong field type", holds.clone(), json!({"seatIds": "x"}), 400, "validation_failed"),
+        (
+            "empty seat list",
+            holds.clone(),
+            json!({"seatIds": []}),
+            400,
+            "validation_failed",
+        ),
+        (
+            "invalid ObjectId",
+            holds.clone(),
+            json!({"seatIds": ["nope"]}),
+            400,
+            "invalid_id",
+        ),
+        (
+            "seat of another event",
+            holds.clone(),
+            json!({"seatIds": [other_seat]}),
+            404,
+            "seat_not_found",
+        ),
+        (
+            "repeated seat",
+            holds.clone(),
+            json!({"seatIds": [seats[0], seats[0]]}),
+            400,
+            "validation_failed",
+        ),
+        (
+            "too many seats",
+            holds.clone(),
+            json!({"seatIds": (0..11).map(|_| bson::oid::ObjectId::new().to_hex()).collect::<Vec<_>>()}),
+            400,
+            "validation_failed",
+        ),
+        (
+            "unknown event",
+            format!("/v1/events/{}/holds", bson::oid::ObjectId::new().to_hex()),
+            json!({"seatIds": [seats[0]]}),
+            404,
+            "event_not_found",
+        ),
+        (
+            "invalid event id",
+            "/v1/events/123/holds".to_string(),
+            json!({"seatIds": [seats[0]]}),
+            400,
+            "invalid_id",
+        ),
+        (
+            "wrong field type",
+            holds.clone(),
+            json!({"seatIds": "x"}),
+            400,
+            "validation_failed",
+        ),
     ];
     for (what, path, body, status, code) in cases {
         let r = app.post(&path, Some(&user), body).await;
@@ -52,7 +100,13 @@ async fn bad_input_gets_a_4xx_with_a_clear_code_and_changes_nothing() {
         let r = app.post("/v1/events", Some(&admin), b.clone()).await;
         assert_eq!(r.status, 400, "{b}: {r:?}");
     }
-    let reg = app.post("/v1/auth/register", None, json!({"email": "not-an-email", "password": "x", "name": "N"})).await;
+    let reg = app
+        .post(
+            "/v1/auth/register",
+            None,
+            json!({"email": "not-an-email", "password": "x", "name": "N"}),
+        )
+        .await;
     assert_eq!((reg.status, reg.code()), (400, "validation_failed"));
     let paging = app.get("/v1/events?page=-1", None).await;
     assert_eq!(paging.status, 400);
@@ -60,13 +114,27 @@ async fn bad_input_gets_a_4xx_with_a_clear_code_and_changes_nothing() {
     assert_eq!(huge.status, 400);
 
     // Tokens: none, garbled, forged.
-    assert_eq!(app.post(&holds, None, json!({"seatIds": [seats[0]]})).await.code(), "unauthorized");
-    assert_eq!(app.post(&holds, Some("garbage"), json!({"seatIds": [seats[0]]})).await.status, 401);
+    assert_eq!(
+        app.post(&holds, None, json!({"seatIds": [seats[0]]}))
+            .await
+            .code(),
+        "unauthorized"
+    );
+    assert_eq!(
+        app.post(&holds, Some("garbage"), json!({"seatIds": [seats[0]]}))
+            .await
+            .status,
+        401
+    );
 
     // Nothing changed.
     let oid = bson::oid::ObjectId::parse_str(&event).unwrap();
     assert_eq!(app.count("seat_holds", doc! {}).await, 0);
-    assert_eq!(app.count("seats", doc! {"eventId": oid, "status": "available"}).await, 3);
+    assert_eq!(
+        app.count("seats", doc! {"eventId": oid, "status": "available"})
+            .await,
+        3
+    );
     assert_eq!(app.count("events", doc! {}).await, 2);
     assert_eq!(app.count("users", doc! {}).await, 2);
     app.shutdown().await;

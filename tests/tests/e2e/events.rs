@@ -19,7 +19,13 @@ fn event_body(name: &str, city: &str, category: &str, date: &str) -> serde_json:
 async fn an_admin_creates_and_publishes_an_event_with_its_seat_map() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
-    let r = app.post("/v1/events", Some(&admin), event_body("Fado Night", "Lisbon", "concert", "2030-05-01")).await;
+    let r = app
+        .post(
+            "/v1/events",
+            Some(&admin),
+            event_body("Fado Night", "Lisbon", "concert", "2030-05-01"),
+        )
+        .await;
     assert_eq!(r.status, 201, "{r:?}");
     assert_eq!(r.body["status"], "draft");
     assert_eq!(r.body["totalCapacity"], 56);
@@ -29,16 +35,27 @@ async fn an_admin_creates_and_publishes_an_event_with_its_seat_map() {
 
     // Drafts are not public.
     assert_eq!(app.get(&format!("/v1/events/{id}"), None).await.status, 404);
-    let p = app.post(&format!("/v1/events/{id}/publish"), Some(&admin), json!({})).await;
-    assert_eq!((p.status, p.body["status"].as_str()), (200, Some("published")), "{p:?}");
+    let p = app
+        .post(&format!("/v1/events/{id}/publish"), Some(&admin), json!({}))
+        .await;
+    assert_eq!(
+        (p.status, p.body["status"].as_str()),
+        (200, Some("published")),
+        "{p:?}"
+    );
     let public = app.get(&format!("/v1/events/{id}"), None).await;
     assert_eq!(public.status, 200);
     assert_eq!(public.body["availableSeats"], 56);
 
-    let premium = app.get(&format!("/v1/events/{id}/seats?section=Premium"), None).await;
+    let premium = app
+        .get(&format!("/v1/events/{id}/seats?section=Premium"), None)
+        .await;
     assert_eq!(premium.body["total"], 20);
     let first = &premium.body["items"][0];
-    assert_eq!((first["row"].as_str(), first["number"].as_i64()), (Some("A"), Some(1)));
+    assert_eq!(
+        (first["row"].as_str(), first["number"].as_i64()),
+        (Some("A"), Some(1))
+    );
     assert_eq!(first["price"]["amountMinor"], 12050);
     assert_eq!(first["status"], "available");
 
@@ -50,9 +67,19 @@ async fn an_admin_creates_and_publishes_an_event_with_its_seat_map() {
     })
     .await;
     assert!(audited, "event_created and event_published audit entries");
-    let logs = app.get(&format!("/v1/audit-logs?entityId={id}"), Some(&admin)).await;
-    let actions: Vec<&str> = logs.body["items"].as_array().unwrap().iter().filter_map(|l| l["action"].as_str()).collect();
-    assert!(actions.contains(&"event_created") && actions.contains(&"event_published"), "{actions:?}");
+    let logs = app
+        .get(&format!("/v1/audit-logs?entityId={id}"), Some(&admin))
+        .await;
+    let actions: Vec<&str> = logs.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["action"].as_str())
+        .collect();
+    assert!(
+        actions.contains(&"event_created") && actions.contains(&"event_published"),
+        "{actions:?}"
+    );
     app.shutdown().await;
 }
 
@@ -67,21 +94,49 @@ async fn published_events_are_listed_with_filters_and_pages() {
         ("Hamlet", "Lisbon", "theater", "2030-06-01"),
         ("Draft Show", "Lisbon", "concert", "2030-05-02"),
     ] {
-        let r = app.post("/v1/events", Some(&admin), event_body(name, city, cat, date)).await;
+        let r = app
+            .post(
+                "/v1/events",
+                Some(&admin),
+                event_body(name, city, cat, date),
+            )
+            .await;
         assert_eq!(r.status, 201);
         ids.push(r.body["id"].as_str().unwrap().to_string());
     }
     for id in &ids[..3] {
-        assert_eq!(app.post(&format!("/v1/events/{id}/publish"), Some(&admin), json!({})).await.status, 200);
+        assert_eq!(
+            app.post(&format!("/v1/events/{id}/publish"), Some(&admin), json!({}))
+                .await
+                .status,
+            200
+        );
     }
     let names = |r: &e2e::Resp| -> Vec<String> {
-        r.body["items"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap().to_string()).collect()
+        r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["name"].as_str().unwrap().to_string())
+            .collect()
     };
     let all = app.get("/v1/events", None).await;
     assert_eq!(all.body["total"], 3, "drafts are not listed: {all:?}");
-    assert_eq!(names(&app.get("/v1/events?city=lisbon", None).await), ["Fado Night", "Hamlet"]);
-    assert_eq!(names(&app.get("/v1/events?category=sports", None).await), ["Derby"]);
-    assert_eq!(names(&app.get("/v1/events?from=2030-05-05&to=2030-05-31", None).await), ["Derby"]);
+    assert_eq!(
+        names(&app.get("/v1/events?city=lisbon", None).await),
+        ["Fado Night", "Hamlet"]
+    );
+    assert_eq!(
+        names(&app.get("/v1/events?category=sports", None).await),
+        ["Derby"]
+    );
+    assert_eq!(
+        names(
+            &app.get("/v1/events?from=2030-05-05&to=2030-05-31", None)
+                .await
+        ),
+        ["Derby"]
+    );
     assert_eq!(names(&app.get("/v1/events?q=haml", None).await), ["Hamlet"]);
     let page2 = app.get("/v1/events?limit=2&page=2", None).await;
     assert_eq!(names(&page2), ["Hamlet"]);

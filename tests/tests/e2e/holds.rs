@@ -13,7 +13,13 @@ async fn a_user_holds_seats_reads_the_hold_and_lets_it_go() {
     let seats = app.seat_ids(&event).await;
     let (user_id, user) = app.new_user().await;
 
-    let r = app.post(&format!("/v1/events/{event}/holds"), Some(&user), json!({"seatIds": [seats[0], seats[1]]})).await;
+    let r = app
+        .post(
+            &format!("/v1/events/{event}/holds"),
+            Some(&user),
+            json!({"seatIds": [seats[0], seats[1]]}),
+        )
+        .await;
     assert_eq!(r.status, 201, "{r:?}");
     assert_eq!(r.body["status"], "active");
     assert_eq!(r.body["userId"], user_id.as_str());
@@ -23,36 +29,89 @@ async fn a_user_holds_seats_reads_the_hold_and_lets_it_go() {
     assert!(r.body["expiresAt"].as_str().is_some());
     let hold = r.body["id"].as_str().unwrap().to_string();
 
-    let held = app.get(&format!("/v1/events/{event}/seats?status=held"), None).await;
+    let held = app
+        .get(&format!("/v1/events/{event}/seats?status=held"), None)
+        .await;
     assert_eq!(held.body["total"], 2);
-    let seat = app.find_one("seats", doc! {"_id": ObjectId::parse_str(&seats[0]).unwrap()}).await.unwrap();
+    let seat = app
+        .find_one(
+            "seats",
+            doc! {"_id": ObjectId::parse_str(&seats[0]).unwrap()},
+        )
+        .await
+        .unwrap();
     assert_eq!(seat.get_str("status").unwrap(), "held");
     assert_eq!(seat.get_object_id("heldBy").unwrap().to_hex(), user_id);
     assert_eq!(seat.get_i64("version").unwrap(), 1);
 
-    assert_eq!(app.get(&format!("/v1/holds/{hold}"), Some(&user)).await.status, 200);
+    assert_eq!(
+        app.get(&format!("/v1/holds/{hold}"), Some(&user))
+            .await
+            .status,
+        200
+    );
     let (_, other) = app.new_user().await;
     let theirs = app.get(&format!("/v1/holds/{hold}"), Some(&other)).await;
-    assert_eq!((theirs.status, theirs.code()), (404, "hold_not_found"), "another user's hold does not leak");
-    let steal = app.call("DELETE", &format!("/v1/holds/{hold}"), Some(&other), None, &[]).await;
+    assert_eq!(
+        (theirs.status, theirs.code()),
+        (404, "hold_not_found"),
+        "another user's hold does not leak"
+    );
+    let steal = app
+        .call(
+            "DELETE",
+            &format!("/v1/holds/{hold}"),
+            Some(&other),
+            None,
+            &[],
+        )
+        .await;
     assert_eq!(steal.status, 404);
 
-    let d = app.call("DELETE", &format!("/v1/holds/{hold}"), Some(&user), None, &[]).await;
+    let d = app
+        .call(
+            "DELETE",
+            &format!("/v1/holds/{hold}"),
+            Some(&user),
+            None,
+            &[],
+        )
+        .await;
     assert_eq!(d.status, 204, "{d:?}");
     let after = app.get(&format!("/v1/holds/{hold}"), Some(&user)).await;
     assert_eq!(after.body["status"], "released");
-    assert_eq!(app.get(&format!("/v1/events/{event}/seats?status=available"), None).await.body["total"], 10);
+    assert_eq!(
+        app.get(&format!("/v1/events/{event}/seats?status=available"), None)
+            .await
+            .body["total"],
+        10
+    );
     // Released seats are for sale again.
-    let again = app.post(&format!("/v1/events/{event}/holds"), Some(&other), json!({"seatIds": [seats[0]]})).await;
+    let again = app
+        .post(
+            &format!("/v1/events/{event}/holds"),
+            Some(&other),
+            json!({"seatIds": [seats[0]]}),
+        )
+        .await;
     assert_eq!(again.status, 201, "{again:?}");
     let counted = wait_until(Duration::from_secs(5), || async {
         let (c, real) = app.seat_counts(&event).await;
         c == real && real == 9
     })
     .await;
-    assert!(counted, "availableSeats follows the seats: {:?}", app.seat_counts(&event).await);
+    assert!(
+        counted,
+        "availableSeats follows the seats: {:?}",
+        app.seat_counts(&event).await
+    );
     let audited = wait_until(Duration::from_secs(5), || async {
-        app.count("audit_logs", doc! {"entityId": ObjectId::parse_str(&hold).unwrap()}).await == 2
+        app.count(
+            "audit_logs",
+            doc! {"entityId": ObjectId::parse_str(&hold).unwrap()},
+        )
+        .await
+            == 2
     })
     .await;
     assert!(audited, "hold_created and hold_released are audited");
@@ -67,14 +126,42 @@ async fn a_seat_cannot_be_held_twice_and_a_refused_hold_takes_nothing() {
     let seats = app.seat_ids(&event).await;
     let (_, a) = app.new_user().await;
     let (_, b) = app.new_user().await;
-    let first = app.post(&format!("/v1/events/{event}/holds"), Some(&a), json!({"seatIds": [seats[1], seats[2]]})).await;
+    let first = app
+        .post(
+            &format!("/v1/events/{event}/holds"),
+            Some(&a),
+            json!({"seatIds": [seats[1], seats[2]]}),
+        )
+        .await;
     assert_eq!(first.status, 201);
     // b asks for a free seat and a taken one: all or none.
-    let second = app.post(&format!("/v1/events/{event}/holds"), Some(&b), json!({"seatIds": [seats[0], seats[2]]})).await;
-    assert_eq!((second.status, second.code()), (409, "seats_unavailable"), "{second:?}");
-    assert_eq!(second.body["error"]["details"]["seatIds"], json!([seats[2]]));
-    let free = app.post(&format!("/v1/events/{event}/holds"), Some(&b), json!({"seatIds": [seats[0]]})).await;
-    assert_eq!(free.status, 201, "the refused hold gave seat 0 back: {free:?}");
+    let second = app
+        .post(
+            &format!("/v1/events/{event}/holds"),
+            Some(&b),
+            json!({"seatIds": [seats[0], seats[2]]}),
+        )
+        .await;
+    assert_eq!(
+        (second.status, second.code()),
+        (409, "seats_unavailable"),
+        "{second:?}"
+    );
+    assert_eq!(
+        second.body["error"]["details"]["seatIds"],
+        json!([seats[2]])
+    );
+    let free = app
+        .post(
+            &format!("/v1/events/{event}/holds"),
+            Some(&b),
+            json!({"seatIds": [seats[0]]}),
+        )
+        .await;
+    assert_eq!(
+        free.status, 201,
+        "the refused hold gave seat 0 back: {free:?}"
+    );
     app.shutdown().await;
 }
 
@@ -104,16 +191,28 @@ async fn the_same_idempotency_key_returns_the_first_hold_and_applies_once() {
 
 #[tokio::test]
 async fn a_hold_left_alone_expires_and_its_seats_can_be_held_again() {
-    let app = spawn_app_with(Options { hold_ttl_secs: 2, hold_lock_grace_secs: 2, ..Options::default() }).await;
+    let app = spawn_app_with(Options {
+        hold_ttl_secs: 2,
+        hold_lock_grace_secs: 2,
+        ..Options::default()
+    })
+    .await;
     let admin = app.admin_token().await;
     let event = app.published_event(&admin, 1, 3).await;
     let seats = app.seat_ids(&event).await;
     let (_, a) = app.new_user().await;
     let (_, b) = app.new_user().await;
-    let r = app.post(&format!("/v1/events/{event}/holds"), Some(&a), json!({"seatIds": [seats[0], seats[1]]})).await;
+    let r = app
+        .post(
+            &format!("/v1/events/{event}/holds"),
+            Some(&a),
+            json!({"seatIds": [seats[0], seats[1]]}),
+        )
+        .await;
     assert_eq!(r.status, 201);
     let hold = r.body["id"].as_str().unwrap().to_string();
-    let expires_at: chrono::DateTime<chrono::Utc> = r.body["expiresAt"].as_str().unwrap().parse().unwrap();
+    let expires_at: chrono::DateTime<chrono::Utc> =
+        r.body["expiresAt"].as_str().unwrap().parse().unwrap();
     // Within 5 seconds of its expiry the hold is expired and its seats are free.
     let expired = wait_until(Duration::from_secs(8), || async {
         app.get(&format!("/v1/holds/{hold}"), Some(&a)).await.body["status"] == "expired"
@@ -121,8 +220,17 @@ async fn a_hold_left_alone_expires_and_its_seats_can_be_held_again() {
     .await;
     assert!(expired, "the hold expired");
     let late = chrono::Utc::now() - expires_at;
-    assert!(late < chrono::Duration::seconds(5), "released {late} after expiry");
-    let again = app.post(&format!("/v1/events/{event}/holds"), Some(&b), json!({"seatIds": [seats[0], seats[1]]})).await;
+    assert!(
+        late < chrono::Duration::seconds(5),
+        "released {late} after expiry"
+    );
+    let again = app
+        .post(
+            &format!("/v1/events/{event}/holds"),
+            Some(&b),
+            json!({"seatIds": [seats[0], seats[1]]}),
+        )
+        .await;
     assert_eq!(again.status, 201, "{again:?}");
     let counted = wait_until(Duration::from_secs(5), || async {
         let (c, real) = app.seat_counts(&event).await;

@@ -27,19 +27,50 @@ async fn every_test_card_has_its_documented_outcome() {
     // (card, seat, status, error code, attempts, booking status, seat status)
     let cases = [
         (APPROVED, 0, 201, "", 1, "confirmed", "booked"),
-        (DECLINED, 1, 402, "card_declined", 1, "cancelled", "available"),
-        (NO_FUNDS, 2, 402, "insufficient_funds", 1, "cancelled", "available"),
-        (ALWAYS_FAILS, 3, 402, "processing_error", 3, "cancelled", "available"),
+        (
+            DECLINED,
+            1,
+            402,
+            "card_declined",
+            1,
+            "cancelled",
+            "available",
+        ),
+        (
+            NO_FUNDS,
+            2,
+            402,
+            "insufficient_funds",
+            1,
+            "cancelled",
+            "available",
+        ),
+        (
+            ALWAYS_FAILS,
+            3,
+            402,
+            "processing_error",
+            3,
+            "cancelled",
+            "available",
+        ),
         (FAILS_TWICE, 4, 201, "", 3, "confirmed", "booked"),
     ];
     for (card, seat, status, code, attempts, booking_status, seat_status) in cases {
         let booking = app.book(&user, &event, &[seats[seat].clone()]).await;
         assert_eq!(booking["status"], "pending");
-        assert!(booking["bookingReference"].as_str().unwrap().starts_with("BK-"));
+        assert!(booking["bookingReference"]
+            .as_str()
+            .unwrap()
+            .starts_with("BK-"));
         assert_eq!(booking["finalPrice"]["amountMinor"], 2500);
         let r = app.pay(&user, booking["id"].as_str().unwrap(), card).await;
         assert_eq!(r.status, status, "{card}: {r:?}");
-        let payment = if status == 201 { &r.body["payment"] } else { &r.body["error"]["details"]["payment"] };
+        let payment = if status == 201 {
+            &r.body["payment"]
+        } else {
+            &r.body["error"]["details"]["payment"]
+        };
         if status != 201 {
             assert_eq!(r.code(), code, "{card}");
             assert_eq!(payment["failureCode"], code);
@@ -47,12 +78,32 @@ async fn every_test_card_has_its_documented_outcome() {
         assert_eq!(payment["attemptCount"], attempts, "{card}: {payment}");
         assert_eq!(payment["cardLast4"], &card[12..]);
         assert_eq!(payment["cardBrand"], "Visa");
-        assert!(payment["transactionId"].as_str().unwrap().starts_with("sim_ch_"));
-        let stored = app.find_one("payments", doc! {"_id": oid(&payment["id"])}).await.unwrap();
-        assert!(!format!("{stored:?}").contains(card), "the card number is never stored");
-        let b = app.get(&format!("/v1/bookings/{}", booking["id"].as_str().unwrap()), Some(&user)).await;
+        assert!(payment["transactionId"]
+            .as_str()
+            .unwrap()
+            .starts_with("sim_ch_"));
+        let stored = app
+            .find_one("payments", doc! {"_id": oid(&payment["id"])})
+            .await
+            .unwrap();
+        assert!(
+            !format!("{stored:?}").contains(card),
+            "the card number is never stored"
+        );
+        let b = app
+            .get(
+                &format!("/v1/bookings/{}", booking["id"].as_str().unwrap()),
+                Some(&user),
+            )
+            .await;
         assert_eq!(b.body["status"], booking_status, "{card}");
-        let s = app.find_one("seats", doc! {"_id": ObjectId::parse_str(&seats[seat]).unwrap()}).await.unwrap();
+        let s = app
+            .find_one(
+                "seats",
+                doc! {"_id": ObjectId::parse_str(&seats[seat]).unwrap()},
+            )
+            .await
+            .unwrap();
         assert_eq!(s.get_str("status").unwrap(), seat_status, "{card}");
     }
     // A failed payment puts its seat back on sale.
@@ -74,11 +125,23 @@ async fn racing_pay_requests_charge_a_booking_once() {
     let won: Vec<_> = answers.iter().filter(|r| r.status == 201).collect();
     assert_eq!(won.len(), 1, "{answers:?}");
     for r in answers.iter().filter(|r| r.status != 201) {
-        assert!(matches!(r.code(), "payment_in_progress" | "already_paid"), "{r:?}");
+        assert!(
+            matches!(r.code(), "payment_in_progress" | "already_paid"),
+            "{r:?}"
+        );
     }
-    let charges = app.count("payment_gateway_ledger", doc! {"type": "charge", "outcome": "approved"}).await;
+    let charges = app
+        .count(
+            "payment_gateway_ledger",
+            doc! {"type": "charge", "outcome": "approved"},
+        )
+        .await;
     assert_eq!(charges, 1);
-    assert_eq!(app.count("payments", doc! {"bookingId": oid(&booking["id"])}).await, 1);
+    assert_eq!(
+        app.count("payments", doc! {"bookingId": oid(&booking["id"])})
+            .await,
+        1
+    );
     let again = app.pay(&user, &id, APPROVED).await;
     assert_eq!((again.status, again.code()), (409, "already_paid"));
     app.shutdown().await;
@@ -86,7 +149,11 @@ async fn racing_pay_requests_charge_a_booking_once() {
 
 #[tokio::test]
 async fn a_pending_booking_expires_and_its_seats_are_released() {
-    let app = spawn_app_with(Options { booking_ttl_secs: 2, ..Options::default() }).await;
+    let app = spawn_app_with(Options {
+        booking_ttl_secs: 2,
+        ..Options::default()
+    })
+    .await;
     let admin = app.admin_token().await;
     let event = app.published_event(&admin, 1, 3).await;
     let seats = app.seat_ids(&event).await;
@@ -94,14 +161,20 @@ async fn a_pending_booking_expires_and_its_seats_are_released() {
     let booking = app.book(&user, &event, &seats[..2]).await;
     let id = booking["id"].as_str().unwrap().to_string();
     let expired = wait_until(Duration::from_secs(8), || async {
-        app.get(&format!("/v1/bookings/{id}"), Some(&user)).await.body["status"] == "cancelled"
+        app.get(&format!("/v1/bookings/{id}"), Some(&user))
+            .await
+            .body["status"]
+            == "cancelled"
     })
     .await;
     assert!(expired, "the booking expired");
     let b = app.get(&format!("/v1/bookings/{id}"), Some(&user)).await;
     assert_eq!(b.body["cancellationReason"], "expired");
     let pay = app.pay(&user, &id, APPROVED).await;
-    assert_eq!(pay.status, 409, "an expired booking cannot be paid: {pay:?}");
+    assert_eq!(
+        pay.status, 409,
+        "an expired booking cannot be paid: {pay:?}"
+    );
     let (_, other) = app.new_user().await;
     app.book(&other, &event, &seats[..2]).await;
     app.shutdown().await;
@@ -122,7 +195,12 @@ async fn event_on(app: &e2e::TestApp, admin: &str, date: chrono::NaiveDate) -> S
         .await;
     assert_eq!(r.status, 201, "{r:?}");
     let id = r.body["id"].as_str().unwrap().to_string();
-    assert_eq!(app.post(&format!("/v1/events/{id}/publish"), Some(admin), json!({})).await.status, 200);
+    assert_eq!(
+        app.post(&format!("/v1/events/{id}/publish"), Some(admin), json!({}))
+            .await
+            .status,
+        200
+    );
     id
 }
 
@@ -133,29 +211,68 @@ async fn cancellation_refunds_by_the_policy_on_both_sides_of_the_window() {
     let (_, user) = app.new_user().await;
     let today = chrono::Utc::now().date_naive();
     // 30 days out: outside the 7-day window, full refund. 3 days out: inside, 50%.
-    for (days, percent, refund_minor, payment_status) in [(30, 100, 8000, "refunded"), (3, 50, 4000, "partially_refunded")] {
+    for (days, percent, refund_minor, payment_status) in [
+        (30, 100, 8000, "refunded"),
+        (3, 50, 4000, "partially_refunded"),
+    ] {
         let event = event_on(&app, &admin, today + chrono::Duration::days(days)).await;
         let seats = app.seat_ids(&event).await;
         let booking = app.book(&user, &event, &seats[..2]).await;
         let id = booking["id"].as_str().unwrap().to_string();
         assert_eq!(app.pay(&user, &id, APPROVED).await.status, 201);
-        let c = app.post(&format!("/v1/bookings/{id}/cancel"), Some(&user), json!({"reason": "cannot come"})).await;
+        let c = app
+            .post(
+                &format!("/v1/bookings/{id}/cancel"),
+                Some(&user),
+                json!({"reason": "cannot come"}),
+            )
+            .await;
         assert_eq!(c.status, 200, "{c:?}");
         assert_eq!(c.body["booking"]["status"], "cancelled");
         assert_eq!(c.body["refund"]["refundPercentage"], percent, "{days} days");
-        assert_eq!(c.body["refund"]["refundAmount"]["amountMinor"], refund_minor);
+        assert_eq!(
+            c.body["refund"]["refundAmount"]["amountMinor"],
+            refund_minor
+        );
         assert_eq!(c.body["refund"]["originalAmount"]["amountMinor"], 8000);
         assert_eq!(c.body["refund"]["reason"], "user_requested");
-        assert!(c.body["refund"]["refundTransactionId"].as_str().unwrap().starts_with("sim_rf_"));
-        let refund = app.get(&format!("/v1/refunds/{}", c.body["refund"]["id"].as_str().unwrap()), Some(&user)).await;
+        assert!(c.body["refund"]["refundTransactionId"]
+            .as_str()
+            .unwrap()
+            .starts_with("sim_rf_"));
+        let refund = app
+            .get(
+                &format!("/v1/refunds/{}", c.body["refund"]["id"].as_str().unwrap()),
+                Some(&user),
+            )
+            .await;
         assert_eq!(refund.status, 200);
-        let payment = app.find_one("payments", doc! {"bookingId": oid(&booking["id"])}).await.unwrap();
+        let payment = app
+            .find_one("payments", doc! {"bookingId": oid(&booking["id"])})
+            .await
+            .unwrap();
         assert_eq!(payment.get_str("status").unwrap(), payment_status);
-        assert_eq!(payment.get_document("refundedAmount").unwrap().get_i64("amountMinor").unwrap(), refund_minor);
+        assert_eq!(
+            payment
+                .get_document("refundedAmount")
+                .unwrap()
+                .get_i64("amountMinor")
+                .unwrap(),
+            refund_minor
+        );
         // Cancelling again refunds nothing more.
-        let again = app.post(&format!("/v1/bookings/{id}/cancel"), Some(&user), json!({})).await;
-        assert_eq!((again.status, again.code()), (409, "booking_not_cancellable"));
-        assert_eq!(app.count("refunds", doc! {"bookingId": oid(&booking["id"])}).await, 1);
+        let again = app
+            .post(&format!("/v1/bookings/{id}/cancel"), Some(&user), json!({}))
+            .await;
+        assert_eq!(
+            (again.status, again.code()),
+            (409, "booking_not_cancellable")
+        );
+        assert_eq!(
+            app.count("refunds", doc! {"bookingId": oid(&booking["id"])})
+                .await,
+            1
+        );
         // Seats are back on sale and counted.
         let exact = wait_until(Duration::from_secs(5), || async {
             let (c, real) = app.seat_counts(&event).await;
@@ -180,32 +297,75 @@ async fn cancelling_an_event_refunds_every_booking_and_releases_the_rest() {
     let pending = app.book(&b, &event, &seats[3..4]).await;
     for p in [&paid1, &paid2] {
         let token = if p == &paid1 { &a } else { &b };
-        assert_eq!(app.pay(token, p["id"].as_str().unwrap(), APPROVED).await.status, 201);
+        assert_eq!(
+            app.pay(token, p["id"].as_str().unwrap(), APPROVED)
+                .await
+                .status,
+            201
+        );
     }
-    let hold = app.post(&format!("/v1/events/{event}/holds"), Some(&a), json!({"seatIds": [seats[5]]})).await;
+    let hold = app
+        .post(
+            &format!("/v1/events/{event}/holds"),
+            Some(&a),
+            json!({"seatIds": [seats[5]]}),
+        )
+        .await;
     assert_eq!(hold.status, 201);
 
-    let r = app.post(&format!("/v1/events/{event}/cancel"), Some(&admin), json!({})).await;
+    let r = app
+        .post(
+            &format!("/v1/events/{event}/cancel"),
+            Some(&admin),
+            json!({}),
+        )
+        .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["status"], "cancelled");
     let eid = ObjectId::parse_str(&event).unwrap();
     let done = wait_until(Duration::from_secs(15), || async {
-        app.count("bookings", doc! {"eventId": eid, "status": "cancelled"}).await == 3
-            && app.count("seat_holds", doc! {"eventId": eid, "status": "active"}).await == 0
+        app.count("bookings", doc! {"eventId": eid, "status": "cancelled"})
+            .await
+            == 3
+            && app
+                .count("seat_holds", doc! {"eventId": eid, "status": "active"})
+                .await
+                == 0
     })
     .await;
     assert!(done, "every booking cancelled and the hold released");
     for p in [&paid1, &paid2] {
-        let refund = app.find_one("refunds", doc! {"bookingId": oid(&p["id"])}).await.expect("refund");
+        let refund = app
+            .find_one("refunds", doc! {"bookingId": oid(&p["id"])})
+            .await
+            .expect("refund");
         assert_eq!(refund.get_str("reason").unwrap(), "event_cancelled");
         assert_eq!(refund.get_i32("refundPercentage").unwrap(), 100);
-        let payment = app.find_one("payments", doc! {"bookingId": oid(&p["id"])}).await.unwrap();
+        let payment = app
+            .find_one("payments", doc! {"bookingId": oid(&p["id"])})
+            .await
+            .unwrap();
         assert_eq!(payment.get_str("status").unwrap(), "refunded");
     }
-    assert!(app.find_one("refunds", doc! {"bookingId": oid(&pending["id"])}).await.is_none(), "nothing was paid, nothing refunded");
-    assert_eq!(app.count("seats", doc! {"eventId": eid, "status": "available"}).await, 8);
+    assert!(
+        app.find_one("refunds", doc! {"bookingId": oid(&pending["id"])})
+            .await
+            .is_none(),
+        "nothing was paid, nothing refunded"
+    );
+    assert_eq!(
+        app.count("seats", doc! {"eventId": eid, "status": "available"})
+            .await,
+        8
+    );
     // A cancelled event sells nothing.
-    let late = app.post(&format!("/v1/events/{event}/holds"), Some(&a), json!({"seatIds": [seats[6]]})).await;
+    let late = app
+        .post(
+            &format!("/v1/events/{event}/holds"),
+            Some(&a),
+            json!({"seatIds": [seats[6]]}),
+        )
+        .await;
     assert_eq!((late.status, late.code()), (409, "event_not_on_sale"));
     app.shutdown().await;
 }
@@ -223,12 +383,22 @@ async fn another_users_booking_answers_404() {
     let peek = app.get(&format!("/v1/bookings/{id}"), Some(&b)).await;
     assert_eq!((peek.status, peek.code()), (404, "booking_not_found"));
     assert_eq!(app.pay(&b, id, APPROVED).await.status, 404);
-    assert_eq!(app.post(&format!("/v1/bookings/{id}/cancel"), Some(&b), json!({})).await.status, 404);
+    assert_eq!(
+        app.post(&format!("/v1/bookings/{id}/cancel"), Some(&b), json!({}))
+            .await
+            .status,
+        404
+    );
     let mine = app.get("/v1/me/bookings", Some(&a)).await;
     assert_eq!(mine.body["total"], 1);
     assert_eq!(app.get("/v1/me/bookings", Some(&b)).await.body["total"], 0);
     // The admin sees it.
-    assert_eq!(app.get(&format!("/v1/bookings/{id}"), Some(&admin)).await.status, 200);
+    assert_eq!(
+        app.get(&format!("/v1/bookings/{id}"), Some(&admin))
+            .await
+            .status,
+        200
+    );
     app.shutdown().await;
 }
 
@@ -242,7 +412,14 @@ async fn after_a_mixed_run_seats_counters_and_money_agree() {
     let event = app.published_event(&admin, 2, 10).await;
     let seats = app.seat_ids(&event).await;
     let users = join_all((0..6).map(|_| app.new_user())).await;
-    let cards = [APPROVED, DECLINED, APPROVED, FAILS_TWICE, NO_FUNDS, APPROVED];
+    let cards = [
+        APPROVED,
+        DECLINED,
+        APPROVED,
+        FAILS_TWICE,
+        NO_FUNDS,
+        APPROVED,
+    ];
     let runs = users.iter().enumerate().map(|(i, (_, token))| {
         let app = &app;
         let event = event.clone();
@@ -254,7 +431,9 @@ async fn after_a_mixed_run_seats_counters_and_money_agree() {
             let paid = app.pay(token, &id, card).await;
             // Users 2 and 5 cancel after paying.
             if paid.status == 201 && (i == 2 || i == 5) {
-                let c = app.post(&format!("/v1/bookings/{id}/cancel"), Some(token), json!({})).await;
+                let c = app
+                    .post(&format!("/v1/bookings/{id}/cancel"), Some(token), json!({}))
+                    .await;
                 assert_eq!(c.status, 200, "{c:?}");
             }
         }
@@ -262,9 +441,27 @@ async fn after_a_mixed_run_seats_counters_and_money_agree() {
     join_all(runs).await;
     // Someone holds and lets go; someone holds and keeps the hold.
     let (_, late) = app.new_user().await;
-    let h = app.post(&format!("/v1/events/{event}/holds"), Some(&late), json!({"seatIds": [seats[18]]})).await;
-    app.call("DELETE", &format!("/v1/holds/{}", h.body["id"].as_str().unwrap()), Some(&late), None, &[]).await;
-    app.post(&format!("/v1/events/{event}/holds"), Some(&late), json!({"seatIds": [seats[19]]})).await;
+    let h = app
+        .post(
+            &format!("/v1/events/{event}/holds"),
+            Some(&late),
+            json!({"seatIds": [seats[18]]}),
+        )
+        .await;
+    app.call(
+        "DELETE",
+        &format!("/v1/holds/{}", h.body["id"].as_str().unwrap()),
+        Some(&late),
+        None,
+        &[],
+    )
+    .await;
+    app.post(
+        &format!("/v1/events/{event}/holds"),
+        Some(&late),
+        json!({"seatIds": [seats[19]]}),
+    )
+    .await;
 
     let eid = ObjectId::parse_str(&event).unwrap();
     let exact = wait_until(Duration::from_secs(10), || async {
@@ -277,29 +474,55 @@ async fn after_a_mixed_run_seats_counters_and_money_agree() {
     use futures::TryStreamExt;
     let all = |col: &'static str, filter: bson::Document| {
         let db = app.db.clone();
-        async move { db.collection::<bson::Document>(col).find(filter).await.unwrap().try_collect::<Vec<_>>().await.unwrap() }
+        async move {
+            db.collection::<bson::Document>(col)
+                .find(filter)
+                .await
+                .unwrap()
+                .try_collect::<Vec<_>>()
+                .await
+                .unwrap()
+        }
     };
     let confirmed = all("bookings", doc! {"eventId": eid, "status": "confirmed"}).await;
     let booked = all("seats", doc! {"eventId": eid, "status": "booked"}).await;
     let mut seat_owner = std::collections::HashMap::new();
     for b in &confirmed {
         for s in b.get_array("seatIds").unwrap() {
-            assert!(seat_owner.insert(s.as_object_id().unwrap(), b.get_object_id("_id").unwrap()).is_none(), "a seat in two bookings");
+            assert!(
+                seat_owner
+                    .insert(s.as_object_id().unwrap(), b.get_object_id("_id").unwrap())
+                    .is_none(),
+                "a seat in two bookings"
+            );
         }
     }
-    assert_eq!(booked.len(), seat_owner.len(), "booked seats are exactly the confirmed bookings' seats");
+    assert_eq!(
+        booked.len(),
+        seat_owner.len(),
+        "booked seats are exactly the confirmed bookings' seats"
+    );
     for s in &booked {
-        let owner = seat_owner.get(&s.get_object_id("_id").unwrap()).expect("a booked seat has a confirmed booking");
+        let owner = seat_owner
+            .get(&s.get_object_id("_id").unwrap())
+            .expect("a booked seat has a confirmed booking");
         assert_eq!(s.get_object_id("bookingId").unwrap(), *owner);
     }
-    let minor = |d: &bson::Document, k: &str| d.get_document(k).unwrap().get_i64("amountMinor").unwrap();
-    let paid: i64 = all("payments", doc! {"eventId": eid, "status": {"$in": ["completed", "refunded", "partially_refunded"]}})
-        .await
-        .iter()
-        .map(|p| minor(p, "amount") - minor(p, "refundedAmount"))
-        .sum();
+    let minor =
+        |d: &bson::Document, k: &str| d.get_document(k).unwrap().get_i64("amountMinor").unwrap();
+    let paid: i64 = all(
+        "payments",
+        doc! {"eventId": eid, "status": {"$in": ["completed", "refunded", "partially_refunded"]}},
+    )
+    .await
+    .iter()
+    .map(|p| minor(p, "amount") - minor(p, "refundedAmount"))
+    .sum();
     let confirmed_total: i64 = confirmed.iter().map(|b| minor(b, "finalPrice")).sum();
-    assert_eq!(paid, confirmed_total, "payments minus refunds equal the confirmed bookings");
+    assert_eq!(
+        paid, confirmed_total,
+        "payments minus refunds equal the confirmed bookings"
+    );
     assert_eq!(confirmed.len(), 2, "users 0 and 3 keep their bookings");
     app.shutdown().await;
 }

@@ -24,7 +24,14 @@ async fn concurrent_buyers_never_share_a_seat_and_losers_get_409() {
         let wanted: Vec<String> = (0..3).map(|k| seats[(i + k) % 28].clone()).collect();
         let event = event.clone();
         let token = token.clone();
-        async move { app.post(&format!("/v1/events/{event}/holds"), Some(&token), json!({"seatIds": wanted})).await }
+        async move {
+            app.post(
+                &format!("/v1/events/{event}/holds"),
+                Some(&token),
+                json!({"seatIds": wanted}),
+            )
+            .await
+        }
     });
     let results = join_all(attempts).await;
     let won: Vec<_> = results.iter().filter(|r| r.status == 201).collect();
@@ -54,7 +61,9 @@ async fn concurrent_buyers_never_share_a_seat_and_losers_get_409() {
         }
     }
     // The seats collection agrees with the holds.
-    let held = app.count("seats", doc! {"eventId": oid, "status": "held"}).await;
+    let held = app
+        .count("seats", doc! {"eventId": oid, "status": "held"})
+        .await;
     assert_eq!(held as usize, owner.len());
     // And the counter equals the available seats once quiet.
     let exact = wait_until(Duration::from_secs(10), || async {
@@ -62,7 +71,12 @@ async fn concurrent_buyers_never_share_a_seat_and_losers_get_409() {
         c == real && real == 30 - owner.len() as i64
     })
     .await;
-    assert!(exact, "availableSeats {:?}, held {}", app.seat_counts(&event).await, owner.len());
+    assert!(
+        exact,
+        "availableSeats {:?}, held {}",
+        app.seat_counts(&event).await,
+        owner.len()
+    );
     if let Ok(app) = Arc::try_unwrap(app) {
         app.shutdown().await;
     }

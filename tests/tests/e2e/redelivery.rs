@@ -9,9 +9,21 @@ use streams::Reply;
 async fn setup(app: &e2e::TestApp) -> (ObjectId, Vec<ObjectId>, Issuer) {
     let admin = app.admin_token().await;
     let event = app.published_event(&admin, 1, 4).await;
-    let seats = app.seat_ids(&event).await.iter().map(|s| ObjectId::parse_str(s).unwrap()).collect();
+    let seats = app
+        .seat_ids(&event)
+        .await
+        .iter()
+        .map(|s| ObjectId::parse_str(s).unwrap())
+        .collect();
     let (user_id, _) = app.new_user().await;
-    (ObjectId::parse_str(&event).unwrap(), seats, Issuer { user_id: ObjectId::parse_str(&user_id).unwrap(), role: Role::User })
+    (
+        ObjectId::parse_str(&event).unwrap(),
+        seats,
+        Issuer {
+            user_id: ObjectId::parse_str(&user_id).unwrap(),
+            role: Role::User,
+        },
+    )
 }
 
 /// Publishes the envelope under a fresh `Nats-Msg-Id`, so JetStream's duplicate window
@@ -20,11 +32,25 @@ async fn publish_again(app: &e2e::TestApp, env: &streams::commands::CommandEnvel
     let inbox = app.nats.new_inbox();
     let mut sub = app.nats.subscribe(inbox.clone()).await.unwrap();
     let mut h = HeaderMap::new();
-    h.insert(async_nats::header::NATS_MESSAGE_ID, uuid::Uuid::new_v4().to_string().as_str());
+    h.insert(
+        async_nats::header::NATS_MESSAGE_ID,
+        uuid::Uuid::new_v4().to_string().as_str(),
+    );
     h.insert(streams::headers::REPLY_TO, inbox.as_str());
     let subject = app.ns.command(streams::names::Area::Holds, "create");
-    app.js.publish_with_headers(subject, h, serde_json::to_vec(env).unwrap().into()).await.unwrap().await.unwrap();
-    let msg = tokio::time::timeout(std::time::Duration::from_secs(10), futures::StreamExt::next(&mut sub)).await.unwrap().unwrap();
+    app.js
+        .publish_with_headers(subject, h, serde_json::to_vec(env).unwrap().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let msg = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        futures::StreamExt::next(&mut sub),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     serde_json::from_slice(&msg.payload).unwrap()
 }
 
@@ -32,24 +58,48 @@ async fn publish_again(app: &e2e::TestApp, env: &streams::commands::CommandEnvel
 async fn a_hold_command_delivered_twice_has_one_effect() {
     let app = spawn_app().await;
     let (event, seats, issuer) = setup(&app).await;
-    let env = envelope("redelivered-hold-1", Some(issuer), Command::CreateHold(CreateHold { event_id: event, seat_ids: vec![seats[0], seats[1]] }));
+    let env = envelope(
+        "redelivered-hold-1",
+        Some(issuer),
+        Command::CreateHold(CreateHold {
+            event_id: event,
+            seat_ids: vec![seats[0], seats[1]],
+        }),
+    );
 
     // Straight to NATS, as another system would: the worker answers on our inbox.
     let first = app.send_command(&env).await.expect("first reply");
     assert_eq!(first.status, 201, "{first:?}");
     let second = publish_again(&app, &env).await;
-    assert_eq!(second, first, "the redelivery answers with the first result");
+    assert_eq!(
+        second, first,
+        "the redelivery answers with the first result"
+    );
 
     // The result was lost but the effect stored: the worker finds the hold, takes nothing twice.
-    app.js.get_key_value(app.ns.results_bucket()).await.unwrap().delete(&env.id).await.unwrap();
+    app.js
+        .get_key_value(app.ns.results_bucket())
+        .await
+        .unwrap()
+        .delete(&env.id)
+        .await
+        .unwrap();
     let third = publish_again(&app, &env).await;
     assert_eq!(third.status, 201);
     assert_eq!(third.body["id"], first.body["id"]);
 
     assert_eq!(app.count("seat_holds", doc! {"eventId": event}).await, 1);
     let seat = app.find_one("seats", doc! {"_id": seats[0]}).await.unwrap();
-    assert_eq!(seat.get_i64("version").unwrap(), 1, "the seat was written once");
-    assert_eq!(app.count("seats", doc! {"eventId": event, "status": "held"}).await, 2);
+    assert_eq!(
+        seat.get_i64("version").unwrap(),
+        1,
+        "the seat was written once"
+    );
+    assert_eq!(
+        app.count("seats", doc! {"eventId": event, "status": "held"})
+            .await,
+        2
+    );
     app.shutdown().await;
 }
 
@@ -57,11 +107,23 @@ async fn a_hold_command_delivered_twice_has_one_effect() {
 async fn a_command_sent_twice_through_jetstream_dedup_is_applied_once() {
     let app = spawn_app().await;
     let (event, seats, issuer) = setup(&app).await;
-    let env = envelope("dup-hold-2", Some(issuer), Command::CreateHold(CreateHold { event_id: event, seat_ids: vec![seats[2]] }));
+    let env = envelope(
+        "dup-hold-2",
+        Some(issuer),
+        Command::CreateHold(CreateHold {
+            event_id: event,
+            seat_ids: vec![seats[2]],
+        }),
+    );
     let first = app.send_command(&env).await.expect("reply");
     assert_eq!(first.status, 201);
-    let p = streams::publish::publish_command(&app.js, &app.ns, &env, None, None).await.unwrap();
-    assert!(p.duplicate, "JetStream drops the same Nats-Msg-Id inside the window");
+    let p = streams::publish::publish_command(&app.js, &app.ns, &env, None, None)
+        .await
+        .unwrap();
+    assert!(
+        p.duplicate,
+        "JetStream drops the same Nats-Msg-Id inside the window"
+    );
     assert_eq!(app.count("seat_holds", doc! {"eventId": event}).await, 1);
     app.shutdown().await;
 }
@@ -76,9 +138,19 @@ async fn a_payment_command_redelivered_after_its_effect_charges_once() {
     let (user_id, token) = app.new_user().await;
     let booking = app.book(&token, &event, &seats[..2]).await;
     let booking_id = ObjectId::parse_str(booking["id"].as_str().unwrap()).unwrap();
-    let vault = app.js.get_key_value(app.ns.card_vault_bucket()).await.unwrap();
-    vault.put("tok-redelivery", "4242424242424242".into()).await.unwrap();
-    let issuer = Issuer { user_id: ObjectId::parse_str(&user_id).unwrap(), role: Role::User };
+    let vault = app
+        .js
+        .get_key_value(app.ns.card_vault_bucket())
+        .await
+        .unwrap();
+    vault
+        .put("tok-redelivery", "4242424242424242".into())
+        .await
+        .unwrap();
+    let issuer = Issuer {
+        user_id: ObjectId::parse_str(&user_id).unwrap(),
+        role: Role::User,
+    };
     let env = envelope(
         "redelivered-pay-1",
         Some(issuer),
@@ -94,20 +166,45 @@ async fn a_payment_command_redelivered_after_its_effect_charges_once() {
     let first = app.send_command(&env).await.expect("reply");
     assert_eq!(first.status, 201, "{first:?}");
     // The result is lost; the command comes again (the card token is gone by now too).
-    app.js.get_key_value(app.ns.results_bucket()).await.unwrap().delete(&env.id).await.unwrap();
+    app.js
+        .get_key_value(app.ns.results_bucket())
+        .await
+        .unwrap()
+        .delete(&env.id)
+        .await
+        .unwrap();
     let inbox = app.nats.new_inbox();
     let mut sub = app.nats.subscribe(inbox.clone()).await.unwrap();
     let mut h = HeaderMap::new();
     h.insert(async_nats::header::NATS_MESSAGE_ID, "another-msg-id");
     h.insert(streams::headers::REPLY_TO, inbox.as_str());
     let subject = app.ns.command(streams::names::Area::Payments, "create");
-    app.js.publish_with_headers(subject, h, serde_json::to_vec(&env).unwrap().into()).await.unwrap().await.unwrap();
-    let msg = tokio::time::timeout(std::time::Duration::from_secs(10), futures::StreamExt::next(&mut sub)).await.unwrap().unwrap();
+    app.js
+        .publish_with_headers(subject, h, serde_json::to_vec(&env).unwrap().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let msg = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        futures::StreamExt::next(&mut sub),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let second: Reply = serde_json::from_slice(&msg.payload).unwrap();
     assert_eq!(second.status, 201, "{second:?}");
     assert_eq!(second.body["payment"]["id"], first.body["payment"]["id"]);
-    assert_eq!(app.count("payment_gateway_ledger", doc! {"type": "charge"}).await, 1, "charged once");
-    assert_eq!(app.count("payments", doc! {"bookingId": booking_id}).await, 1);
+    assert_eq!(
+        app.count("payment_gateway_ledger", doc! {"type": "charge"})
+            .await,
+        1,
+        "charged once"
+    );
+    assert_eq!(
+        app.count("payments", doc! {"bookingId": booking_id}).await,
+        1
+    );
     assert_eq!(app.count("seats", doc! {"status": "booked"}).await, 2);
     app.shutdown().await;
 }

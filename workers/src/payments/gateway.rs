@@ -27,9 +27,20 @@ pub struct GatewayAnswer {
 pub trait PaymentGateway: Send + Sync {
     fn name(&self) -> &'static str;
     /// Charges `amount` once per `idempotency_key`.
-    fn charge<'a>(&'a self, idempotency_key: &'a str, card: &'a CardNumber, amount: Money, attempt: u32) -> BoxFuture<'a, Result<GatewayAnswer, StoreError>>;
+    fn charge<'a>(
+        &'a self,
+        idempotency_key: &'a str,
+        card: &'a CardNumber,
+        amount: Money,
+        attempt: u32,
+    ) -> BoxFuture<'a, Result<GatewayAnswer, StoreError>>;
     /// Refunds `amount` of an earlier charge once per `idempotency_key`.
-    fn refund<'a>(&'a self, idempotency_key: &'a str, charge_transaction_id: &'a str, amount: Money) -> BoxFuture<'a, Result<GatewayAnswer, StoreError>>;
+    fn refund<'a>(
+        &'a self,
+        idempotency_key: &'a str,
+        charge_transaction_id: &'a str,
+        amount: Money,
+    ) -> BoxFuture<'a, Result<GatewayAnswer, StoreError>>;
 }
 
 /// The simulated provider.
@@ -52,7 +63,9 @@ impl Simulated {
         let col = self.store.col(LEDGER);
         match col.insert_one(&entry).await {
             Ok(_) => Ok(entry),
-            Err(e) if is_duplicate_key(&e) => Ok(col.find_one(doc! {"_id": key}).await?.unwrap_or(entry)),
+            Err(e) if is_duplicate_key(&e) => {
+                Ok(col.find_one(doc! {"_id": key}).await?.unwrap_or(entry))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -68,8 +81,12 @@ fn outcome_of(d: &Document) -> CardOutcome {
     };
     match d.get_str("outcome").unwrap_or_default() {
         "approved" => CardOutcome::Approved,
-        "declined" => CardOutcome::Declined { code: code(d.get_str("code").unwrap_or_default()) },
-        _ => CardOutcome::Transient { code: code(d.get_str("code").unwrap_or_default()) },
+        "declined" => CardOutcome::Declined {
+            code: code(d.get_str("code").unwrap_or_default()),
+        },
+        _ => CardOutcome::Transient {
+            code: code(d.get_str("code").unwrap_or_default()),
+        },
     }
 }
 
@@ -78,7 +95,13 @@ impl PaymentGateway for Simulated {
         "simulated"
     }
 
-    fn charge<'a>(&'a self, key: &'a str, number: &'a CardNumber, amount: Money, attempt: u32) -> BoxFuture<'a, Result<GatewayAnswer, StoreError>> {
+    fn charge<'a>(
+        &'a self,
+        key: &'a str,
+        number: &'a CardNumber,
+        amount: Money,
+        attempt: u32,
+    ) -> BoxFuture<'a, Result<GatewayAnswer, StoreError>> {
         Box::pin(async move {
             let outcome = card::simulate(number, attempt);
             let (kind, code) = match outcome {
@@ -104,7 +127,12 @@ impl PaymentGateway for Simulated {
         })
     }
 
-    fn refund<'a>(&'a self, key: &'a str, charge: &'a str, amount: Money) -> BoxFuture<'a, Result<GatewayAnswer, StoreError>> {
+    fn refund<'a>(
+        &'a self,
+        key: &'a str,
+        charge: &'a str,
+        amount: Money,
+    ) -> BoxFuture<'a, Result<GatewayAnswer, StoreError>> {
         Box::pin(async move {
             let txn = Self::transaction_id("sim_rf", key);
             let entry = doc! {

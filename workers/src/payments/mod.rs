@@ -28,7 +28,11 @@ use crate::store::{api_json, is_duplicate_key, names, to_doc};
 
 /// The payment of a booking: one per booking.
 pub fn payment_id_for(booking: &ObjectId) -> ObjectId {
-    derive_object_id("payment", &booking.to_hex(), booking.timestamp().timestamp_millis() / 1000)
+    derive_object_id(
+        "payment",
+        &booking.to_hex(),
+        booking.timestamp().timestamp_millis() / 1000,
+    )
 }
 
 fn declined_code(code: &str) -> ErrorCode {
@@ -68,18 +72,35 @@ pub async fn pay(ctx: &Ctx, env: &CommandEnvelope, c: &PayBooking) -> Result<Rep
     if existing.is_none() {
         match status.as_str() {
             "pending" => {}
-            "confirmed" | "completed" => return Ok(Reply::error(ErrorCode::AlreadyPaid, "the booking is paid")),
-            _ => return Ok(Reply::error(ErrorCode::BookingNotPayable, format!("a {status} booking cannot be paid"))),
+            "confirmed" | "completed" => {
+                return Ok(Reply::error(ErrorCode::AlreadyPaid, "the booking is paid"))
+            }
+            _ => {
+                return Ok(Reply::error(
+                    ErrorCode::BookingNotPayable,
+                    format!("a {status} booking cannot be paid"),
+                ))
+            }
         }
-        let expired = booking.get_datetime("expiresAt").map(|d| d.timestamp_millis() <= DateTime::now().timestamp_millis()).unwrap_or(false);
+        let expired = booking
+            .get_datetime("expiresAt")
+            .map(|d| d.timestamp_millis() <= DateTime::now().timestamp_millis())
+            .unwrap_or(false);
         if expired {
-            return Ok(Reply::error(ErrorCode::BookingExpired, "the booking's payment window has closed"));
+            return Ok(Reply::error(
+                ErrorCode::BookingExpired,
+                "the booking's payment window has closed",
+            ));
         }
     }
-    let amount: Money = bson::from_bson(booking.get("finalPrice").cloned().unwrap_or_default()).map_err(|e| HandlerError::Permanent(e.to_string()))?;
+    let amount: Money = bson::from_bson(booking.get("finalPrice").cloned().unwrap_or_default())
+        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
     if let Some(cur) = &c.currency {
         if !cur.eq_ignore_ascii_case(amount.currency().as_str()) {
-            return Ok(Reply::error(ErrorCode::ValidationFailed, format!("the booking is priced in {}", amount.currency())));
+            return Ok(Reply::error(
+                ErrorCode::ValidationFailed,
+                format!("the booking is priced in {}", amount.currency()),
+            ));
         }
     }
     let method = PaymentMethod::parse(&c.method).unwrap_or(PaymentMethod::Card);
@@ -120,10 +141,22 @@ pub async fn pay(ctx: &Ctx, env: &CommandEnvelope, c: &PayBooking) -> Result<Rep
             let d = to_doc(&p)?;
             match payments.insert_one(&d).await {
                 Ok(_) => {
-                    emit(ctx, env, "payment.initiated", "payment_initiated", &d, None, json!({})).await?;
+                    emit(
+                        ctx,
+                        env,
+                        "payment.initiated",
+                        "payment_initiated",
+                        &d,
+                        None,
+                        json!({}),
+                    )
+                    .await?;
                     d
                 }
-                Err(e) if is_duplicate_key(&e) => payments.find_one(doc! {"_id": payment_id}).await?.unwrap_or(d),
+                Err(e) if is_duplicate_key(&e) => payments
+                    .find_one(doc! {"_id": payment_id})
+                    .await?
+                    .unwrap_or(d),
                 Err(e) => return Err(e.into()),
             }
         }
@@ -131,8 +164,14 @@ pub async fn pay(ctx: &Ctx, env: &CommandEnvelope, c: &PayBooking) -> Result<Rep
     // Someone else's pay request owns the charge: answer from its state.
     if payment.get_str("commandId").unwrap_or_default() != env.id {
         return Ok(match payment.get_str("status").unwrap_or_default() {
-            "pending" => Reply::error(ErrorCode::PaymentInProgress, "a payment for this booking is in progress"),
-            "failed" => Reply::error(ErrorCode::BookingNotPayable, "the booking's payment failed and it was cancelled"),
+            "pending" => Reply::error(
+                ErrorCode::PaymentInProgress,
+                "a payment for this booking is in progress",
+            ),
+            "failed" => Reply::error(
+                ErrorCode::BookingNotPayable,
+                "the booking's payment failed and it was cancelled",
+            ),
             _ => Reply::error(ErrorCode::AlreadyPaid, "the booking is paid"),
         });
     }
@@ -142,9 +181,17 @@ pub async fn pay(ctx: &Ctx, env: &CommandEnvelope, c: &PayBooking) -> Result<Rep
 
 /// Calls the gateway until it approves, declines, or the attempts run out; every attempt
 /// is recorded on the payment before the next.
-async fn charge(ctx: &Ctx, env: &CommandEnvelope, c: &PayBooking, mut payment: Document, amount: Money) -> Result<Document, HandlerError> {
+async fn charge(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    c: &PayBooking,
+    mut payment: Document,
+    amount: Money,
+) -> Result<Document, HandlerError> {
     let payments = ctx.store.col(names::PAYMENTS);
-    let payment_id = payment.get_object_id("_id").map_err(|e| HandlerError::Permanent(e.to_string()))?;
+    let payment_id = payment
+        .get_object_id("_id")
+        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
     if payment.get_str("status").unwrap_or_default() != "pending" {
         return Ok(payment);
     }
@@ -164,7 +211,9 @@ async fn charge(ctx: &Ctx, env: &CommandEnvelope, c: &PayBooking, mut payment: D
     let Some(card) = card else {
         let now = DateTime::now();
         let set = doc! {"status": "failed", "failureCode": "card_token_expired", "failureReason": message_for("card_token_expired"), "processedAt": now, "updatedAt": now};
-        payments.update_one(doc! {"_id": payment_id}, doc! {"$set": set.clone()}).await?;
+        payments
+            .update_one(doc! {"_id": payment_id}, doc! {"$set": set.clone()})
+            .await?;
         payment.extend(set);
         return Ok(payment);
     };
@@ -200,9 +249,13 @@ async fn charge(ctx: &Ctx, env: &CommandEnvelope, c: &PayBooking, mut payment: D
                 set.insert("failureReason", message_for(code));
                 match delays.next().filter(|_| attempt < max) {
                     Some(delay) => {
-                        let at = DateTime::from_millis(now.timestamp_millis() + delay.as_millis() as i64);
+                        let at = DateTime::from_millis(
+                            now.timestamp_millis() + delay.as_millis() as i64,
+                        );
                         set.insert("nextRetryAt", at);
-                        payments.update_one(doc! {"_id": payment_id}, doc! {"$set": set.clone()}).await?;
+                        payments
+                            .update_one(doc! {"_id": payment_id}, doc! {"$set": set.clone()})
+                            .await?;
                         payment.extend(set);
                         info!(payment = %payment_id, attempt, delay_ms = delay.as_millis() as u64, "transient gateway failure; retrying");
                         tokio::time::sleep(delay).await;
@@ -218,7 +271,9 @@ async fn charge(ctx: &Ctx, env: &CommandEnvelope, c: &PayBooking, mut payment: D
             }
         };
         if done {
-            payments.update_one(doc! {"_id": payment_id}, doc! {"$set": set.clone()}).await?;
+            payments
+                .update_one(doc! {"_id": payment_id}, doc! {"$set": set.clone()})
+                .await?;
             payment.extend(set);
             if let Err(e) = vault.delete(&c.card_token).await {
                 warn!(error = %e, "card vault entry not deleted; it expires by itself");
@@ -230,16 +285,38 @@ async fn charge(ctx: &Ctx, env: &CommandEnvelope, c: &PayBooking, mut payment: D
 }
 
 /// The booking side of a finished payment: confirm, or cancel and release. Idempotent.
-async fn finish(ctx: &Ctx, env: &CommandEnvelope, booking: &Document, payment: &Document) -> Result<Reply, HandlerError> {
-    let booking_id = booking.get_object_id("_id").map_err(|e| HandlerError::Permanent(e.to_string()))?;
+async fn finish(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    booking: &Document,
+    payment: &Document,
+) -> Result<Reply, HandlerError> {
+    let booking_id = booking
+        .get_object_id("_id")
+        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
     match payment.get_str("status").unwrap_or_default() {
         "completed" => {
             let confirmed = bookings::confirm(ctx, env, booking, payment).await?;
-            emit(ctx, env, "payment.completed", "payment_completed", payment, Some(json!({"status": "pending"})), json!({"bookingId": booking_id.to_hex()})).await?;
-            Ok(Reply::ok(201, json!({"payment": api_json(payment), "booking": confirmed})))
+            emit(
+                ctx,
+                env,
+                "payment.completed",
+                "payment_completed",
+                payment,
+                Some(json!({"status": "pending"})),
+                json!({"bookingId": booking_id.to_hex()}),
+            )
+            .await?;
+            Ok(Reply::ok(
+                201,
+                json!({"payment": api_json(payment), "booking": confirmed}),
+            ))
         }
         "failed" => {
-            let code = payment.get_str("failureCode").unwrap_or("card_declined").to_string();
+            let code = payment
+                .get_str("failureCode")
+                .unwrap_or("card_declined")
+                .to_string();
             emit(
                 ctx,
                 env,
@@ -250,7 +327,8 @@ async fn finish(ctx: &Ctx, env: &CommandEnvelope, booking: &Document, payment: &
                 json!({"bookingId": booking_id.to_hex(), "failureReason": code}),
             )
             .await?;
-            let cancelled = bookings::cancel_unpaid(ctx, env, booking, CancelledBy::PaymentFailed).await?;
+            let cancelled =
+                bookings::cancel_unpaid(ctx, env, booking, CancelledBy::PaymentFailed).await?;
             Ok(Reply::error_with(
                 declined_code(&code),
                 message_for(&code),
@@ -261,11 +339,24 @@ async fn finish(ctx: &Ctx, env: &CommandEnvelope, booking: &Document, payment: &
     }
 }
 
-async fn emit(ctx: &Ctx, env: &CommandEnvelope, kind: &'static str, action: &'static str, payment: &Document, before: Option<Value>, data: Value) -> Result<(), HandlerError> {
-    let id = payment.get_object_id("_id").map_err(|e| HandlerError::Permanent(e.to_string()))?;
+async fn emit(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    kind: &'static str,
+    action: &'static str,
+    payment: &Document,
+    before: Option<Value>,
+    data: Value,
+) -> Result<(), HandlerError> {
+    let id = payment
+        .get_object_id("_id")
+        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
     let after = api_json(payment);
     let mut data = data;
-    data["amountMinor"] = json!(payment.get_document("amount").ok().and_then(|a| a.get_i64("amountMinor").ok()));
+    data["amountMinor"] = json!(payment
+        .get_document("amount")
+        .ok()
+        .and_then(|a| a.get_i64("amountMinor").ok()));
     ctx.emit(
         env,
         Change {
@@ -284,5 +375,8 @@ async fn emit(ctx: &Ctx, env: &CommandEnvelope, kind: &'static str, action: &'st
 
 /// A currency code as stored, for callers that only have text.
 pub fn currency_of(d: &Document) -> Currency {
-    d.get_str("currency").ok().and_then(|c| Currency::parse(c).ok()).unwrap_or(Currency::USD)
+    d.get_str("currency")
+        .ok()
+        .and_then(|c| Currency::parse(c).ok())
+        .unwrap_or(Currency::USD)
 }

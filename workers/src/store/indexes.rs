@@ -23,7 +23,12 @@ fn plain(keys: Document) -> IndexModel {
 fn unique(keys: Document, name: &str) -> IndexModel {
     IndexModel::builder()
         .keys(keys)
-        .options(IndexOptions::builder().unique(true).name(name.to_string()).build())
+        .options(
+            IndexOptions::builder()
+                .unique(true)
+                .name(name.to_string())
+                .build(),
+        )
         .build()
 }
 
@@ -68,7 +73,10 @@ pub fn all(with_ttl: bool) -> Vec<CollectionIndexes> {
             collection: names::SEATS,
             indexes: vec![
                 plain(doc! {"eventId": 1, "status": 1}),
-                unique(doc! {"eventId": 1, "row": 1, "number": 1}, "event_row_number_unique"),
+                unique(
+                    doc! {"eventId": 1, "row": 1, "number": 1},
+                    "event_row_number_unique",
+                ),
                 plain(doc! {"_id": 1, "eventId": 1, "status": 1}),
                 plain(doc! {"bookedBy": 1}),
             ],
@@ -118,7 +126,10 @@ pub fn all(with_ttl: bool) -> Vec<CollectionIndexes> {
                 plain(doc! {"bookingId": 1}),
                 plain(doc! {"userId": 1}),
                 plain(doc! {"status": 1}),
-                unique(doc! {"refundTransactionId": 1}, "refund_transaction_id_unique"),
+                unique(
+                    doc! {"refundTransactionId": 1},
+                    "refund_transaction_id_unique",
+                ),
             ],
         },
         CollectionIndexes {

@@ -50,8 +50,20 @@ pub mod names {
 
     /// Every collection of the data model.
     pub const ALL: &[&str] = &[
-        USERS, EVENTS, SEATS, SEAT_HOLDS, BOOKINGS, BOOKING_SEATS, PAYMENTS, REFUNDS, TICKETS, QR_CODES, TICKET_SCANS,
-        NOTIFICATIONS, AUDIT_LOGS, ANALYTICS,
+        USERS,
+        EVENTS,
+        SEATS,
+        SEAT_HOLDS,
+        BOOKINGS,
+        BOOKING_SEATS,
+        PAYMENTS,
+        REFUNDS,
+        TICKETS,
+        QR_CODES,
+        TICKET_SCANS,
+        NOTIFICATIONS,
+        AUDIT_LOGS,
+        ANALYTICS,
     ];
 }
 
@@ -68,7 +80,9 @@ impl Store {
         opts.connect_timeout = Some(std::time::Duration::from_secs(5));
         opts.server_selection_timeout = Some(std::time::Duration::from_secs(5));
         let client = Client::with_options(opts)?;
-        Ok(Store { db: client.database(db) })
+        Ok(Store {
+            db: client.database(db),
+        })
     }
 
     pub fn db(&self) -> &Database {
@@ -87,7 +101,9 @@ impl Store {
     /// True on MongoDB; false on FerretDB (no TTL indexes there).
     pub async fn supports_ttl(&self) -> bool {
         match self.db.run_command(doc! {"buildInfo": 1}).await {
-            Ok(info) => !info.contains_key("ferretdbVersion") && !info.get_document("ferretdb").is_ok(),
+            Ok(info) => {
+                !info.contains_key("ferretdbVersion") && info.get_document("ferretdb").is_err()
+            }
             Err(_) => false,
         }
     }
@@ -99,7 +115,15 @@ impl Store {
             if c.indexes.is_empty() {
                 continue;
             }
-            self.col(c.collection).create_indexes(c.indexes).await?;
+            // NOTE: one index per `createIndexes`: FerretDB v1.24 panics ("slice bounds out
+            // of range") on a multi-index call when some of the indexes exist already.
+            for ix in c.indexes {
+                let keys = ix.keys.clone();
+                if let Err(e) = self.col(c.collection).create_index(ix).await {
+                    tracing::error!(collection = c.collection, ?keys, error = %e, "index not created");
+                    return Err(e.into());
+                }
+            }
         }
         Ok(())
     }
@@ -109,14 +133,23 @@ impl Store {
 pub fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
     match e.kind.as_ref() {
         ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == 11000,
-        ErrorKind::InsertMany(f) => f.write_errors.as_ref().is_some_and(|ws| ws.iter().all(|w| w.code == 11000)),
+        ErrorKind::InsertMany(f) => f
+            .write_errors
+            .as_ref()
+            .is_some_and(|ws| ws.iter().all(|w| w.code == 11000)),
         ErrorKind::Command(c) => c.code == 11000,
         _ => false,
     }
 }
 
 /// Fields never sent to clients.
-const PRIVATE_FIELDS: &[&str] = &["passwordHash", "verificationToken", "resetPasswordToken", "resetPasswordExpiry", "commandId"];
+const PRIVATE_FIELDS: &[&str] = &[
+    "passwordHash",
+    "verificationToken",
+    "resetPasswordToken",
+    "resetPasswordExpiry",
+    "commandId",
+];
 
 /// A stored document as API JSON: `_id` becomes `id`, ObjectIds hex strings, dates RFC 3339
 /// UTC, private fields dropped.
@@ -126,7 +159,11 @@ pub fn api_json(d: &Document) -> Value {
         if PRIVATE_FIELDS.contains(&k.as_str()) {
             continue;
         }
-        let key = if k == "_id" { "id".to_string() } else { k.clone() };
+        let key = if k == "_id" {
+            "id".to_string()
+        } else {
+            k.clone()
+        };
         m.insert(key, bson_to_json(v));
     }
     Value::Object(m)
@@ -146,7 +183,9 @@ pub fn bson_to_json(v: &Bson) -> Value {
         Bson::Array(a) => Value::Array(a.iter().map(bson_to_json).collect()),
         Bson::Int32(i) => Value::from(*i),
         Bson::Int64(i) => Value::from(*i),
-        Bson::Double(f) => serde_json::Number::from_f64(*f).map(Value::Number).unwrap_or(Value::Null),
+        Bson::Double(f) => serde_json::Number::from_f64(*f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
         Bson::String(s) => Value::String(s.clone()),
         Bson::Boolean(b) => Value::Bool(*b),
         Bson::Null | Bson::Undefined => Value::Null,
