@@ -208,3 +208,24 @@ async fn a_payment_command_redelivered_after_its_effect_charges_once() {
     assert_eq!(app.count("seats", doc! {"status": "booked"}).await, 2);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_undecodable_command_is_dead_lettered_with_its_reason() {
+    let app = spawn_app().await;
+    let inbox = app.nats.new_inbox();
+    let mut sub = app.nats.subscribe(inbox.clone()).await.unwrap();
+    let mut h = HeaderMap::new();
+    h.insert(async_nats::header::NATS_MESSAGE_ID, "garbage-1");
+    h.insert(streams::headers::REPLY_TO, inbox.as_str());
+    let subject = app.ns.command(streams::names::Area::Holds, "create");
+    app.js.publish_with_headers(subject, h, "{not json".into()).await.unwrap().await.unwrap();
+    let msg = tokio::time::timeout(std::time::Duration::from_secs(10), futures::StreamExt::next(&mut sub)).await.unwrap().unwrap();
+    let reply: Reply = serde_json::from_slice(&msg.payload).unwrap();
+    assert_eq!(reply.status, 500, "the sender is told: {reply:?}");
+    let mut dlq = app.js.get_stream(app.ns.deadletter_stream()).await.unwrap();
+    assert_eq!(dlq.info().await.unwrap().state.messages, 1);
+    let dead = dlq.get_last_raw_message_by_subject(&app.ns.deadletter_for(&app.ns.command(streams::names::Area::Holds, "create"))).await.unwrap();
+    let reason = dead.headers.get(streams::headers::DEADLETTER_REASON).map(|v| v.to_string()).unwrap_or_default();
+    assert!(reason.contains("undecodable"), "{reason}");
+    app.shutdown().await;
+}
