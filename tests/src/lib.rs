@@ -5,6 +5,8 @@
 //! Servers come from `TICKETING_NATS_URL` and `TICKETING_MONGODB_URI` (`scripts/test.sh`
 //! starts the test profile and exports them; the defaults are that profile's ports).
 
+pub mod mail;
+
 use std::future::Future;
 use std::time::Duration;
 
@@ -27,6 +29,15 @@ pub fn mongodb_uri() -> String {
     std::env::var("TICKETING_MONGODB_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:37017/".into())
 }
 
+pub fn smtp_url() -> String {
+    std::env::var("TICKETING_SMTP_URL").unwrap_or_else(|_| "smtp://127.0.0.1:11025".into())
+}
+
+/// Mailpit's HTTP API, where tests read what was mailed.
+pub fn mailpit_api() -> String {
+    std::env::var("TICKETING_MAILPIT_API").unwrap_or_else(|_| "http://127.0.0.1:18025".into())
+}
+
 /// A running stack for one test.
 pub struct TestApp {
     pub base: String,
@@ -47,6 +58,13 @@ pub struct Options {
     pub hold_lock_grace_secs: u64,
     pub expiry_sweep_secs: u64,
     pub booking_ttl_secs: u64,
+    /// Whether paying needs a verified e-mail (the product's default is true; most tests
+    /// pay with fresh, unverified users).
+    pub require_verified_to_pay: bool,
+    /// The SMTP relay the notifications worker uses (default: `TICKETING_SMTP_URL`).
+    pub smtp_url: Option<String>,
+    /// Sending attempts of a notification.
+    pub notify_max_attempts: u32,
 }
 
 impl Default for Options {
@@ -56,6 +74,9 @@ impl Default for Options {
             hold_lock_grace_secs: 30,
             expiry_sweep_secs: 1,
             booking_ttl_secs: 1800,
+            require_verified_to_pay: false,
+            smtp_url: None,
+            notify_max_attempts: 3,
         }
     }
 }
@@ -73,6 +94,12 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
     wcfg.hold_lock_grace_secs = o.hold_lock_grace_secs;
     wcfg.expiry_sweep_secs = o.expiry_sweep_secs;
     wcfg.booking_ttl_secs = o.booking_ttl_secs;
+    wcfg.require_verified_to_pay = o.require_verified_to_pay;
+    wcfg.smtp_url = o.smtp_url.unwrap_or_else(smtp_url);
+    wcfg.notify_max_attempts = o.notify_max_attempts;
+    wcfg.notify_retry_base_ms = 100;
+    wcfg.notify_retry_cap_ms = 400;
+    wcfg.notify_poll_ms = 100;
     wcfg.payment_retry_base_ms = 20;
     wcfg.payment_retry_cap_ms = 100;
     wcfg.concurrency = 64;
@@ -334,6 +361,16 @@ impl TestApp {
             .find_one(filter)
             .await
             .expect("find")
+    }
+
+    /// Waits (up to 10 s) until `filter` matches exactly `n` seats: seat documents follow
+    /// the KV locks through the seats projection, so they lag the API's answers a little.
+    pub async fn wait_seats(&self, filter: bson::Document, n: u64) -> bool {
+        wait_until(Duration::from_secs(10), || {
+            let filter = filter.clone();
+            async move { self.count("seats", filter).await == n }
+        })
+        .await
     }
 
     /// `availableSeats` of the event and the count of its available seats.

@@ -21,7 +21,7 @@ use streams::commands::{BookingRef, CancelBooking, CancelCause, CommandEnvelope,
 use streams::locks::Transferred;
 
 use crate::context::{Change, Ctx, HandlerError};
-use crate::seatops::{free_seats, pending_value, sold_value, update_seats, Owner};
+use crate::seatops::{free_seats, pending_value, sold_value, Owner};
 use crate::store::{api_json, is_duplicate_key, names, to_doc};
 
 fn oid(d: &Document, k: &str) -> Result<ObjectId, HandlerError> {
@@ -257,14 +257,7 @@ async fn finish_create(
 ) -> Result<(), HandlerError> {
     let booking_id = oid(booking, "_id")?;
     let hold_id = oid(hold, "_id")?;
-    let expires_at = booking.get_datetime("expiresAt").ok().copied();
     let now = DateTime::now();
-    update_seats(
-        ctx,
-        &ids(booking, "seatIds"),
-        doc! {"$set": {"bookingId": booking_id, "heldUntil": expires_at, "updatedAt": now}, "$inc": {"version": 1}},
-    )
-    .await?;
     ctx.store
         .col(names::SEAT_HOLDS)
         .update_one(
@@ -336,16 +329,6 @@ pub async fn confirm(
         }
     }
     let now = DateTime::now();
-    update_seats(
-        ctx,
-        &seat_ids,
-        doc! {
-            "$set": {"status": "booked", "bookedBy": user_id, "bookingId": booking_id, "updatedAt": now},
-            "$unset": {"heldBy": "", "heldUntil": "", "holdId": ""},
-            "$inc": {"version": 1},
-        },
-    )
-    .await?;
     let payment_id = oid(payment, "_id")?;
     let set = doc! {
         "status": "confirmed", "paymentId": payment_id, "paymentStatus": "completed", "confirmedAt": now,
@@ -445,7 +428,7 @@ pub async fn cancel_unpaid(
         &after,
         json!({"status": booking.get_str("status").unwrap_or_default()}),
         json!({"status": "cancelled", "cancellationReason": by.reason()}),
-        json!({"userId": after.get_object_id("userId").map(|o| o.to_hex()).ok(), "refundMinor": 0}),
+        json!({"userId": after.get_object_id("userId").map(|o| o.to_hex()).ok(), "refundMinor": 0, "seatIds": seat_hexes(&after)}),
     )
     .await?;
     Ok(api_json(&after))
@@ -718,13 +701,17 @@ async fn refund_and_cancel(
         &after,
         json!({"status": booking.get_str("status").unwrap_or_default()}),
         json!({"status": "cancelled", "cancellationReason": by.reason(), "paymentStatus": pay_status.as_str()}),
-        json!({"userId": owner_hex(booking), "refundMinor": refund_amount.minor(), "refundId": refund_id.to_hex()}),
+        json!({"userId": owner_hex(booking), "refundMinor": refund_amount.minor(), "refundId": refund_id.to_hex(), "seatIds": seat_hexes(booking)}),
     )
     .await?;
     Ok(Reply::ok(
         200,
         json!({"booking": api_json(&after), "refund": refund_json}),
     ))
+}
+
+fn seat_hexes(d: &Document) -> Vec<String> {
+    ids(d, "seatIds").iter().map(|s| s.to_hex()).collect()
 }
 
 fn owner_hex(d: &Document) -> Option<String> {

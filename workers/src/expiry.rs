@@ -8,10 +8,11 @@
 //!   deadline map; one task sleeps until the next deadline or a new entry (the pattern of
 //!   mini-redis's purge task);
 //! - a sweep every `expiry_sweep_secs` of `seat_holds` for active holds past `expiresAt`,
-//!   the safety net for timers lost in a restart. It also puts back on sale seats left
-//!   `held` by a hold that never got stored (a crash between the locks and the insert).
+//!   the safety net for timers lost in a restart. (A hold that crashed between its locks
+//!   and its insert left no seat document changed: seat documents follow domain events;
+//!   its locks run out by their TTL.)
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -180,19 +181,11 @@ async fn expire_booking(ctx: &Ctx, booking_id: ObjectId) {
 
 async fn sweep(ctx: Ctx, mut stopped: watch::Receiver<bool>) {
     let period = Duration::from_secs(ctx.cfg.expiry_sweep_secs.max(1));
-    let mut rounds: u64 = 0;
     info!(period_secs = period.as_secs(), "expiry sweep started");
     loop {
         if let Err(e) = sweep_holds(&ctx).await {
             warn!(error = %e, "expiry sweep failed; next round retries");
         }
-        // Orphaned seats are rare (a crash mid-hold); look for them every 12th round.
-        if rounds == 0 {
-            if let Err(e) = sweep_orphan_seats(&ctx).await {
-                warn!(error = %e, "orphan seat sweep failed");
-            }
-        }
-        rounds = (rounds + 1) % 12;
         tokio::select! {
             _ = stopped.changed() => break,
             _ = tokio::time::sleep(period) => {}
@@ -223,62 +216,6 @@ async fn sweep_holds(ctx: &Ctx) -> Result<(), mongodb::error::Error> {
         if let Ok(id) = d.get_object_id("_id") {
             expire_booking(ctx, id).await;
         }
-    }
-    Ok(())
-}
-
-/// Seats `held` past their time whose hold was never stored or is no longer active.
-async fn sweep_orphan_seats(ctx: &Ctx) -> Result<(), mongodb::error::Error> {
-    let grace = ctx
-        .cfg
-        .lock_ttl()
-        .saturating_sub(ctx.cfg.hold_ttl())
-        .as_millis() as i64;
-    let cutoff = DateTime::from_millis(DateTime::now().timestamp_millis() - grace - 5_000);
-    let seats = ctx.store.col(names::SEATS);
-    let mut cur = seats
-        .find(doc! {"status": "held", "heldUntil": {"$lte": cutoff}})
-        .await?;
-    let mut checked: HashSet<ObjectId> = HashSet::new();
-    while let Some(s) = cur.try_next().await? {
-        let (Ok(seat_id), Ok(hold_id)) = (s.get_object_id("_id"), s.get_object_id("holdId")) else {
-            continue;
-        };
-        let active = if checked.contains(&hold_id) {
-            true
-        } else {
-            let h = ctx
-                .store
-                .col(names::SEAT_HOLDS)
-                .find_one(doc! {"_id": hold_id})
-                .await?;
-            let active = h.is_some_and(|h| h.get_str("status").ok() == Some("active"));
-            if active {
-                checked.insert(hold_id);
-            }
-            active
-        };
-        if active {
-            continue; // the hold sweep releases it
-        }
-        let event_id = s.get_object_id("eventId").unwrap_or_default();
-        if ctx
-            .locks
-            .owner(&domain::seat::lock_key(&event_id, &seat_id))
-            .await
-            .ok()
-            .flatten()
-            .is_some()
-        {
-            continue; // someone holds its lock: their write wins
-        }
-        warn!(seat = %seat_id, hold = %hold_id, "seat left held by a hold that is not active; putting it back on sale");
-        seats
-            .update_one(
-                doc! {"_id": seat_id},
-                doc! {"$set": {"status": "available", "updatedAt": DateTime::now()}, "$unset": {"heldBy": "", "heldUntil": "", "holdId": ""}, "$inc": {"version": 1}},
-            )
-            .await?;
     }
     Ok(())
 }

@@ -23,8 +23,9 @@ use tracing::warn;
 
 use crate::context::{Change, Ctx, HandlerError};
 use crate::seatmap::SeatMap;
-use crate::seatops::{free_seats, update_seats, Owner};
-use crate::store::{api_json, is_duplicate_key, names, to_doc};
+use crate::seatops::{free_seats, Owner};
+use crate::store::batch::Inserted;
+use crate::store::{api_json, names, to_doc};
 
 /// The hold's id, derived from the command that creates it.
 pub fn hold_id_for(env: &CommandEnvelope) -> ObjectId {
@@ -135,15 +136,8 @@ pub async fn create(
     let now = DateTime::now();
     let expires_at =
         DateTime::from_millis(now.timestamp_millis() + ctx.cfg.hold_ttl().as_millis() as i64);
-    update_seats(
-        ctx,
-        &c.seat_ids,
-        doc! {
-            "$set": {"status": "held", "heldBy": issuer.user_id, "heldUntil": expires_at, "holdId": hold_id, "updatedAt": now},
-            "$inc": {"version": 1},
-        },
-    )
-    .await?;
+    // NOTE: no seat document is written here: the seats projection applies
+    // `hold.created` to them (one writer per seat document, batched, off this path).
 
     let prices: Vec<Money> = c.seat_ids.iter().map(|s| map[s].price).collect();
     let currency = prices[0].currency();
@@ -164,17 +158,19 @@ pub async fn create(
         updated_at: now,
     };
     let d = to_doc(&hold)?;
-    let stored =
-        match holds.insert_one(&d).await {
-            Ok(_) => d,
-            Err(e) if is_duplicate_key(&e) => holds
+    // Group-committed with the other handlers' holds (see store::batch).
+    let stored = match ctx.hold_inserts.insert(d.clone()).await {
+        Ok(Inserted::New) => d,
+        Ok(Inserted::Duplicate) => {
+            holds
                 .find_one(doc! {"_id": hold_id})
                 .await?
                 .ok_or_else(|| {
                     HandlerError::Transient("hold reported duplicate but is missing".into())
-                })?,
-            Err(e) => return Err(e.into()),
-        };
+                })?
+        }
+        Err(e) => return Err(HandlerError::Transient(format!("storing the hold: {e}"))),
+    };
     emit_created(ctx, env, &stored).await?;
     Ok(Reply::ok(201, hold_json(&stored, &map)))
 }

@@ -26,9 +26,19 @@ pub type SeatMap = Arc<HashMap<ObjectId, SeatInfo>>;
 #[derive(Clone, Default)]
 pub struct SeatMaps {
     inner: Arc<RwLock<HashMap<ObjectId, SeatMap>>>,
+    /// One load at a time: in an on-sale storm hundreds of handlers ask for the same map
+    /// at once, and one scan serves them all.
+    loading: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl SeatMaps {
+    fn cached(&self, event_id: ObjectId) -> Option<SeatMap> {
+        self.inner
+            .read()
+            .ok()
+            .and_then(|m| m.get(&event_id).cloned())
+    }
+
     /// The seat map of `event_id`, loaded once per process. An event without seats is not
     /// cached (it may be mid-creation).
     pub async fn get(&self, store: &Store, event_id: ObjectId) -> Result<SeatMap, StoreError> {

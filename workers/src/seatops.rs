@@ -8,7 +8,7 @@ use std::future::IntoFuture;
 
 use bson::doc;
 use domain::seat::lock_key;
-use domain::{DateTime, ObjectId};
+use domain::ObjectId;
 use futures::future::join_all;
 
 use crate::context::{Ctx, HandlerError};
@@ -29,13 +29,6 @@ impl Owner {
             Owner::Booking(b) => vec![pending_value(b), sold_value(b)],
         }
     }
-
-    fn doc_field(&self) -> (&'static str, ObjectId) {
-        match self {
-            Owner::Hold(h) => ("holdId", *h),
-            Owner::Booking(b) => ("bookingId", *b),
-        }
-    }
 }
 
 pub fn pending_value(booking: &ObjectId) -> String {
@@ -46,9 +39,9 @@ pub fn sold_value(booking: &ObjectId) -> String {
     format!("s:{}", booking.to_hex())
 }
 
-/// Puts the seats back on sale where `owner` still owns them: the seat document first,
-/// then the lock (compare-and-delete), so nobody can take a seat whose document still
-/// says it is ours. Harmless to repeat.
+/// Puts the seats back on sale where `owner` still owns their locks: compare-and-delete
+/// on the revision it read. The seat documents follow from the domain event the caller
+/// publishes (the seats projection is their one writer). Harmless to repeat.
 pub async fn free_seats(
     ctx: &Ctx,
     event_id: ObjectId,
@@ -68,48 +61,26 @@ async fn free_seat(
     owner: Owner,
 ) -> Result<(), HandlerError> {
     let key = lock_key(&event_id, &seat);
-    let seats = ctx.store.col(names::SEATS);
-    let lock = ctx.locks.owner(&key).await?;
-    let (field, id) = owner.doc_field();
-    let ours = match &lock {
-        Some((o, _)) => owner.lock_values().contains(o),
-        // The lock is gone (its TTL ran out): the seat is ours to reset only if its
-        // document still names us.
-        None => seats.find_one(doc! {"_id": seat}).await?.is_some_and(|d| {
-            d.get_object_id(field).ok() == Some(id) && d.get_str("status").ok() != Some("available")
-        }),
+    let Some((current, rev)) = ctx.locks.owner(&key).await? else {
+        return Ok(());
     };
-    if !ours {
+    if !owner.lock_values().contains(&current) {
         return Ok(());
     }
-    seats
-        .update_one(
-            doc! {"_id": seat},
-            doc! {
-                "$set": {"status": "available", "updatedAt": DateTime::now()},
-                "$unset": {"heldBy": "", "heldUntil": "", "holdId": "", "bookedBy": "", "bookingId": ""},
-                "$inc": {"version": 1},
-            },
-        )
-        .await?;
-    if let Some((_, rev)) = lock {
-        match ctx
-            .locks
-            .store()
-            .delete_expect_revision(&key, Some(rev))
-            .await
-        {
-            Ok(()) => {}
-            Err(e) if e.kind() == async_nats::jetstream::kv::DeleteErrorKind::WrongLastRevision => {
-            }
-            Err(e) => {
-                return Err(HandlerError::Transient(format!(
-                    "releasing lock {key}: {e}"
-                )))
-            }
+    match ctx
+        .locks
+        .store()
+        .delete_expect_revision(&key, Some(rev))
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == async_nats::jetstream::kv::DeleteErrorKind::WrongLastRevision => {
+            Ok(())
         }
+        Err(e) => Err(HandlerError::Transient(format!(
+            "releasing lock {key}: {e}"
+        ))),
     }
-    Ok(())
 }
 
 /// Applies the same `update` to every seat, each by `_id` alone (the only filter FerretDB

@@ -29,6 +29,12 @@ async fn a_user_holds_seats_reads_the_hold_and_lets_it_go() {
     assert!(r.body["expiresAt"].as_str().is_some());
     let hold = r.body["id"].as_str().unwrap().to_string();
 
+    let eid = ObjectId::parse_str(&event).unwrap();
+    assert!(
+        app.wait_seats(doc! {"eventId": eid, "status": "held"}, 2)
+            .await,
+        "the seat documents follow"
+    );
     let held = app
         .get(&format!("/v1/events/{event}/seats?status=held"), None)
         .await;
@@ -80,6 +86,10 @@ async fn a_user_holds_seats_reads_the_hold_and_lets_it_go() {
     assert_eq!(d.status, 204, "{d:?}");
     let after = app.get(&format!("/v1/holds/{hold}"), Some(&user)).await;
     assert_eq!(after.body["status"], "released");
+    assert!(
+        app.wait_seats(doc! {"eventId": eid, "status": "available"}, 10)
+            .await
+    );
     assert_eq!(
         app.get(&format!("/v1/events/{event}/seats?status=available"), None)
             .await

@@ -97,14 +97,12 @@ async fn every_test_card_has_its_documented_outcome() {
             )
             .await;
         assert_eq!(b.body["status"], booking_status, "{card}");
-        let s = app
-            .find_one(
-                "seats",
-                doc! {"_id": ObjectId::parse_str(&seats[seat]).unwrap()},
-            )
-            .await
-            .unwrap();
-        assert_eq!(s.get_str("status").unwrap(), seat_status, "{card}");
+        let sid = ObjectId::parse_str(&seats[seat]).unwrap();
+        assert!(
+            app.wait_seats(doc! {"_id": sid, "status": seat_status}, 1)
+                .await,
+            "{card}: seat {seat_status}"
+        );
     }
     // A failed payment puts its seat back on sale.
     let (_, other) = app.new_user().await;
@@ -353,10 +351,9 @@ async fn cancelling_an_event_refunds_every_booking_and_releases_the_rest() {
             .is_none(),
         "nothing was paid, nothing refunded"
     );
-    assert_eq!(
-        app.count("seats", doc! {"eventId": eid, "status": "available"})
-            .await,
-        8
+    assert!(
+        app.wait_seats(doc! {"eventId": eid, "status": "available"}, 8)
+            .await
     );
     // A cancelled event sells nothing.
     let late = app
@@ -485,6 +482,14 @@ async fn after_a_mixed_run_seats_counters_and_money_agree() {
         }
     };
     let confirmed = all("bookings", doc! {"eventId": eid, "status": "confirmed"}).await;
+    let confirmed_seats: u64 = confirmed
+        .iter()
+        .map(|b| b.get_array("seatIds").unwrap().len() as u64)
+        .sum();
+    assert!(
+        app.wait_seats(doc! {"eventId": eid, "status": "booked"}, confirmed_seats)
+            .await
+    );
     let booked = all("seats", doc! {"eventId": eid, "status": "booked"}).await;
     let mut seat_owner = std::collections::HashMap::new();
     for b in &confirmed {

@@ -61,10 +61,11 @@ async fn concurrent_buyers_never_share_a_seat_and_losers_get_409() {
         }
     }
     // The seats collection agrees with the holds.
-    let held = app
-        .count("seats", doc! {"eventId": oid, "status": "held"})
-        .await;
-    assert_eq!(held as usize, owner.len());
+    assert!(
+        app.wait_seats(doc! {"eventId": oid, "status": "held"}, owner.len() as u64)
+            .await,
+        "held seat documents match the holds"
+    );
     // And the counter equals the available seats once quiet.
     let exact = wait_until(Duration::from_secs(10), || async {
         let (c, real) = app.seat_counts(&event).await;

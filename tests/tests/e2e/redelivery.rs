@@ -89,6 +89,10 @@ async fn a_hold_command_delivered_twice_has_one_effect() {
     assert_eq!(third.body["id"], first.body["id"]);
 
     assert_eq!(app.count("seat_holds", doc! {"eventId": event}).await, 1);
+    assert!(
+        app.wait_seats(doc! {"eventId": event, "status": "held"}, 2)
+            .await
+    );
     let seat = app.find_one("seats", doc! {"_id": seats[0]}).await.unwrap();
     assert_eq!(
         seat.get_i64("version").unwrap(),
@@ -205,7 +209,7 @@ async fn a_payment_command_redelivered_after_its_effect_charges_once() {
         app.count("payments", doc! {"bookingId": booking_id}).await,
         1
     );
-    assert_eq!(app.count("seats", doc! {"status": "booked"}).await, 2);
+    assert!(app.wait_seats(doc! {"status": "booked"}, 2).await);
     app.shutdown().await;
 }
 
@@ -218,14 +222,35 @@ async fn an_undecodable_command_is_dead_lettered_with_its_reason() {
     h.insert(async_nats::header::NATS_MESSAGE_ID, "garbage-1");
     h.insert(streams::headers::REPLY_TO, inbox.as_str());
     let subject = app.ns.command(streams::names::Area::Holds, "create");
-    app.js.publish_with_headers(subject, h, "{not json".into()).await.unwrap().await.unwrap();
-    let msg = tokio::time::timeout(std::time::Duration::from_secs(10), futures::StreamExt::next(&mut sub)).await.unwrap().unwrap();
+    app.js
+        .publish_with_headers(subject, h, "{not json".into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let msg = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        futures::StreamExt::next(&mut sub),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let reply: Reply = serde_json::from_slice(&msg.payload).unwrap();
     assert_eq!(reply.status, 500, "the sender is told: {reply:?}");
     let mut dlq = app.js.get_stream(app.ns.deadletter_stream()).await.unwrap();
     assert_eq!(dlq.info().await.unwrap().state.messages, 1);
-    let dead = dlq.get_last_raw_message_by_subject(&app.ns.deadletter_for(&app.ns.command(streams::names::Area::Holds, "create"))).await.unwrap();
-    let reason = dead.headers.get(streams::headers::DEADLETTER_REASON).map(|v| v.to_string()).unwrap_or_default();
+    let dead = dlq
+        .get_last_raw_message_by_subject(
+            &app.ns
+                .deadletter_for(&app.ns.command(streams::names::Area::Holds, "create")),
+        )
+        .await
+        .unwrap();
+    let reason = dead
+        .headers
+        .get(streams::headers::DEADLETTER_REASON)
+        .map(|v| v.to_string())
+        .unwrap_or_default();
     assert!(reason.contains("undecodable"), "{reason}");
     app.shutdown().await;
 }

@@ -5,6 +5,7 @@
 //! every other filter is a full scan filtered in memory. Hot paths therefore read and write
 //! by `_id` alone.
 
+pub mod batch;
 pub mod indexes;
 
 use bson::{doc, Bson, Document};
