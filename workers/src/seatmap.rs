@@ -42,12 +42,11 @@ impl SeatMaps {
     /// The seat map of `event_id`, loaded once per process. An event without seats is not
     /// cached (it may be mid-creation).
     pub async fn get(&self, store: &Store, event_id: ObjectId) -> Result<SeatMap, StoreError> {
-        if let Some(m) = self
-            .inner
-            .read()
-            .ok()
-            .and_then(|m| m.get(&event_id).cloned())
-        {
+        if let Some(m) = self.cached(event_id) {
+            return Ok(m);
+        }
+        let _loading = self.loading.lock().await;
+        if let Some(m) = self.cached(event_id) {
             return Ok(m);
         }
         let mut cursor = store
