@@ -18,8 +18,11 @@ FROM debian:bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates tini \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin ticketing
+ && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin ticketing \
+ && mkdir -p /app && chown ticketing /app
 COPY --from=build /out/ /usr/local/bin/
+# A writable working directory, for paths the code keeps relative (development keys).
+WORKDIR /app
 USER ticketing
 ENV TICKETING_LOG_FORMAT=json
 EXPOSE 8080

@@ -54,9 +54,9 @@ stop_product() {
   stop_proc "$1" workers
 }
 
-# log_tail FILE [LINES]: the end of a log, without the frames of a backtrace, so the
-# error line itself stays in view.
+# log_tail FILE [LINES]: the end of a log, without the frames of a backtrace and the
+# readiness probes of scripts/up.sh, so the line that matters stays in view.
 log_tail() {
   echo "----- last lines of $1 -----"
-  grep -vE '^[[:space:]]+([0-9]+: |at )' "$1" 2>/dev/null | tail -n "${2:-40}" || true
+  grep -vE '^[[:space:]]+([0-9]+: |at )|path=/readyz' "$1" 2>/dev/null | tail -n "${2:-40}" || true
 }

@@ -9,8 +9,10 @@
 #   cargo fmt --all --check
 #   cargo clippy --workspace --all-targets -- -D warnings
 #   cargo test --workspace
-# printing the time of each step. The test servers are stopped at the end (unless they were
-# already running before this script), and on failure the tails of their logs are printed.
+# printing the time of each step. A failing check does not hide the others: every step
+# runs, and the script fails at the end if any did. The test servers are stopped at the
+# end (unless they were already running before this script), and on failure the tails of
+# their logs are printed.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -19,6 +21,7 @@ cd "$ROOT"
 TEST_RUN="$ROOT/.data/test/run"
 T0=$SECONDS
 SUMMARY=()
+FAILED=0
 
 timed() {
   local name=$1 t=$SECONDS rc=0
@@ -34,6 +37,7 @@ for s in nats ferretdb mailpit; do
   fi
 done
 
+# shellcheck disable=SC2317  # run by the EXIT trap
 finish() {
   local rc=$?
   set +e
@@ -66,6 +70,7 @@ timed "servers: start (test)" bash scripts/servers.sh start test
 while IFS= read -r kv; do export "${kv?}"; done < <(bash scripts/servers.sh env test)
 echo "TICKETING_NATS_URL=$TICKETING_NATS_URL TICKETING_MONGODB_URI=$TICKETING_MONGODB_URI TICKETING_MAILPIT_API=$TICKETING_MAILPIT_API"
 
-timed "cargo fmt --all --check" cargo fmt --all --check
-timed "cargo clippy --workspace --all-targets -D warnings" cargo clippy --workspace --all-targets -- -D warnings
-timed "cargo test --workspace" cargo test --workspace "$@"
+timed "cargo fmt --all --check" cargo fmt --all --check || FAILED=1
+timed "cargo clippy --workspace --all-targets -D warnings" cargo clippy --workspace --all-targets -- -D warnings || FAILED=1
+timed "cargo test --workspace" cargo test --workspace "$@" || FAILED=1
+exit "$FAILED"

@@ -14,6 +14,7 @@ pub mod event;
 pub mod hold;
 pub mod ids;
 pub mod money;
+pub mod qr;
 pub mod seat;
 pub mod user;
 

@@ -9,7 +9,10 @@ use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::routes::{accounts, bookings, events, holds, ops};
+use crate::routes::tickets;
+use crate::routes::{
+    account_tokens, accounts, analytics, bookings, events, holds, notifications, ops,
+};
 
 /// Every error: `{"error": {"code", "message", "details"?}}`.
 #[derive(Serialize, ToSchema)]
@@ -89,6 +92,18 @@ impl Modify for BearerAuth {
         ops::readyz,
         ops::metrics,
         ops::openapi,
+        tickets::booking_tickets,
+        tickets::read,
+        tickets::qr_png,
+        tickets::scan,
+        tickets::scan_keys,
+        account_tokens::verify,
+        account_tokens::reset_request,
+        account_tokens::reset_confirm,
+        notifications::mine,
+        notifications::read,
+        analytics::read,
+        analytics::rebuild,
     ),
     components(schemas(
         accounts::RegisterRequest,
@@ -104,6 +119,10 @@ impl Modify for BearerAuth {
         ErrorBody,
         ErrorDetail,
         PendingCommand,
+        tickets::ScanRequest,
+        account_tokens::VerifyRequest,
+        account_tokens::ResetRequest,
+        account_tokens::ResetConfirmRequest,
     )),
     modifiers(&BearerAuth),
     tags(
@@ -112,6 +131,7 @@ impl Modify for BearerAuth {
         (name = "holds", description = "Seat holds"),
         (name = "bookings", description = "Bookings, payments and refunds"),
         (name = "ops", description = "Health, metrics, command results, audit"),
+        (name = "tickets", description = "Tickets, QR codes and gate scans"),
     )
 )]
 pub struct ApiDoc;

@@ -17,6 +17,12 @@ pub enum ErrorCode {
     TokenExpired,
     InvalidCredentials,
     Forbidden,
+    /// 403: the payer's e-mail is not verified (`TICKETING_REQUIRE_VERIFIED_TO_PAY`).
+    EmailNotVerified,
+    /// 400: a verification or reset token that is unknown, used or expired.
+    InvalidOrExpiredToken,
+    /// 404
+    NotificationNotFound,
     // 404
     NotFound,
     EventNotFound,
@@ -26,6 +32,7 @@ pub enum ErrorCode {
     BookingNotFound,
     PaymentNotFound,
     RefundNotFound,
+    TicketNotFound,
     // 402: the payment gateway said no
     CardDeclined,
     InsufficientFunds,
@@ -61,9 +68,11 @@ impl ErrorCode {
         match self {
             InvalidJson | ValidationFailed | InvalidId => 400,
             Unauthorized | InvalidToken | TokenExpired | InvalidCredentials => 401,
-            Forbidden => 403,
+            Forbidden | EmailNotVerified => 403,
+            InvalidOrExpiredToken => 400,
+            NotificationNotFound => 404,
             NotFound | EventNotFound | SeatNotFound | HoldNotFound | CommandNotFound
-            | BookingNotFound | PaymentNotFound | RefundNotFound => 404,
+            | BookingNotFound | PaymentNotFound | RefundNotFound | TicketNotFound => 404,
             CardDeclined | InsufficientFunds | ProcessingError | CardTokenExpired => 402,
             EmailTaken
             | SeatsUnavailable
@@ -97,6 +106,9 @@ impl ErrorCode {
             TokenExpired => "token_expired",
             InvalidCredentials => "invalid_credentials",
             Forbidden => "forbidden",
+            EmailNotVerified => "email_not_verified",
+            InvalidOrExpiredToken => "invalid_or_expired_token",
+            NotificationNotFound => "notification_not_found",
             NotFound => "not_found",
             EventNotFound => "event_not_found",
             SeatNotFound => "seat_not_found",
@@ -105,6 +117,7 @@ impl ErrorCode {
             BookingNotFound => "booking_not_found",
             PaymentNotFound => "payment_not_found",
             RefundNotFound => "refund_not_found",
+            TicketNotFound => "ticket_not_found",
             CardDeclined => "card_declined",
             InsufficientFunds => "insufficient_funds",
             ProcessingError => "processing_error",

@@ -56,6 +56,22 @@ pub enum Command {
     CancelBooking(CancelBooking),
     /// The expiry worker: a pending booking past `expiresAt`.
     ExpireBooking(BookingRef),
+    /// Staff at a gate: one scan of a ticket's QR code.
+    ScanTicket(ScanTicket),
+    /// The owner downloaded a ticket's QR image (sent by the queries worker that served it).
+    RecordTicketDownload(TicketRef),
+    /// Anyone holding the e-mailed token: marks the account verified.
+    VerifyEmail(OneTimeToken),
+    /// Anyone: mails a reset token if the account exists (the answer never says).
+    RequestPasswordReset(PasswordResetRequest),
+    /// Anyone holding the e-mailed reset token: sets the new (already hashed) password.
+    ConfirmPasswordReset(PasswordResetConfirm),
+    /// The gateway after a successful sign-in (fire and forget): `lastLoginAt`, `loginCount`.
+    RecordLogin,
+    /// The owner read one of their notifications.
+    MarkNotificationRead(NotificationRef),
+    /// Admin: drop the analytics and rebuild them by replaying EVENTS from the start.
+    RebuildAnalytics,
 }
 
 impl Command {
@@ -73,6 +89,14 @@ impl Command {
             Command::CancelBooking(_) => (Area::Bookings, "cancel"),
             Command::ExpireBooking(_) => (Area::Bookings, "expire"),
             Command::PayBooking(_) => (Area::Payments, "create"),
+            Command::ScanTicket(_) => (Area::Scans, "scan"),
+            Command::RecordTicketDownload(_) => (Area::Tickets, "record-download"),
+            Command::VerifyEmail(_) => (Area::Users, "verify-email"),
+            Command::RequestPasswordReset(_) => (Area::Users, "password-reset"),
+            Command::ConfirmPasswordReset(_) => (Area::Users, "password-reset-confirm"),
+            Command::RecordLogin => (Area::Users, "record-login"),
+            Command::MarkNotificationRead(_) => (Area::Users, "notification-read"),
+            Command::RebuildAnalytics => (Area::Events, "rebuild-analytics"),
         }
     }
 }
@@ -176,6 +200,48 @@ pub struct CancelBooking {
     pub booking_id: ObjectId,
     pub cause: CancelCause,
     pub note: Option<String>,
+}
+
+/// One scan at a gate. The QR string is checked by the scans worker, not the gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScanTicket {
+    pub qr_string: String,
+    pub device_id: String,
+    pub gate: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TicketRef {
+    pub ticket_id: ObjectId,
+}
+
+/// A one-time token from an e-mail (verification); only its SHA-256 is ever stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OneTimeToken {
+    pub token: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordResetRequest {
+    pub email: String,
+}
+
+/// The new password arrives hashed (argon2id, at the gateway), like a registration's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordResetConfirm {
+    pub token: String,
+    pub password_hash: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NotificationRef {
+    pub notification_id: ObjectId,
 }
 
 /// A command id for an `Idempotency-Key`: scoped to the user, and reduced to characters a

@@ -20,15 +20,21 @@ pub enum Area {
     Holds,
     Bookings,
     Payments,
+    /// Ticket bookkeeping (download tracking), by the ticketing worker.
+    Tickets,
+    /// Gate scans, by the scans worker.
+    Scans,
 }
 
 impl Area {
-    pub const ALL: [Area; 5] = [
+    pub const ALL: [Area; 7] = [
         Area::Users,
         Area::Events,
         Area::Holds,
         Area::Bookings,
         Area::Payments,
+        Area::Tickets,
+        Area::Scans,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -38,6 +44,8 @@ impl Area {
             Area::Holds => "holds",
             Area::Bookings => "bookings",
             Area::Payments => "payments",
+            Area::Tickets => "tickets",
+            Area::Scans => "scans",
         }
     }
 }

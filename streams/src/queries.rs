@@ -59,6 +59,24 @@ pub enum Query {
     AuditLogs(AuditFilter),
     /// Readiness: pings MongoDB; 200 `{mongodb: "ok"}` or 503.
     Ping,
+    /// The tickets of one booking, for its owner (or an admin): `{items, total}`;
+    /// otherwise 404 `booking_not_found`.
+    BookingTickets { booking_id: ObjectId },
+    /// One ticket, for its owner (or an admin); otherwise 404 `ticket_not_found`.
+    GetTicket { ticket_id: ObjectId },
+    /// A ticket's QR code as a PNG, for its owner (or an admin):
+    /// `{contentType: "image/png", pngBase64, qrString}`; otherwise 404 `ticket_not_found`.
+    TicketQrPng { ticket_id: ObjectId },
+    /// The QR verification keys (staff): `{keys: [{kid, alg, publicKey}]}`.
+    ScanKeys,
+    /// The issuer's notifications, newest first: `{items, page, limit, total}`.
+    MyNotifications { page: u32, limit: u32 },
+    /// An event's analytics (admins): `{eventId, period, items: [{periodStart, periodEnd,
+    /// metrics}]}`; `period` is hourly, daily, weekly or monthly (default daily).
+    EventAnalytics {
+        event_id: ObjectId,
+        period: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -87,6 +105,12 @@ pub struct AuditFilter {
     pub entity_id: Option<ObjectId>,
     pub action: Option<String>,
     pub status: Option<String>,
+    /// Inclusive lower bound on the entry's timestamp.
+    #[serde(default)]
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Exclusive upper bound on the entry's timestamp.
+    #[serde(default)]
+    pub to: Option<chrono::DateTime<chrono::Utc>>,
     pub page: u32,
     pub limit: u32,
 }
@@ -107,6 +131,12 @@ impl Query {
             Query::GetPayment { .. } => "get_payment",
             Query::GetRefund { .. } => "get_refund",
             Query::Ping => "ping",
+            Query::BookingTickets { .. } => "booking_tickets",
+            Query::GetTicket { .. } => "get_ticket",
+            Query::TicketQrPng { .. } => "ticket_qr_png",
+            Query::ScanKeys => "scan_keys",
+            Query::MyNotifications { .. } => "my_notifications",
+            Query::EventAnalytics { .. } => "event_analytics",
         }
     }
 }

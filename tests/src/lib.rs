@@ -20,6 +20,8 @@ use streams::{Namespace, Reply};
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const ADMIN_PASSWORD: &str = "admin-password-123";
 pub const PASSWORD: &str = "correct horse battery";
+/// The QR signing key of every test stack: `test-1`, seed bytes 0 to 31.
+pub const QR_SIGNING_KEYS: &str = "test-1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 pub fn nats_url() -> String {
     std::env::var("TICKETING_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:14222".into())
@@ -103,6 +105,7 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
     wcfg.payment_retry_base_ms = 20;
     wcfg.payment_retry_cap_ms = 100;
     wcfg.concurrency = 64;
+    wcfg.qr_signing_keys = Some(QR_SIGNING_KEYS.to_string().into());
     let running = workers::run(wcfg.clone())
         .await
         .expect("workers start (are the test servers up? scripts/test.sh starts them)");

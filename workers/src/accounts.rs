@@ -84,7 +84,13 @@ pub async fn register(
         Err(e) if is_duplicate_key(&e) => {
             // Our own earlier insert (a redelivery) or someone else's e-mail.
             return match users.find_one(doc! {"_id": id}).await? {
-                Some(first) => Ok(Reply::ok(if admin { 200 } else { 201 }, api_json(&first))),
+                Some(first) => {
+                    if !admin {
+                        // A redelivery whose first run stopped before mailing the token.
+                        crate::account_tokens::issue_verification(ctx, env, id).await?;
+                    }
+                    Ok(Reply::ok(if admin { 200 } else { 201 }, api_json(&first)))
+                }
                 None => Ok(Reply::error(
                     ErrorCode::EmailTaken,
                     "an account with this e-mail exists",
@@ -92,6 +98,9 @@ pub async fn register(
             };
         }
         Err(e) => return Err(e.into()),
+    }
+    if !admin {
+        crate::account_tokens::issue_verification(ctx, env, id).await?;
     }
     let after = api_json(&d);
     ctx.emit(

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use clap::Parser;
+use secrecy::SecretString;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -89,6 +90,90 @@ pub struct Config {
     /// Replicas of streams and buckets (3 in a NATS cluster).
     #[arg(long, env = "TICKETING_STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,
+
+    /// QR signing keys, comma-separated `kid:base64(32-byte Ed25519 seed)`: the first
+    /// signs new tickets, every one verifies scans (rotation). Unset: a key kept in
+    /// `--qr-key-file` (made on first start; for development).
+    #[arg(long, env = "TICKETING_QR_SIGNING_KEYS", hide_env_values = true)]
+    pub qr_signing_keys: Option<SecretString>,
+
+    /// Where the development QR signing key is kept when `TICKETING_QR_SIGNING_KEYS` is
+    /// unset (created with mode 0600 if missing).
+    #[arg(
+        long,
+        env = "TICKETING_QR_KEY_FILE",
+        default_value = ".data/qr-signing-key"
+    )]
+    pub qr_key_file: std::path::PathBuf,
+
+    /// How long after an event's start its tickets still get in at the gates, in
+    /// seconds; later scans answer `ticket_expired`.
+    #[arg(long, env = "TICKETING_SCAN_GRACE_SECS", default_value_t = 43_200)]
+    pub scan_grace_secs: i64,
+
+    /// SMTP relay for e-mail notifications (`smtp://host:port` plain, `smtps://` TLS,
+    /// `smtp://user:pass@host:587?tls=required` STARTTLS).
+    #[arg(
+        long,
+        env = "TICKETING_SMTP_URL",
+        default_value = "smtp://127.0.0.1:1025",
+        hide_env_values = true
+    )]
+    pub smtp_url: String,
+
+    /// The From of notification e-mails.
+    #[arg(
+        long,
+        env = "TICKETING_MAIL_FROM",
+        default_value = "Ticketing <no-reply@ticketing.local>"
+    )]
+    pub mail_from: String,
+
+    /// Where SMS notifications are POSTed as JSON (unset: SMS notifications fail).
+    #[arg(long, env = "TICKETING_SMS_WEBHOOK_URL")]
+    pub sms_webhook_url: Option<String>,
+
+    /// Where push notifications are POSTed as JSON (unset: push notifications fail).
+    #[arg(long, env = "TICKETING_PUSH_WEBHOOK_URL")]
+    pub push_webhook_url: Option<String>,
+
+    /// Attempts at sending one notification before it is `failed`.
+    #[arg(long, env = "TICKETING_NOTIFY_MAX_ATTEMPTS", default_value_t = 3)]
+    pub notify_max_attempts: u32,
+
+    /// First retry delay of a notification, in milliseconds (doubled each attempt, jittered).
+    #[arg(long, env = "TICKETING_NOTIFY_RETRY_BASE_MS", default_value_t = 30_000)]
+    pub notify_retry_base_ms: u64,
+
+    /// Longest retry delay of a notification, in milliseconds.
+    #[arg(
+        long,
+        env = "TICKETING_NOTIFY_RETRY_CAP_MS",
+        default_value_t = 3_600_000
+    )]
+    pub notify_retry_cap_ms: u64,
+
+    /// How often the dispatcher looks for due notifications, in milliseconds.
+    #[arg(long, env = "TICKETING_NOTIFY_POLL_MS", default_value_t = 1000)]
+    pub notify_poll_ms: u64,
+
+    /// How long before an event its reminder is sent, in seconds.
+    #[arg(long, env = "TICKETING_REMINDER_BEFORE_SECS", default_value_t = 86_400)]
+    pub reminder_before_secs: i64,
+
+    /// Whether a user must have verified their e-mail to pay (unverified users may still
+    /// hold and book).
+    #[arg(
+        long,
+        env = "TICKETING_REQUIRE_VERIFIED_TO_PAY",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub require_verified_to_pay: bool,
+
+    /// How long a password-reset token stays good, in seconds.
+    #[arg(long, env = "TICKETING_RESET_TOKEN_TTL_SECS", default_value_t = 3600)]
+    pub reset_token_ttl_secs: i64,
 
     /// Log format: text or json.
     #[arg(long, env = "TICKETING_LOG_FORMAT", default_value = "text")]

@@ -27,10 +27,15 @@ pub struct Ctx {
     pub leases: SeatLocks,
     pub results: Results,
     pub seat_maps: crate::seatmap::SeatMaps,
+    /// Group commit of new holds.
+    pub hold_inserts: crate::store::batch::Inserter,
     /// The payment provider (simulated by default).
     pub gateway: Arc<dyn crate::payments::gateway::PaymentGateway>,
     /// Card numbers in transit from the gateway.
     pub vault: async_nats::jetstream::kv::Store,
+    /// QR signing and verification keys; loaded only by processes that run the
+    /// ticketing, scans or queries worker.
+    pub qr_keys: Option<Arc<domain::qr::QrKeyRing>>,
 }
 
 /// Why a handler could not finish. Business refusals are not errors: they are replies.

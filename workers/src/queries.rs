@@ -214,6 +214,26 @@ pub async fn answer(ctx: &Ctx, req: &QueryRequest) -> Result<Reply, StoreError> 
             }
             audit_logs(ctx, f).await?
         }
+        Query::BookingTickets { booking_id } => {
+            crate::ticket_queries::booking_tickets(ctx, &req.issuer, *booking_id).await?
+        }
+        Query::GetTicket { ticket_id } => {
+            crate::ticket_queries::get_ticket(ctx, &req.issuer, *ticket_id).await?
+        }
+        Query::TicketQrPng { ticket_id } => {
+            crate::ticket_queries::qr_png(ctx, &req.issuer, *ticket_id).await?
+        }
+        Query::ScanKeys => crate::ticket_queries::scan_keys(ctx, &req.issuer),
+        Query::MyNotifications { page, limit } => match &req.issuer {
+            Some(i) => crate::notifications::mine(ctx, i.user_id, *page, *limit).await?,
+            None => Reply::error(ErrorCode::Unauthorized, "sign in first"),
+        },
+        Query::EventAnalytics { event_id, period } => {
+            if !is_admin(&req.issuer) {
+                return Ok(Reply::error(ErrorCode::Forbidden, "admins only"));
+            }
+            crate::analytics::read(ctx, *event_id, period.as_deref()).await?
+        }
     })
 }
 
@@ -352,6 +372,16 @@ async fn audit_logs(ctx: &Ctx, f: &AuditFilter) -> Result<Reply, StoreError> {
     }
     if let Some(s) = &f.status {
         filter.insert("status", s);
+    }
+    let mut when = Document::new();
+    if let Some(from) = f.from {
+        when.insert("$gte", bson::DateTime::from_chrono(from));
+    }
+    if let Some(to) = f.to {
+        when.insert("$lt", bson::DateTime::from_chrono(to));
+    }
+    if !when.is_empty() {
+        filter.insert("timestamp", when);
     }
     let (skip, limit) = page_of(f.page, f.limit);
     let col = ctx.store.col(names::AUDIT_LOGS);

@@ -86,11 +86,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
         leases: SeatLocks::new(js.clone(), leases_kv, ns.leases_bucket()),
         results: Results::new(results_kv),
         seat_maps: Default::default(),
+        hold_inserts: crate::store::batch::Inserter::start(
+            store.col(crate::store::names::SEAT_HOLDS),
+            256,
+        ),
         cfg: cfg.clone(),
         ns: ns.clone(),
         client,
         js,
         store,
+        qr_keys: crate::qrkeys::load_if_needed(&cfg)?.map(Arc::new),
     };
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -100,6 +105,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
         (Area::Holds, "holds"),
         (Area::Bookings, "bookings"),
         (Area::Payments, "payments"),
+        (Area::Tickets, "ticketing"),
+        (Area::Scans, "scans"),
     ] {
         if cfg.runs(name) {
             let consumer =
@@ -115,8 +122,17 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
     if cfg.runs("projections") {
         crate::projections::start(&ctx, &mut tasks, stopped.clone()).await?;
     }
+    if cfg.runs("notifications") {
+        crate::notifications::start(&ctx, &mut tasks, stopped.clone()).await?;
+    }
+    if cfg.runs("analytics") {
+        crate::analytics::start(&ctx, &mut tasks, stopped.clone()).await?;
+    }
     if cfg.runs("queries") {
         crate::queries::start(&ctx, &mut tasks, stopped.clone()).await?;
+    }
+    if cfg.runs("ticketing") {
+        crate::ticketing::start(&ctx, &mut tasks, stopped.clone()).await?;
     }
     info!(namespace = %ns.root(), workers = ?cfg.workers, "workers started");
     Ok(Running { stop, tasks, ctx })
@@ -309,5 +325,17 @@ async fn dispatch(ctx: &Ctx, env: &CommandEnvelope) -> Result<Reply, HandlerErro
         Command::CancelBooking(c) => crate::bookings::cancel(ctx, env, c).await,
         Command::ExpireBooking(c) => crate::bookings::expire(ctx, env, c).await,
         Command::PayBooking(c) => crate::payments::pay(ctx, env, c).await,
+        Command::ScanTicket(c) => crate::scans::scan(ctx, env, c).await,
+        Command::RecordTicketDownload(c) => crate::ticketing::record_download(ctx, env, c).await,
+        Command::VerifyEmail(c) => crate::account_tokens::verify_email(ctx, env, c).await,
+        Command::RequestPasswordReset(c) => {
+            crate::account_tokens::request_password_reset(ctx, env, c).await
+        }
+        Command::ConfirmPasswordReset(c) => {
+            crate::account_tokens::confirm_password_reset(ctx, env, c).await
+        }
+        Command::RecordLogin => crate::account_tokens::record_login(ctx, env).await,
+        Command::MarkNotificationRead(c) => crate::notifications::mark_read(ctx, env, c).await,
+        Command::RebuildAnalytics => crate::analytics::rebuild(ctx, env).await,
     }
 }

@@ -38,6 +38,8 @@ string_enum! {
     pub enum NotificationStatus {
         /// Waiting to be sent (first try or a retry).
         Pending => "pending",
+        /// Handed to a sender: never picked again, so a notification goes out at most once.
+        Sending => "sending",
         Sent => "sent",
         /// Gave up after `maxAttempts`.
         Failed => "failed",
@@ -46,12 +48,18 @@ string_enum! {
 }
 
 impl NotificationStatus {
-    /// `pending -> sent | failed`, `sent -> read`.
+    /// `pending -> sending -> sent | pending (retry) | failed`, `sent -> read`.
     pub fn can_become(self, next: NotificationStatus) -> bool {
         use NotificationStatus::*;
         matches!(
             (self, next),
-            (Pending, Sent) | (Pending, Failed) | (Sent, Read)
+            (Pending, Sent)
+                | (Pending, Failed)
+                | (Pending, Sending)
+                | (Sending, Sent)
+                | (Sending, Pending)
+                | (Sending, Failed)
+                | (Sent, Read)
         )
     }
 }

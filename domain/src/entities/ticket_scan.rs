@@ -40,6 +40,15 @@ impl ScanStatus {
     }
 }
 
+/// Whether an event that started at `starts_at` is over for the gates at `now`: its
+/// tickets still get in until `grace_secs` after the start (late arrivals), not after.
+pub fn event_over(starts_at: DateTime, now: DateTime, grace_secs: i64) -> bool {
+    now.timestamp_millis()
+        > starts_at
+            .timestamp_millis()
+            .saturating_add(grace_secs.saturating_mul(1000))
+}
+
 /// Where the scan happened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -107,6 +116,16 @@ mod tests {
             .filter(|(s, over)| ScanStatus::for_ticket(**s, *over).is_success())
             .count();
         assert_eq!(ok, 1);
+    }
+
+    #[test]
+    fn an_event_is_over_for_the_gates_only_after_its_grace() {
+        let start = DateTime::from_millis(1_700_000_000_000);
+        let at = |secs: i64| DateTime::from_millis(1_700_000_000_000 + secs * 1000);
+        assert!(!event_over(start, at(-3600), 3600));
+        assert!(!event_over(start, at(3600), 3600));
+        assert!(event_over(start, at(3601), 3600));
+        assert!(event_over(start, at(1), 0));
     }
 
     #[test]

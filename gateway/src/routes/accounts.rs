@@ -187,6 +187,23 @@ pub async fn login(
         .ok_or_else(|| ApiError::internal("credentials carried a malformed user id"))?;
     let token = state.jwt.issue(&user_id, creds.role, state.token_ttl)?;
     tracing::info!(user_id = %creds.user_id, "signed in");
+    // Fire and forget: the sign-in never waits on the bookkeeping.
+    let record = streams::commands::CommandEnvelope {
+        id: streams::commands::new_command_id(),
+        issuer: Some(streams::commands::Issuer {
+            user_id,
+            role: creds.role,
+        }),
+        issued_at: chrono::Utc::now(),
+        context: Default::default(),
+        command: Command::RecordLogin,
+    };
+    let bus = state.bus.clone();
+    tokio::spawn(async move {
+        if let Err(e) = bus.send(&record, None).await {
+            tracing::warn!(error = %e, "login not recorded");
+        }
+    });
     Ok(axum::Json(TokenResponse {
         access_token: token,
         token_type: "Bearer".into(),

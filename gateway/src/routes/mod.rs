@@ -1,11 +1,15 @@
 //! The HTTP surface: every route, the fallbacks, and the middleware stack (request id,
 //! tracing, metrics, JSON errors, timeout, body limit).
 
+pub mod account_tokens;
 pub mod accounts;
+pub mod analytics;
 pub mod bookings;
 pub mod events;
 pub mod holds;
+pub mod notifications;
 pub mod ops;
+pub mod tickets;
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -31,6 +35,10 @@ pub fn router(state: AppState, cfg: &Config) -> Router {
         .merge(holds::routes())
         .merge(bookings::routes())
         .merge(ops::routes())
+        .merge(tickets::routes())
+        .merge(account_tokens::routes())
+        .merge(notifications::routes())
+        .merge(analytics::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -142,6 +142,10 @@ pub struct AuditParams {
     pub user_id: Option<String>,
     /// success or failure.
     pub status: Option<String>,
+    /// Entries at or after this time (RFC 3339).
+    pub from: Option<String>,
+    /// Entries before this time (RFC 3339).
+    pub to: Option<String>,
     #[param(value_type = Option<u32>)]
     pub page: Option<String>,
     #[param(value_type = Option<u32>)]
@@ -165,7 +169,21 @@ fn audit_filter(p: AuditParams) -> Result<AuditFilter, ApiError> {
             return Err(ApiError::validation("status: must be success or failure"));
         }
     }
+    let instant = |field: &str, v: Option<String>| match non_blank(v) {
+        None => Ok(None),
+        Some(t) => chrono::DateTime::parse_from_rfc3339(&t)
+            .map(|t| Some(t.with_timezone(&chrono::Utc)))
+            .map_err(|_| {
+                ApiError::validation(format!(
+                    "{field}: must be an RFC 3339 time like 2027-03-14T20:00:00Z"
+                ))
+            }),
+    };
+    let from = instant("from", p.from)?;
+    let to = instant("to", p.to)?;
     Ok(AuditFilter {
+        from,
+        to,
         user_id: optional_id("userId", p.user_id)?,
         entity_id: optional_id("entityId", p.entity_id)?,
         action: non_blank(p.action),

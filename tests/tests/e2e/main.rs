@@ -2,9 +2,12 @@
 //! binary, each test with its own stack from `e2e::spawn_app()`.
 
 mod accounts;
+mod analytics;
 mod bad_input;
 mod events;
 mod holds;
 mod money;
+mod notifications;
 mod race;
 mod redelivery;
+mod tickets;

@@ -482,13 +482,36 @@ async fn after_a_mixed_run_seats_counters_and_money_agree() {
         }
     };
     let confirmed = all("bookings", doc! {"eventId": eid, "status": "confirmed"}).await;
-    let confirmed_seats: u64 = confirmed
+    // Seat documents follow the seats projection: wait until the booked ones are exactly
+    // the confirmed bookings' seats (a count alone can match in passing).
+    let mut wanted: Vec<bson::oid::ObjectId> = confirmed
         .iter()
-        .map(|b| b.get_array("seatIds").unwrap().len() as u64)
-        .sum();
+        .flat_map(|b| {
+            b.get_array("seatIds")
+                .unwrap()
+                .iter()
+                .map(|s| s.as_object_id().unwrap())
+        })
+        .collect();
+    wanted.sort();
+    let settled = wait_until(Duration::from_secs(10), || {
+        let wanted = wanted.clone();
+        let all = &all;
+        async move {
+            let mut got: Vec<bson::oid::ObjectId> =
+                all("seats", doc! {"eventId": eid, "status": "booked"})
+                    .await
+                    .iter()
+                    .map(|s| s.get_object_id("_id").unwrap())
+                    .collect();
+            got.sort();
+            got == wanted
+        }
+    })
+    .await;
     assert!(
-        app.wait_seats(doc! {"eventId": eid, "status": "booked"}, confirmed_seats)
-            .await
+        settled,
+        "booked seats are exactly the confirmed bookings' seats"
     );
     let booked = all("seats", doc! {"eventId": eid, "status": "booked"}).await;
     let mut seat_owner = std::collections::HashMap::new();

@@ -65,6 +65,21 @@ pub async fn pay(ctx: &Ctx, env: &CommandEnvelope, c: &PayBooking) -> Result<Rep
     if owner != Some(issuer.user_id) && !issuer.role.is_admin() {
         return Ok(Reply::error(ErrorCode::BookingNotFound, "no such booking"));
     }
+    if ctx.cfg.require_verified_to_pay && !issuer.role.is_admin() {
+        let verified = ctx
+            .store
+            .col(names::USERS)
+            .find_one(doc! {"_id": issuer.user_id})
+            .await?
+            .and_then(|u| u.get_bool("isVerified").ok())
+            .unwrap_or(false);
+        if !verified {
+            return Ok(Reply::error(
+                ErrorCode::EmailNotVerified,
+                "verify your e-mail address before paying",
+            ));
+        }
+    }
     let payment_id = payment_id_for(&c.booking_id);
     let payments = ctx.store.col(names::PAYMENTS);
     let existing = payments.find_one(doc! {"_id": payment_id}).await?;

@@ -1,0 +1,199 @@
+//! Tickets and gate scans: a booking's tickets, one ticket, its QR image; scanning at a
+//! gate and the keys a gate needs to check QR codes offline.
+//!
+//! The gateway holds no signing key: the ticketing worker signs, the scans worker
+//! verifies, and the queries worker draws the PNG and lists the public keys.
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde::Deserialize;
+use streams::commands::{Command, ScanTicket};
+use streams::queries::{Query, QueryRequest};
+use utoipa::ToSchema;
+
+use super::ask;
+use crate::auth::AuthUser;
+use crate::commands::{self, Origin};
+use crate::error::{reply_response, ApiError};
+use crate::extract::{IdPath, IdempotencyKey, Json, RequestMeta};
+use crate::state::AppState;
+
+/// Longest QR string accepted from a scanner (ours are about 200 characters; longer
+/// input is refused here and never reaches a worker).
+pub const MAX_QR_INPUT: usize = 2048;
+/// Longest device id and gate name.
+pub const MAX_LABEL: usize = 128;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/bookings/{id}/tickets", get(booking_tickets))
+        .route("/v1/tickets/{id}", get(read))
+        .route("/v1/tickets/{id}/qr.png", get(qr_png))
+        .route("/v1/scans", post(scan))
+        .route("/v1/scan-keys", get(scan_keys))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScanRequest {
+    /// The text of the ticket's QR code, as read.
+    #[schema(example = "T1.dev-1a2b3c4d.AAAA....BBBB....")]
+    pub qr_string: String,
+    /// The scanning device, 1 to 128 characters.
+    pub device_id: String,
+    /// The gate or entrance, 1 to 128 characters.
+    pub gate: Option<String>,
+}
+
+/// The tickets of one of your bookings, one per seat, in seat order.
+#[utoipa::path(
+    get, path = "/v1/bookings/{id}/tickets", tag = "tickets", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Booking id")),
+    responses(
+        (status = 200, description = "`{bookingId, items, total}`; tickets appear moments after the booking is confirmed", body = Object),
+        (status = 404, description = "`booking_not_found` (also another user's booking)", body = crate::openapi::ErrorBody),
+    )
+)]
+pub async fn booking_tickets(
+    State(state): State<AppState>,
+    user: AuthUser,
+    IdPath(booking_id): IdPath,
+) -> Result<Response, ApiError> {
+    ask(
+        &state,
+        Some(user.issuer()),
+        Query::BookingTickets { booking_id },
+    )
+    .await
+}
+
+/// One of your tickets: number, event, seat, status and QR string.
+#[utoipa::path(
+    get, path = "/v1/tickets/{id}", tag = "tickets", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Ticket id")),
+    responses(
+        (status = 200, description = "The ticket", body = Object),
+        (status = 404, description = "`ticket_not_found` (also another user's ticket)", body = crate::openapi::ErrorBody),
+    )
+)]
+pub async fn read(
+    State(state): State<AppState>,
+    user: AuthUser,
+    IdPath(ticket_id): IdPath,
+) -> Result<Response, ApiError> {
+    ask(&state, Some(user.issuer()), Query::GetTicket { ticket_id }).await
+}
+
+/// The QR code of one of your tickets, as a PNG image. Each download is counted.
+#[utoipa::path(
+    get, path = "/v1/tickets/{id}/qr.png", tag = "tickets", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Ticket id")),
+    responses(
+        (status = 200, description = "The QR code", content_type = "image/png", body = Vec<u8>),
+        (status = 404, description = "`ticket_not_found` (also another user's ticket)", body = crate::openapi::ErrorBody),
+    )
+)]
+pub async fn qr_png(
+    State(state): State<AppState>,
+    user: AuthUser,
+    IdPath(ticket_id): IdPath,
+) -> Result<Response, ApiError> {
+    let req = QueryRequest {
+        issuer: Some(user.issuer()),
+        query: Query::TicketQrPng { ticket_id },
+    };
+    let reply = state.bus.ask(&req).await?;
+    if !reply.is_success() {
+        return Ok(reply_response(reply));
+    }
+    let png = reply
+        .body
+        .get("pngBase64")
+        .and_then(|v| v.as_str())
+        .and_then(|b| STANDARD.decode(b).ok())
+        .ok_or_else(|| ApiError::internal("a QR reply without a decodable pngBase64"))?;
+    let mut r = (StatusCode::OK, png).into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));
+    // A ticket is private: no shared cache may keep it.
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-store"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "inline; filename=\"ticket-{}.png\"",
+        ticket_id.to_hex()
+    )) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(r)
+}
+
+fn label(field: &str, v: &str) -> Result<String, ApiError> {
+    let v = v.trim();
+    if v.is_empty() || v.chars().count() > MAX_LABEL || v.chars().any(char::is_control) {
+        return Err(ApiError::validation(format!(
+            "{field} must be 1 to {MAX_LABEL} printable characters"
+        )));
+    }
+    Ok(v.to_string())
+}
+
+/// Staff: scan a ticket at a gate. Every outcome is 200 with its `status`: `success`
+/// (let in), `already_scanned` (with `firstScan`: when and at which gate),
+/// `invalid_qr`, `ticket_cancelled` or `ticket_expired` (with `reason`). Every scan is
+/// recorded.
+#[utoipa::path(
+    post, path = "/v1/scans", tag = "tickets", security(("bearer" = [])),
+    request_body = ScanRequest,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first result")),
+    responses(
+        (status = 200, description = "`{status, ticket?, reason?, message?, firstScan?, scanId}`", body = Object),
+        (status = 400, description = "`validation_failed`, `invalid_json`", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`forbidden`: staff only", body = crate::openapi::ErrorBody),
+    )
+)]
+pub async fn scan(
+    State(state): State<AppState>,
+    user: AuthUser,
+    key: IdempotencyKey,
+    meta: RequestMeta,
+    Json(body): Json<ScanRequest>,
+) -> Result<Response, ApiError> {
+    user.require_staff()?;
+    if body.qr_string.trim().is_empty() || body.qr_string.len() > MAX_QR_INPUT {
+        return Err(ApiError::validation(format!(
+            "qrString must be 1 to {MAX_QR_INPUT} characters"
+        )));
+    }
+    let device_id = label("deviceId", &body.device_id)?;
+    let gate = body.gate.as_deref().map(|g| label("gate", g)).transpose()?;
+    let command = Command::ScanTicket(ScanTicket {
+        qr_string: body.qr_string.trim().to_string(),
+        device_id,
+        gate,
+    });
+    commands::send(&state, Origin::user(&user, key, meta), command).await
+}
+
+/// Staff: the public keys that check QR codes offline (`T1.<kid>.<payload>.<sig>`,
+/// Ed25519 over `T1.<kid>.<payload>`). The first key signs new tickets.
+#[utoipa::path(
+    get, path = "/v1/scan-keys", tag = "tickets", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`{keys: [{kid, alg: \"Ed25519\", publicKey}]}` (publicKey: 32 bytes, base64)", body = Object),
+        (status = 403, description = "`forbidden`: staff only", body = crate::openapi::ErrorBody),
+    )
+)]
+pub async fn scan_keys(
+    State(state): State<AppState>,
+    user: AuthUser,
+) -> Result<Response, ApiError> {
+    user.require_staff()?;
+    ask(&state, Some(user.issuer()), Query::ScanKeys).await
+}

@@ -1,0 +1,302 @@
+//! One-time account tokens: e-mail verification and password reset, and the sign-in
+//! bookkeeping (`lastLoginAt`, `loginCount`).
+//!
+//! A token is 32 random bytes (hex). Only its SHA-256 is stored on the user
+//! (`verificationToken`, `resetPasswordToken`); the plain token travels only in the
+//! `messageData` of the notification that mails it, which the API never shows and the
+//! dispatcher drops once sent. Tokens never reach a log or a domain event. A token is
+//! single-use: the hash is unset when it is used. User documents are written under their
+//! lease (several commands write them).
+
+use bson::{doc, Bson};
+use chrono::Utc;
+use domain::entities::notification::NotificationType;
+use domain::user::Email;
+use domain::{DateTime, ObjectId};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use streams::codes::{ErrorCode, Reply};
+use streams::commands::{
+    CommandEnvelope, OneTimeToken, PasswordResetConfirm, PasswordResetRequest,
+};
+
+use crate::context::{Change, Ctx, HandlerError};
+use crate::notifications::{self, NewNotification};
+use crate::store::{api_json, names};
+
+/// A fresh one-time token (64 hex digits).
+pub fn new_token() -> String {
+    use rand::RngCore;
+    let mut b = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut b);
+    hex::encode(b)
+}
+
+/// What is stored of a token.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.trim().as_bytes()))
+}
+
+fn refused() -> Reply {
+    Reply::error(
+        ErrorCode::InvalidOrExpiredToken,
+        "the token is unknown, used or expired",
+    )
+}
+
+/// Gives a new user a verification token and mails it, unless it was done already (a
+/// redelivered registration).
+pub async fn issue_verification(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    user_id: ObjectId,
+) -> Result<(), HandlerError> {
+    let key = format!("verify:{}", user_id.to_hex());
+    let exists = ctx
+        .store
+        .col(names::NOTIFICATIONS)
+        .count_documents(doc! {"userId": user_id, "commandId": &key})
+        .await?
+        > 0;
+    if exists {
+        return Ok(());
+    }
+    let token = new_token();
+    let users = ctx.store.col(names::USERS);
+    let hash = token_hash(&token);
+    crate::leases::with_lease(ctx, names::USERS, user_id, || async {
+        users
+            .update_one(
+                doc! {"_id": user_id},
+                doc! {"$set": {"verificationToken": hash, "updatedAt": DateTime::now()}},
+            )
+            .await?;
+        Ok(())
+    })
+    .await?;
+    notifications::create(
+        ctx,
+        NewNotification {
+            key,
+            user_id,
+            event_id: None,
+            booking_id: None,
+            kind: NotificationType::AccountVerification,
+            data: json!({"token": token}),
+            scheduled_for: None,
+            at: env.issued_at.timestamp(),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// `VerifyEmail`: the e-mailed token flips `isVerified`.
+pub async fn verify_email(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    c: &OneTimeToken,
+) -> Result<Reply, HandlerError> {
+    if c.token.trim().is_empty() || c.token.len() > 200 {
+        return Ok(refused());
+    }
+    let users = ctx.store.col(names::USERS);
+    let hash = token_hash(&c.token);
+    let Some(user) = users.find_one(doc! {"verificationToken": &hash}).await? else {
+        return Ok(refused());
+    };
+    let user_id = user
+        .get_object_id("_id")
+        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+    let updated = crate::leases::with_lease(ctx, names::USERS, user_id, || async {
+        // Read again under the lease: a concurrent use of the same token loses here.
+        let Some(cur) = users.find_one(doc! {"_id": user_id}).await? else {
+            return Ok(None);
+        };
+        if cur.get_str("verificationToken") != Ok(hash.as_str()) {
+            return Ok(None);
+        }
+        let now = DateTime::now();
+        users
+            .update_one(
+                doc! {"_id": user_id},
+                doc! {"$set": {"isVerified": true, "updatedAt": now}, "$unset": {"verificationToken": ""}},
+            )
+            .await?;
+        let mut after = cur;
+        after.insert("isVerified", true);
+        after.insert("updatedAt", now);
+        Ok(Some(after))
+    })
+    .await?;
+    let Some(after) = updated else {
+        return Ok(refused());
+    };
+    ctx.emit(
+        env,
+        Change {
+            kind: "user.verified",
+            action: "user_verified",
+            entity_type: "user",
+            entity_id: user_id,
+            event_id: None,
+            before: Some(json!({"isVerified": false})),
+            after: Some(json!({"isVerified": true})),
+            data: json!({}),
+        },
+    )
+    .await?;
+    Ok(Reply::ok(
+        200,
+        json!({"verified": true, "user": api_json(&after)}),
+    ))
+}
+
+/// `RequestPasswordReset`: mails a reset token if the account exists. The answer is the
+/// same 202 either way, so the endpoint does not tell which e-mails have accounts.
+pub async fn request_password_reset(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    c: &PasswordResetRequest,
+) -> Result<Reply, HandlerError> {
+    let accepted = Reply::ok(202, json!({"status": "accepted"}));
+    let Ok(email) = Email::parse(&c.email) else {
+        return Ok(accepted);
+    };
+    let users = ctx.store.col(names::USERS);
+    let Some(user) = users.find_one(doc! {"email": email.as_str()}).await? else {
+        return Ok(accepted);
+    };
+    if user.get_str("status").unwrap_or("active") != "active" {
+        return Ok(accepted);
+    }
+    let user_id = user
+        .get_object_id("_id")
+        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+    let token = new_token();
+    let hash = token_hash(&token);
+    let expires = Utc::now() + chrono::Duration::seconds(ctx.cfg.reset_token_ttl_secs);
+    crate::leases::with_lease(ctx, names::USERS, user_id, || async {
+        users
+            .update_one(
+                doc! {"_id": user_id},
+                doc! {"$set": {
+                    "resetPasswordToken": hash,
+                    "resetPasswordExpiry": DateTime::from_chrono(expires),
+                    "updatedAt": DateTime::now(),
+                }},
+            )
+            .await?;
+        Ok(())
+    })
+    .await?;
+    notifications::create(
+        ctx,
+        NewNotification {
+            key: format!("{}:password_reset", env.id),
+            user_id,
+            event_id: None,
+            booking_id: None,
+            kind: NotificationType::PasswordReset,
+            data: json!({"token": token, "expiresAt": expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)}),
+            scheduled_for: None,
+            at: env.issued_at.timestamp(),
+        },
+    )
+    .await?;
+    Ok(accepted)
+}
+
+/// `ConfirmPasswordReset`: a good, unexpired token sets the new password once.
+pub async fn confirm_password_reset(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    c: &PasswordResetConfirm,
+) -> Result<Reply, HandlerError> {
+    if !c.password_hash.starts_with("$argon2") {
+        return Ok(Reply::error(
+            ErrorCode::ValidationFailed,
+            "passwordHash must be an argon2 PHC string",
+        ));
+    }
+    if c.token.trim().is_empty() || c.token.len() > 200 {
+        return Ok(refused());
+    }
+    let users = ctx.store.col(names::USERS);
+    let hash = token_hash(&c.token);
+    let Some(user) = users.find_one(doc! {"resetPasswordToken": &hash}).await? else {
+        return Ok(refused());
+    };
+    let user_id = user
+        .get_object_id("_id")
+        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+    let done = crate::leases::with_lease(ctx, names::USERS, user_id, || async {
+        let Some(cur) = users.find_one(doc! {"_id": user_id}).await? else {
+            return Ok(false);
+        };
+        if cur.get_str("resetPasswordToken") != Ok(hash.as_str()) {
+            return Ok(false);
+        }
+        let now = DateTime::now();
+        let live = cur
+            .get_datetime("resetPasswordExpiry")
+            .map(|t| t.timestamp_millis() > now.timestamp_millis())
+            .unwrap_or(false);
+        let mut update = doc! {"$unset": {"resetPasswordToken": "", "resetPasswordExpiry": ""}};
+        if live {
+            update.insert(
+                "$set",
+                doc! {"passwordHash": &c.password_hash, "updatedAt": now, "passwordChangedAt": now},
+            );
+        }
+        users.update_one(doc! {"_id": user_id}, update).await?;
+        Ok(live)
+    })
+    .await?;
+    if !done {
+        return Ok(refused());
+    }
+    ctx.emit(
+        env,
+        Change {
+            kind: "user.password_reset",
+            action: "user_password_reset",
+            entity_type: "user",
+            entity_id: user_id,
+            event_id: None,
+            before: None,
+            after: None,
+            data: json!({}),
+        },
+    )
+    .await?;
+    Ok(Reply::ok(200, json!({"passwordReset": true})))
+}
+
+/// `RecordLogin`: `lastLoginAt` and `loginCount` after a successful sign-in.
+pub async fn record_login(ctx: &Ctx, env: &CommandEnvelope) -> Result<Reply, HandlerError> {
+    let Some(issuer) = env.issuer.clone() else {
+        return Ok(Reply::error(ErrorCode::Unauthorized, "sign in first"));
+    };
+    let users = ctx.store.col(names::USERS);
+    let user_id = issuer.user_id;
+    let at = DateTime::from_chrono(env.issued_at);
+    crate::leases::with_lease(ctx, names::USERS, user_id, || async {
+        let Some(cur) = users.find_one(doc! {"_id": user_id}).await? else {
+            return Ok(Reply::error(ErrorCode::NotFound, "no such account"));
+        };
+        let count = match cur.get("loginCount") {
+            Some(Bson::Int32(n)) => i64::from(*n),
+            Some(Bson::Int64(n)) => *n,
+            _ => 0,
+        } + 1;
+        users
+            .update_one(
+                doc! {"_id": user_id},
+                doc! {"$set": {"lastLoginAt": at, "loginCount": count}},
+            )
+            .await?;
+        Ok(Reply::ok(200, json!({"loginCount": count})))
+    })
+    .await
+}

@@ -1,0 +1,159 @@
+//! The queries worker's ticket reads: a booking's tickets, one ticket, its QR image, and
+//! the QR verification keys. Tickets are read by `_id` (derived from the booking's seats),
+//! never by a scan of the collection.
+//!
+//! NOTE: serving the QR image is a read, but it counts a download. The count is a state
+//! change, so it is not written here: this worker publishes a `RecordTicketDownload`
+//! command (fire and forget) that the ticketing worker applies.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use bson::{doc, Document};
+use chrono::Utc;
+use domain::ObjectId;
+use futures::future::join_all;
+use serde_json::{json, Value};
+use streams::codes::{ErrorCode, Reply};
+use streams::commands::{new_command_id, Command, CommandEnvelope, Issuer, TicketRef};
+
+use crate::context::Ctx;
+use crate::store::{api_json, names, StoreError};
+use crate::ticketing::{seat_ids, ticket_id_for};
+
+fn owns(d: &Document, issuer: &Option<Issuer>) -> bool {
+    match issuer {
+        Some(i) if i.role.is_admin() => true,
+        Some(i) => d.get_object_id("userId").ok() == Some(i.user_id),
+        None => false,
+    }
+}
+
+async fn ticket(ctx: &Ctx, id: ObjectId) -> Result<Option<Document>, StoreError> {
+    Ok(ctx
+        .store
+        .col(names::TICKETS)
+        .find_one(doc! {"_id": id})
+        .await?)
+}
+
+/// `GET /v1/bookings/{id}/tickets`: `{bookingId, items, total}` in seat order. A booking
+/// just confirmed may have none yet: issuing follows confirmation within moments.
+pub async fn booking_tickets(
+    ctx: &Ctx,
+    issuer: &Option<Issuer>,
+    booking_id: ObjectId,
+) -> Result<Reply, StoreError> {
+    let booking = ctx
+        .store
+        .col(names::BOOKINGS)
+        .find_one(doc! {"_id": booking_id})
+        .await?;
+    let Some(booking) = booking.filter(|b| owns(b, issuer)) else {
+        return Ok(Reply::error(ErrorCode::BookingNotFound, "no such booking"));
+    };
+    let ids: Vec<ObjectId> = seat_ids(&booking)
+        .iter()
+        .map(|s| ticket_id_for(&booking_id, s))
+        .collect();
+    let mut items = Vec::with_capacity(ids.len());
+    for t in join_all(ids.iter().map(|id| ticket(ctx, *id))).await {
+        if let Some(t) = t? {
+            items.push(api_json(&t));
+        }
+    }
+    Ok(Reply::ok(
+        200,
+        json!({"bookingId": booking_id.to_hex(), "total": items.len(), "items": items}),
+    ))
+}
+
+/// `GET /v1/tickets/{id}`.
+pub async fn get_ticket(
+    ctx: &Ctx,
+    issuer: &Option<Issuer>,
+    ticket_id: ObjectId,
+) -> Result<Reply, StoreError> {
+    Ok(match ticket(ctx, ticket_id).await? {
+        Some(t) if owns(&t, issuer) => Reply::ok(200, api_json(&t)),
+        _ => Reply::error(ErrorCode::TicketNotFound, "no such ticket"),
+    })
+}
+
+/// `GET /v1/tickets/{id}/qr.png`: `{contentType, pngBase64, qrString, ticketId}`; the
+/// gateway turns it into the image. A download by the owner is counted.
+pub async fn qr_png(
+    ctx: &Ctx,
+    issuer: &Option<Issuer>,
+    ticket_id: ObjectId,
+) -> Result<Reply, StoreError> {
+    let Some(t) = ticket(ctx, ticket_id).await?.filter(|t| owns(t, issuer)) else {
+        return Ok(Reply::error(ErrorCode::TicketNotFound, "no such ticket"));
+    };
+    let qr_string = t.get_str("qrString").unwrap_or_default().to_string();
+    let text = qr_string.clone();
+    let png = match tokio::task::spawn_blocking(move || crate::qrimage::png(&text)).await {
+        Ok(Ok(png)) => png,
+        Ok(Err(e)) => {
+            tracing::error!(ticket = %ticket_id, error = %e, "QR image not drawn");
+            return Ok(Reply::error(ErrorCode::Internal, "internal error"));
+        }
+        Err(e) => {
+            tracing::error!(ticket = %ticket_id, error = %e, "QR drawing task failed");
+            return Ok(Reply::error(ErrorCode::Internal, "internal error"));
+        }
+    };
+    if let Some(i) = issuer
+        .as_ref()
+        .filter(|i| t.get_object_id("userId").ok() == Some(i.user_id))
+    {
+        record_download(ctx, i.clone(), ticket_id);
+    }
+    Ok(Reply::ok(
+        200,
+        json!({
+            "ticketId": ticket_id.to_hex(),
+            "contentType": "image/png",
+            "pngBase64": STANDARD.encode(&png),
+            "qrString": qr_string,
+        }),
+    ))
+}
+
+/// Publishes `RecordTicketDownload` without waiting: a lost count never fails a download.
+fn record_download(ctx: &Ctx, issuer: Issuer, ticket_id: ObjectId) {
+    let env = CommandEnvelope {
+        id: new_command_id(),
+        issuer: Some(issuer),
+        issued_at: Utc::now(),
+        context: Default::default(),
+        command: Command::RecordTicketDownload(TicketRef { ticket_id }),
+    };
+    let (js, ns) = (ctx.js.clone(), ctx.ns.clone());
+    tokio::spawn(async move {
+        if let Err(e) = streams::publish::publish_command(&js, &ns, &env, None, None).await {
+            tracing::warn!(ticket = %ticket_id, error = %e, "download not recorded");
+        }
+    });
+}
+
+/// `GET /v1/scan-keys` (staff): `{keys: [{kid, alg, publicKey}]}`, the signing key first.
+pub fn scan_keys(ctx: &Ctx, issuer: &Option<Issuer>) -> Reply {
+    if !issuer.as_ref().is_some_and(|i| i.role.is_staff()) {
+        return Reply::error(ErrorCode::Forbidden, "staff only");
+    }
+    match &ctx.qr_keys {
+        Some(k) => {
+            let keys: Vec<Value> = k
+                .verifier()
+                .public_keys()
+                .into_iter()
+                .filter_map(|k| serde_json::to_value(k).ok())
+                .collect();
+            Reply::ok(200, json!({"keys": keys}))
+        }
+        None => {
+            tracing::error!("the queries worker runs without QR keys");
+            Reply::error(ErrorCode::Internal, "internal error")
+        }
+    }
+}
