@@ -3,7 +3,8 @@
 #
 #   scripts/test.sh [extra arguments for cargo test]
 #
-# Builds the servers if missing, starts the test-profile servers (nats 14222, mongodb-wire
+# Checks that .env.example documents every TICKETING_* variable the binaries read, builds
+# the servers if missing, starts the test-profile servers (nats 14222, mongodb-wire
 # 37017, smtp 11025, Mailpit API 18025), exports TICKETING_NATS_URL, TICKETING_MONGODB_URI,
 # TICKETING_SMTP_URL and TICKETING_MAILPIT_API, then runs
 #   cargo fmt --all --check
@@ -70,6 +71,20 @@ timed "servers: start (test)" bash scripts/servers.sh start test
 while IFS= read -r kv; do export "${kv?}"; done < <(bash scripts/servers.sh env test)
 echo "TICKETING_NATS_URL=$TICKETING_NATS_URL TICKETING_MONGODB_URI=$TICKETING_MONGODB_URI TICKETING_MAILPIT_API=$TICKETING_MAILPIT_API"
 
+# Every TICKETING_* variable the binaries read is documented in .env.example.
+# shellcheck disable=SC2317  # run through `timed`
+env_documented() {
+  local v missing=""
+  while read -r v; do
+    grep -qE "^(# )?$v=" .env.example || missing="$missing $v"
+  done < <(grep -rhoE 'env = "TICKETING_[A-Z0-9_]+"' gateway/src workers/src | sed -E 's/.*"(.*)"/\1/' | sort -u)
+  if [ -n "$missing" ]; then
+    echo ".env.example does not document:$missing (add each with a comment and its default)"
+    return 1
+  fi
+}
+
+timed ".env.example documents every variable" env_documented || FAILED=1
 timed "cargo fmt --all --check" cargo fmt --all --check || FAILED=1
 timed "cargo clippy --workspace --all-targets -D warnings" cargo clippy --workspace --all-targets -- -D warnings || FAILED=1
 timed "cargo test --workspace" cargo test --workspace "$@" || FAILED=1

@@ -75,8 +75,13 @@ start_proc "$RUN" gateway env TICKETING_LISTEN="$LISTEN" "$ROOT/target/release/t
 
 echo "waiting up to ${READY_TIMEOUT}s for $URL/readyz"
 problem=""
-for _ in $(seq 1 $((READY_TIMEOUT * 4))); do
-  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$URL/readyz" || true)
+code=""
+answer=""
+deadline=$((SECONDS + READY_TIMEOUT))
+while [ "$SECONDS" -lt "$deadline" ]; do
+  # --max-time above the gateway's query timeout (5 s), so a slow answer still arrives.
+  answer=$(curl -s --max-time 7 -w '\n%{http_code}' "$URL/readyz" || true)
+  code=${answer##*$'\n'}
   if [ "$code" = 200 ]; then break; fi
   for p in gateway workers; do
     if ! proc_alive "$RUN" "$p"; then problem="the $p process exited"; break 2; fi
@@ -84,7 +89,7 @@ for _ in $(seq 1 $((READY_TIMEOUT * 4))); do
   sleep 0.25
 done
 if [ "$code" != 200 ] && [ -z "$problem" ]; then
-  problem="$URL/readyz did not answer 200 within ${READY_TIMEOUT}s (last answer: ${code:-none})"
+  problem="$URL/readyz did not answer 200 within ${READY_TIMEOUT}s (last answer: ${code:-none} ${answer%$'\n'*})"
 fi
 if [ -n "$problem" ]; then
   echo "ERROR: $problem" >&2

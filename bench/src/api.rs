@@ -27,8 +27,8 @@ pub struct Seat {
 /// What a hold request came back with.
 #[derive(Debug)]
 pub enum HoldOutcome {
-    /// 201: the seats are ours.
-    Held,
+    /// 201: the seats are ours, in the hold with this id.
+    Held { id: String },
     /// 409 `seats_unavailable`, with the seats the server named as taken (may be empty).
     Conflict { taken: Vec<String> },
     /// Any other status.
@@ -232,9 +232,10 @@ impl Api {
         };
         match resp.status() {
             StatusCode::CREATED => {
-                // Drain the body so the connection goes back to the pool.
-                let _ = resp.bytes().await;
-                HoldOutcome::Held
+                let body: Value = resp.json().await.unwrap_or(Value::Null);
+                HoldOutcome::Held {
+                    id: body["id"].as_str().unwrap_or_default().to_string(),
+                }
             }
             StatusCode::CONFLICT => {
                 let body: Value = resp.json().await.unwrap_or(Value::Null);
@@ -253,6 +254,45 @@ impl Api {
                 let _ = resp.bytes().await;
                 HoldOutcome::Status(other.as_u16())
             }
+        }
+    }
+}
+
+impl Api {
+    /// POST /v1/bookings `{holdId}`: the booking id on 201, else the status.
+    pub async fn book(&self, token: &str, hold_id: &str) -> Result<String, u16> {
+        let resp = self
+            .http
+            .post(self.url("/v1/bookings"))
+            .bearer_auth(token)
+            .json(&json!({ "holdId": hold_id }))
+            .send()
+            .await
+            .map_err(|_| 0u16)?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        match (status, body["id"].as_str()) {
+            (StatusCode::CREATED, Some(id)) => Ok(id.to_string()),
+            _ => Err(status.as_u16()),
+        }
+    }
+
+    /// POST /v1/bookings/{id}/payments with the approving test card: Ok on 201.
+    pub async fn pay(&self, token: &str, booking_id: &str) -> Result<(), u16> {
+        let resp = self
+            .http
+            .post(self.url(&format!("/v1/bookings/{booking_id}/payments")))
+            .bearer_auth(token)
+            .json(&json!({ "method": "card", "cardNumber": "4242424242424242" }))
+            .send()
+            .await
+            .map_err(|_| 0u16)?;
+        let status = resp.status();
+        let _ = resp.bytes().await;
+        if status == StatusCode::CREATED {
+            Ok(())
+        } else {
+            Err(status.as_u16())
         }
     }
 }

@@ -95,6 +95,12 @@ struct Args {
     #[arg(long, default_value = ".data/dev/run")]
     run_dir: PathBuf,
 
+    /// The whole purchase: after each successful hold, book it and pay with the approving
+    /// test card (the workers must let unverified buyers pay:
+    /// TICKETING_REQUIRE_VERIFIED_TO_PAY=false).
+    #[arg(long)]
+    purchase: bool,
+
     /// Hard stop of the whole run, in seconds.
     #[arg(long, default_value_t = 120)]
     duration_limit_secs: u64,
@@ -189,6 +195,7 @@ async fn storm_phase(args: &Args, deadline: Instant) -> anyhow::Result<(Report, 
             attempts_per_buyer: args.attempts_per_buyer,
             max_seats_per_buyer_request: args.max_seats_per_request,
             deadline: storm_deadline,
+            purchase: args.purchase,
         },
     )
     .await;
@@ -264,6 +271,20 @@ fn storm_report(r: &mut Report, args: &Args, event_id: &str, pool: &SeatPool, s:
     }
     for (what, n) in &s.other {
         r.line(&format!("other: {what}"), n);
+    }
+    if args.purchase {
+        r.section("whole purchase (hold, book, pay with 4242...)")
+            .line(
+                "completed purchases",
+                format!("{} ({})", s.purchases, rate(s.purchases, s.duration)),
+            )
+            .latencies("hold", &s.latency_us)
+            .latencies("book", &s.book_us)
+            .latencies("pay", &s.pay_us)
+            .latencies("purchase (all three)", &s.purchase_us);
+        for (what, n) in &s.purchase_failures {
+            r.line(&format!("failed after the hold: {what}"), n);
+        }
     }
 }
 

@@ -130,6 +130,13 @@ pub struct StormResult {
     pub duration: Duration,
     pub sold_out: bool,
     pub deadline_hit: bool,
+    /// With `purchase`: each step's latency and the whole purchase's.
+    pub book_us: Histogram<u64>,
+    pub pay_us: Histogram<u64>,
+    pub purchase_us: Histogram<u64>,
+    pub purchases: u64,
+    /// Purchases that failed after the hold, by step and status.
+    pub purchase_failures: BTreeMap<String, u64>,
 }
 
 struct BuyerTally {
@@ -138,6 +145,11 @@ struct BuyerTally {
     seats_held: u64,
     conflicts: u64,
     other: BTreeMap<String, u64>,
+    book_us: Histogram<u64>,
+    pay_us: Histogram<u64>,
+    purchase_us: Histogram<u64>,
+    purchases: u64,
+    purchase_failures: BTreeMap<String, u64>,
 }
 
 pub struct StormSettings {
@@ -145,6 +157,8 @@ pub struct StormSettings {
     pub attempts_per_buyer: usize,
     pub max_seats_per_buyer_request: usize,
     pub deadline: Instant,
+    /// After each hold: book it and pay with the approving card.
+    pub purchase: bool,
 }
 
 pub fn new_histogram() -> Histogram<u64> {
@@ -175,6 +189,11 @@ pub async fn run(
         duration: Duration::ZERO,
         sold_out: false,
         deadline_hit: false,
+        book_us: new_histogram(),
+        pay_us: new_histogram(),
+        purchase_us: new_histogram(),
+        purchases: 0,
+        purchase_failures: BTreeMap::new(),
     };
     while let Some(done) = tasks.join_next().await {
         let Ok(t) = done else { continue };
@@ -184,6 +203,13 @@ pub async fn run(
         result.conflicts += t.conflicts;
         for (k, v) in t.other {
             *result.other.entry(k).or_default() += v;
+        }
+        let _ = result.book_us.add(&t.book_us);
+        let _ = result.pay_us.add(&t.pay_us);
+        let _ = result.purchase_us.add(&t.purchase_us);
+        result.purchases += t.purchases;
+        for (k, v) in t.purchase_failures {
+            *result.purchase_failures.entry(k).or_default() += v;
         }
     }
     result.duration = start.elapsed();
@@ -206,6 +232,11 @@ async fn buyer(
         seats_held: 0,
         conflicts: 0,
         other: BTreeMap::new(),
+        book_us: new_histogram(),
+        pay_us: new_histogram(),
+        purchase_us: new_histogram(),
+        purchases: 0,
+        purchase_failures: BTreeMap::new(),
     };
     for _ in 0..s.attempts_per_buyer {
         if Instant::now() >= s.deadline {
@@ -228,10 +259,13 @@ async fn buyer(
         let us = sent.elapsed().as_micros().clamp(1, 300_000_000) as u64;
         let _ = t.latency_us.record(us);
         match outcome {
-            HoldOutcome::Held => {
+            HoldOutcome::Held { id } => {
                 t.holds += 1;
                 t.seats_held += picked.len() as u64;
                 pool.remove(picked);
+                if s.purchase {
+                    purchase(&api, &token, &id, sent, &mut t).await;
+                }
             }
             HoldOutcome::Conflict { taken } => {
                 t.conflicts += 1;
@@ -248,6 +282,36 @@ async fn buyer(
         }
     }
     t
+}
+
+/// Books a hold and pays for it, timing each step and the whole purchase (from the hold
+/// request's start).
+async fn purchase(api: &Api, token: &str, hold_id: &str, started: Instant, t: &mut BuyerTally) {
+    let us = |since: Instant| since.elapsed().as_micros().clamp(1, 300_000_000) as u64;
+    let step = Instant::now();
+    let booking = match api.book(token, hold_id).await {
+        Ok(b) => b,
+        Err(code) => {
+            *t.purchase_failures
+                .entry(format!("book: HTTP {code}"))
+                .or_default() += 1;
+            return;
+        }
+    };
+    let _ = t.book_us.record(us(step));
+    let step = Instant::now();
+    match api.pay(token, &booking).await {
+        Ok(()) => {
+            let _ = t.pay_us.record(us(step));
+            let _ = t.purchase_us.record(us(started));
+            t.purchases += 1;
+        }
+        Err(code) => {
+            *t.purchase_failures
+                .entry(format!("pay: HTTP {code}"))
+                .or_default() += 1
+        }
+    }
 }
 
 #[cfg(test)]

@@ -554,7 +554,7 @@ mod tests {
         assert!(json["publicKey"].is_string());
         let back: PublicKeyInfo = serde_json::from_value(json).unwrap();
         let qr = k.sign(&payload());
-        assert!(QrVerifier::from_public_keys(&[back.clone()])
+        assert!(QrVerifier::from_public_keys(std::slice::from_ref(&back))
             .unwrap()
             .verify(&qr)
             .is_ok());

@@ -967,6 +967,11 @@ async fn the_openapi_document_lists_every_route() {
         "/v1/holds/{id}",
         "/v1/commands/{id}",
         "/v1/audit-logs",
+        "/v1/bookings/{id}/tickets",
+        "/v1/tickets/{id}",
+        "/v1/tickets/{id}/qr.png",
+        "/v1/scans",
+        "/v1/scan-keys",
         "/healthz",
         "/readyz",
         "/metrics",
@@ -1007,4 +1012,90 @@ async fn an_oversized_client_request_id_is_replaced() {
         .await;
     let id = r.headers["x-request-id"].to_str().unwrap();
     assert!(id.len() <= 128 && id != long);
+}
+
+#[tokio::test]
+async fn scans_are_for_staff_and_checked_before_they_are_sent() {
+    let app = app(FakeBus::echo());
+    let (_, user) = app.token(Role::User);
+    let (_, staff) = app.token(Role::Staff);
+    let body = json!({"qrString": "T1.k.a.b", "deviceId": "scanner-1", "gate": "North"});
+    let r = app
+        .call("POST", "/v1/scans", Some(&user), Some(body.clone()), &[])
+        .await;
+    assert_eq!((r.status, r.code()), (StatusCode::FORBIDDEN, "forbidden"));
+    for bad in [
+        json!({"qrString": "", "deviceId": "d"}),
+        json!({"qrString": "x".repeat(5000), "deviceId": "d"}),
+        json!({"qrString": "T1.k.a.b", "deviceId": "  "}),
+        json!({"qrString": "T1.k.a.b", "deviceId": "d", "gate": "x".repeat(200)}),
+        json!({"qrString": "T1.k.a.b"}),
+        json!({"qrString": "T1.k.a.b", "deviceId": "d", "extra": 1}),
+    ] {
+        let r = app
+            .call("POST", "/v1/scans", Some(&staff), Some(bad.clone()), &[])
+            .await;
+        assert_eq!(r.code(), "validation_failed", "{bad}");
+    }
+    assert!(app.bus.sent().is_empty());
+    let r = app
+        .call("POST", "/v1/scans", Some(&staff), Some(body), &[])
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "the echo bus answers 201");
+    match &app.bus.sent()[0].command {
+        Command::ScanTicket(s) => {
+            assert_eq!(s.device_id, "scanner-1");
+            assert_eq!(s.gate.as_deref(), Some("North"));
+        }
+        other => panic!("sent {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_tickets_qr_code_is_served_as_png_and_scan_keys_are_for_staff() {
+    use base64::Engine;
+    let png = vec![0x89, b'P', b'N', b'G', 1, 2, 3];
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&png);
+    let app = app(FakeBus::new(
+        Box::new(|_| None),
+        Box::new(move |q| match &q.query {
+            Query::TicketQrPng { .. } => Reply::ok(200, json!({"pngBase64": encoded.clone()})),
+            Query::ScanKeys => Reply::ok(200, json!({"keys": []})),
+            _ => Reply::error(ErrorCode::TicketNotFound, "no such ticket"),
+        }),
+    ));
+    let (_, user) = app.token(Role::User);
+    let id = ObjectId::new().to_hex();
+    let req = Request::get(format!("/v1/tickets/{id}/qr.png"))
+        .header(header::AUTHORIZATION, format!("Bearer {user}"))
+        .body(Body::empty())
+        .unwrap();
+    let r = app.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()[header::CONTENT_TYPE], "image/png");
+    assert_eq!(r.headers()[header::CACHE_CONTROL], "private, no-store");
+    let bytes = axum::body::to_bytes(r.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    assert_eq!(bytes.as_ref(), png.as_slice());
+    let r = app
+        .call("GET", &format!("/v1/tickets/{id}"), Some(&user), None, &[])
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::NOT_FOUND, "ticket_not_found")
+    );
+    let r = app
+        .call("GET", "/v1/scan-keys", Some(&user), None, &[])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let (_, staff) = app.token(Role::Staff);
+    let r = app
+        .call("GET", "/v1/scan-keys", Some(&staff), None, &[])
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = app
+        .call("GET", "/v1/tickets/nope/qr.png", Some(&user), None, &[])
+        .await;
+    assert_eq!(r.code(), "invalid_id");
 }

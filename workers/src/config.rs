@@ -209,6 +209,8 @@ impl Config {
         c.mongodb_uri = mongodb_uri.into();
         c.mongodb_db = db.into();
         c.namespace = namespace.into();
+        // A fresh QR key in memory: tests and tools never read or write a key file.
+        c.qr_signing_keys = Some(crate::qrkeys::generate().secret_spec().into());
         c
     }
 }

@@ -9,7 +9,6 @@
 //!   after the effect), so once the system is quiet the counter is exact.
 
 use std::collections::{HashMap, HashSet};
-use std::future::IntoFuture;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::PullConsumer;
@@ -280,9 +279,17 @@ async fn apply_counters(ctx: &Ctx, events: &[DomainEvent]) -> Result<(), Handler
                 "$inc": {"version": n},
             },
         };
-        seats.update_one(doc! {"_id": seat}, update).into_future()
+        let (col, seat) = (seats.clone(), *seat);
+        async move { col.update_one(doc! {"_id": seat}, update).await }
     });
-    for r in futures::future::join_all(writes).await {
+    let writes: Vec<_> = writes.collect();
+    // Bounded: a catch-up batch may touch thousands of seats, and the connection pool is
+    // shared with the other workers of the process.
+    let results: Vec<_> = futures::stream::iter(writes)
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    for r in results {
         r?;
     }
     let touched: HashSet<ObjectId> = events

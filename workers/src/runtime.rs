@@ -129,7 +129,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
         crate::analytics::start(&ctx, &mut tasks, stopped.clone()).await?;
     }
     if cfg.runs("queries") {
-        crate::queries::start(&ctx, &mut tasks, stopped.clone()).await?;
+        // NOTE: reads get their own connection pool, so a projection catching up on a
+        // backlog of writes never starves `/readyz` or the API's reads.
+        let mut reads = ctx.clone();
+        reads.store = Store::connect(&cfg.mongodb_uri, &cfg.mongodb_db)
+            .await
+            .map_err(|e| anyhow::anyhow!("connecting the queries' MongoDB pool: {e}"))?;
+        crate::queries::start(&reads, &mut tasks, stopped.clone()).await?;
     }
     if cfg.runs("ticketing") {
         crate::ticketing::start(&ctx, &mut tasks, stopped.clone()).await?;
