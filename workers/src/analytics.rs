@@ -99,6 +99,9 @@ async fn project(ctx: Ctx, consumer: PullConsumer, mut stopped: watch::Receiver<
         if msgs.is_empty() {
             continue;
         }
+        // Caught up: pause after this batch so a storm is recomputed in large batches
+        // (each recompute reads every fact of the show).
+        let pace = msgs.len() < 500;
         let events: Vec<DomainEvent> = msgs
             .iter()
             .filter_map(|m| serde_json::from_slice(&m.payload).ok())
@@ -118,6 +121,12 @@ async fn project(ctx: Ctx, consumer: PullConsumer, mut stopped: watch::Receiver<
                         )))
                         .await;
                 }
+            }
+        }
+        if pace {
+            tokio::select! {
+                _ = stopped.changed() => break,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
             }
         }
     }

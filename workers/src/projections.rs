@@ -29,6 +29,9 @@ use crate::store::{is_duplicate_key, names};
 
 /// Messages per batch: one recount per touched event per batch.
 const BATCH: usize = 500;
+/// Pause after a short batch: projections trail by up to this much, and in return a storm's
+/// events are applied in large batches.
+const PACE: Duration = Duration::from_millis(250);
 
 pub async fn start(
     ctx: &Ctx,
@@ -79,6 +82,9 @@ async fn run(
         if msgs.is_empty() {
             continue;
         }
+        // A short batch means we are caught up: pause, so the next batch gathers more
+        // (one recount serves all of them; FerretDB pays a full scan per recount).
+        let caught_up = msgs.len() < BATCH;
         let events: Vec<DomainEvent> = msgs
             .iter()
             .filter_map(|m| serde_json::from_slice(&m.payload).ok())
@@ -106,6 +112,12 @@ async fn run(
                         )))
                         .await;
                 }
+            }
+        }
+        if caught_up {
+            tokio::select! {
+                _ = stopped.changed() => break,
+                _ = tokio::time::sleep(PACE) => {}
             }
         }
     }
