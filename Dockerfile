@@ -10,9 +10,9 @@ COPY . .
 # Cache mounts keep the crate registry and the build directory between builds (BuildKit).
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p gateway -p workers \
+    cargo build --release --locked -p gateway -p workers -p verifier \
  && mkdir -p /out \
- && cp target/release/ticketing-gateway target/release/ticketing-workers /out/
+ && cp target/release/ticketing-gateway target/release/ticketing-workers target/release/ticket-verify /out/
 
 FROM debian:bookworm-slim
 RUN apt-get update \

@@ -36,7 +36,8 @@ pub struct Config {
     pub namespace: String,
 
     /// Which workers this process runs (comma-separated): accounts, catalog, holds,
-    /// expiry, projections, queries, or all.
+    /// bookings, payments, expiry, projections, notifications, analytics, queries,
+    /// ticketing, scans, or all.
     #[arg(
         long,
         env = "TICKETING_WORKERS",

@@ -411,3 +411,41 @@ async fn redelivered_issuance_still_gives_one_ticket_per_seat() {
     }
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_ticket_is_refused_as_expired_once_its_event_is_over() {
+    let mut app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let event = app.published_event(&admin, 1, 2).await;
+    let seats = app.seat_ids(&event).await;
+    let (_, user) = app.new_user().await;
+    let booking = paid_booking(&app, &user, &event, &seats[..1]).await;
+    let ticket = tickets_of(&app, &user, &booking, 1).await.remove(0);
+    // Events are created in the future; a gate window that closed years before the
+    // start makes this one over.
+    app.stop_workers().await;
+    app.workers_cfg.scan_grace_secs = -20 * 365 * 86_400;
+    app.start_workers().await;
+    let r = scan(&app, &admin, ticket["qrString"].as_str().unwrap(), "A").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        (r.body["status"].as_str(), r.body["reason"].as_str()),
+        (Some("ticket_expired"), Some("event_over")),
+        "{r:?}"
+    );
+    let rec = app
+        .find_one("ticket_scans", doc! {"_id": oid(&r.body["scanId"])})
+        .await
+        .expect("the scan is recorded");
+    assert_eq!(rec.get_str("scanStatus").unwrap(), "ticket_expired");
+    let t = app
+        .find_one("tickets", doc! {"_id": oid(&ticket["id"])})
+        .await
+        .unwrap();
+    assert_eq!(
+        t.get_str("status").unwrap(),
+        "active",
+        "an expired scan changes nothing"
+    );
+    app.shutdown().await;
+}
