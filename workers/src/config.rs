@@ -27,6 +27,11 @@ pub struct Config {
     )]
     pub mongodb_uri: String,
 
+    /// Most MongoDB connections of the writers' pool (reads have their own, at least 16).
+    /// Small on purpose for FerretDB's single SQLite writer; raise it on MongoDB.
+    #[arg(long, env = "TICKETING_MONGODB_MAX_POOL", default_value_t = 8)]
+    pub mongodb_max_pool: u32,
+
     /// Database name.
     #[arg(long, env = "TICKETING_MONGODB_DB", default_value = "ticketing")]
     pub mongodb_db: String,

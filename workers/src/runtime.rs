@@ -65,7 +65,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
     let (locks_kv, results_kv) = setup::ensure_buckets(&js, &ns, &wire)
         .await
         .map_err(|e| anyhow::anyhow!("ensuring KV buckets: {e}"))?;
-    let store = Store::connect(&cfg.mongodb_uri, &cfg.mongodb_db)
+    let store = Store::connect(&cfg.mongodb_uri, &cfg.mongodb_db, cfg.mongodb_max_pool)
         .await
         .map_err(|e| anyhow::anyhow!("connecting to MongoDB at {}: {e}", cfg.mongodb_uri))?;
     store
@@ -132,9 +132,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
         // NOTE: reads get their own connection pool, so a projection catching up on a
         // backlog of writes never starves `/readyz` or the API's reads.
         let mut reads = ctx.clone();
-        reads.store = Store::connect(&cfg.mongodb_uri, &cfg.mongodb_db)
-            .await
-            .map_err(|e| anyhow::anyhow!("connecting the queries' MongoDB pool: {e}"))?;
+        reads.store = Store::connect(
+            &cfg.mongodb_uri,
+            &cfg.mongodb_db,
+            cfg.mongodb_max_pool.max(16),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("connecting the queries' MongoDB pool: {e}"))?;
         crate::queries::start(&reads, &mut tasks, stopped.clone()).await?;
     }
     if cfg.runs("ticketing") {

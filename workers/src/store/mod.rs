@@ -74,10 +74,16 @@ pub struct Store {
 }
 
 impl Store {
-    pub async fn connect(uri: &str, db: &str) -> Result<Self, StoreError> {
+    /// Connects with at most `max_pool` connections (a `maxPoolSize` in the URI wins).
+    ///
+    /// NOTE: few connections on purpose: FerretDB's SQLite backend has one writer, and
+    /// its busy handler is not fair: with dozens of writers waiting, some waited past the
+    /// 10 s busy timeout (SQLITE_BUSY) while others kept winning. Queueing in the
+    /// driver's pool instead is first come, first served.
+    pub async fn connect(uri: &str, db: &str, max_pool: u32) -> Result<Self, StoreError> {
         let mut opts = ClientOptions::parse(uri).await?;
         opts.app_name = Some("ticketing-workers".into());
-        opts.max_pool_size = Some(opts.max_pool_size.unwrap_or(50).max(50));
+        opts.max_pool_size = Some(opts.max_pool_size.unwrap_or(max_pool.max(1)));
         opts.connect_timeout = Some(std::time::Duration::from_secs(5));
         opts.server_selection_timeout = Some(std::time::Duration::from_secs(5));
         let client = Client::with_options(opts)?;
