@@ -40,6 +40,46 @@ fn money(d: &Document, k: &str) -> Result<Money, HandlerError> {
         .map_err(|e| HandlerError::Permanent(format!("{k}: {e}")))
 }
 
+/// A booking's line for one seat; `created` is the booking's `createdAt`.
+fn booking_seat_id(booking: &ObjectId, seat: &ObjectId, created: DateTime) -> ObjectId {
+    derive_object_id(
+        "booking_seat",
+        &format!("{}:{}", booking.to_hex(), seat.to_hex()),
+        created.timestamp_millis() / 1000,
+    )
+}
+
+/// Writes a booking's cancellation: the booking (`set`, `version` raised) and each of its
+/// seat lines, all by `_id`. Returns the booking as it is now.
+async fn write_cancelled(
+    ctx: &Ctx,
+    booking: &Document,
+    set: Document,
+    now: DateTime,
+) -> Result<Document, HandlerError> {
+    let booking_id = oid(booking, "_id")?;
+    ctx.store
+        .col(names::BOOKINGS)
+        .update_one(
+            doc! {"_id": booking_id},
+            doc! {"$set": set.clone(), "$inc": {"version": 1}},
+        )
+        .await?;
+    let created = booking.get_datetime("createdAt").map(|d| *d).unwrap_or(now);
+    let lines = ctx.store.col(names::BOOKING_SEATS);
+    for seat in ids(booking, "seatIds") {
+        lines
+            .update_one(
+                doc! {"_id": booking_seat_id(&booking_id, &seat, created)},
+                doc! {"$set": {"status": "cancelled", "cancelledAt": now}},
+            )
+            .await?;
+    }
+    let mut after = booking.clone();
+    after.extend(set);
+    Ok(after)
+}
+
 /// The booking made from a hold: one per hold.
 pub fn booking_id_for(hold: &ObjectId) -> ObjectId {
     derive_object_id(
@@ -200,11 +240,7 @@ pub async fn create(
         .zip(&prices)
         .map(|(s, p)| {
             to_doc(&BookingSeat {
-                id: derive_object_id(
-                    "booking_seat",
-                    &format!("{}:{}", booking_id.to_hex(), s.to_hex()),
-                    now.timestamp_millis() / 1000,
-                ),
+                id: booking_seat_id(&booking_id, s, now),
                 booking_id,
                 seat_id: *s,
                 price_at_booking: *p,
@@ -400,22 +436,7 @@ pub async fn cancel_unpaid(
         set.insert("paymentStatus", "failed");
         set.insert("paymentId", crate::payments::payment_id_for(&booking_id));
     }
-    ctx.store
-        .col(names::BOOKINGS)
-        .update_one(
-            doc! {"_id": booking_id},
-            doc! {"$set": set.clone(), "$inc": {"version": 1}},
-        )
-        .await?;
-    ctx.store
-        .col(names::BOOKING_SEATS)
-        .update_many(
-            doc! {"bookingId": booking_id},
-            doc! {"$set": {"status": "cancelled", "cancelledAt": now}},
-        )
-        .await?;
-    let mut after = booking.clone();
-    after.extend(set);
+    let after = write_cancelled(ctx, booking, set, now).await?;
     let (kind, action) = match by {
         CancelledBy::Expired => ("booking.expired", "booking_expired"),
         _ => ("booking.cancelled", "booking_cancelled"),
@@ -662,22 +683,7 @@ async fn refund_and_cancel(
         "status": "cancelled", "cancelledAt": now, "cancellationReason": by.reason(), "paymentStatus": pay_status.as_str(),
         "updatedAt": now,
     };
-    ctx.store
-        .col(names::BOOKINGS)
-        .update_one(
-            doc! {"_id": booking_id},
-            doc! {"$set": set.clone(), "$inc": {"version": 1}},
-        )
-        .await?;
-    ctx.store
-        .col(names::BOOKING_SEATS)
-        .update_many(
-            doc! {"bookingId": booking_id},
-            doc! {"$set": {"status": "cancelled", "cancelledAt": now}},
-        )
-        .await?;
-    let mut after = booking.clone();
-    after.extend(set);
+    let after = write_cancelled(ctx, booking, set, now).await?;
     let refund_json = api_json(&refund_doc);
     ctx.emit(
         env,

@@ -271,6 +271,12 @@ async fn cancellation_refunds_by_the_policy_on_both_sides_of_the_window() {
                 .await,
             1
         );
+        // The booking's seat lines are cancelled too, and kept with their prices.
+        let lines = doc! {"bookingId": oid(&booking["id"])};
+        assert_eq!(app.count("booking_seats", lines.clone()).await, 2);
+        let mut cancelled = lines;
+        cancelled.insert("status", "cancelled");
+        assert_eq!(app.count("booking_seats", cancelled).await, 2);
         // Seats are back on sale and counted.
         let exact = wait_until(Duration::from_secs(5), || async {
             let (c, real) = app.seat_counts(&event).await;
