@@ -65,7 +65,7 @@ async fn write_cancelled(
             doc! {"$set": set.clone(), "$inc": {"version": 1}},
         )
         .await?;
-    let created = booking.get_datetime("createdAt").map(|d| *d).unwrap_or(now);
+    let created = booking.get_datetime("createdAt").copied().unwrap_or(now);
     let lines = ctx.store.col(names::BOOKING_SEATS);
     for seat in ids(booking, "seatIds") {
         lines
