@@ -29,17 +29,27 @@ async fn setup(app: &e2e::TestApp) -> (ObjectId, Vec<ObjectId>, Issuer) {
 /// Publishes the envelope under a fresh `Nats-Msg-Id`, so JetStream's duplicate window
 /// does not catch it: the worker itself must see the same command id twice.
 async fn publish_again(app: &e2e::TestApp, env: &streams::commands::CommandEnvelope) -> Reply {
+    let (area, verb) = env.command.route();
+    let payload = serde_json::to_vec(env).unwrap();
+    publish_raw(
+        app,
+        &app.ns.command(area, verb),
+        payload,
+        &uuid::Uuid::new_v4().to_string(),
+    )
+    .await
+}
+
+/// Publishes `payload` to `subject` under `msg_id` with a reply inbox of ours, and waits
+/// for the worker's answer there.
+async fn publish_raw(app: &e2e::TestApp, subject: &str, payload: Vec<u8>, msg_id: &str) -> Reply {
     let inbox = app.nats.new_inbox();
     let mut sub = app.nats.subscribe(inbox.clone()).await.unwrap();
     let mut h = HeaderMap::new();
-    h.insert(
-        async_nats::header::NATS_MESSAGE_ID,
-        uuid::Uuid::new_v4().to_string().as_str(),
-    );
+    h.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
     h.insert(streams::headers::REPLY_TO, inbox.as_str());
-    let subject = app.ns.command(streams::names::Area::Holds, "create");
     app.js
-        .publish_with_headers(subject, h, serde_json::to_vec(env).unwrap().into())
+        .publish_with_headers(subject.to_string(), h, payload.into())
         .await
         .unwrap()
         .await
@@ -177,26 +187,7 @@ async fn a_payment_command_redelivered_after_its_effect_charges_once() {
         .delete(&env.id)
         .await
         .unwrap();
-    let inbox = app.nats.new_inbox();
-    let mut sub = app.nats.subscribe(inbox.clone()).await.unwrap();
-    let mut h = HeaderMap::new();
-    h.insert(async_nats::header::NATS_MESSAGE_ID, "another-msg-id");
-    h.insert(streams::headers::REPLY_TO, inbox.as_str());
-    let subject = app.ns.command(streams::names::Area::Payments, "create");
-    app.js
-        .publish_with_headers(subject, h, serde_json::to_vec(&env).unwrap().into())
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    let msg = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        futures::StreamExt::next(&mut sub),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    let second: Reply = serde_json::from_slice(&msg.payload).unwrap();
+    let second = publish_again(&app, &env).await;
     assert_eq!(second.status, 201, "{second:?}");
     assert_eq!(second.body["payment"]["id"], first.body["payment"]["id"]);
     assert_eq!(
@@ -216,26 +207,8 @@ async fn a_payment_command_redelivered_after_its_effect_charges_once() {
 #[tokio::test]
 async fn an_undecodable_command_is_dead_lettered_with_its_reason() {
     let app = spawn_app().await;
-    let inbox = app.nats.new_inbox();
-    let mut sub = app.nats.subscribe(inbox.clone()).await.unwrap();
-    let mut h = HeaderMap::new();
-    h.insert(async_nats::header::NATS_MESSAGE_ID, "garbage-1");
-    h.insert(streams::headers::REPLY_TO, inbox.as_str());
     let subject = app.ns.command(streams::names::Area::Holds, "create");
-    app.js
-        .publish_with_headers(subject, h, "{not json".into())
-        .await
-        .unwrap()
-        .await
-        .unwrap();
-    let msg = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        futures::StreamExt::next(&mut sub),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    let reply: Reply = serde_json::from_slice(&msg.payload).unwrap();
+    let reply = publish_raw(&app, &subject, b"{not json".to_vec(), "garbage-1").await;
     assert_eq!(reply.status, 500, "the sender is told: {reply:?}");
     let mut dlq = app.js.get_stream(app.ns.deadletter_stream()).await.unwrap();
     assert_eq!(dlq.info().await.unwrap().state.messages, 1);
