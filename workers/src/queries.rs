@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::context::Ctx;
-use crate::store::{api_json, names, StoreError};
+use crate::store::{api_json, names, paged, StoreError};
 
 pub async fn start(
     ctx: &Ctx,
@@ -174,25 +174,16 @@ pub async fn answer(ctx: &Ctx, req: &QueryRequest) -> Result<Reply, StoreError> 
             let Some(i) = &req.issuer else {
                 return Ok(Reply::error(ErrorCode::Unauthorized, "sign in first"));
             };
-            let (skip, limit) = page_of(*page, *limit);
-            let filter = doc! {"userId": i.user_id};
-            let total = col(names::BOOKINGS).count_documents(filter.clone()).await?;
-            let opts = FindOptions::builder()
-                .sort(doc! {"createdAt": -1, "_id": -1})
-                .skip(skip)
-                .limit(limit)
-                .build();
-            let items: Vec<Value> = col(names::BOOKINGS)
-                .find(filter)
-                .with_options(opts)
-                .await?
-                .map_ok(|d| api_json(&d))
-                .try_collect()
-                .await?;
-            Reply::ok(
-                200,
-                json!({"items": items, "page": (*page).max(1), "limit": limit, "total": total}),
+            let body = paged(
+                &col(names::BOOKINGS),
+                doc! {"userId": i.user_id},
+                doc! {"createdAt": -1, "_id": -1},
+                *page,
+                *limit,
+                api_json,
             )
+            .await?;
+            Reply::ok(200, body)
         }
         Query::GetPayment { payment_id } => match col(names::PAYMENTS)
             .find_one(doc! {"_id": payment_id})
@@ -251,12 +242,6 @@ fn owns(d: &Document, issuer: &Option<Issuer>) -> bool {
         Some(i) => d.get_object_id("userId").ok() == Some(i.user_id),
         None => false,
     }
-}
-
-fn page_of(page: u32, limit: u32) -> (u64, i64) {
-    let limit = limit.clamp(1, 100);
-    let page = page.max(1);
-    (((page - 1) as u64) * limit as u64, limit as i64)
 }
 
 /// A case-insensitive regex matching `s` literally.
@@ -338,25 +323,17 @@ async fn list_events(ctx: &Ctx, f: &EventFilter, admin: bool) -> Result<Reply, S
             ],
         );
     }
-    let (skip, limit) = page_of(f.page, f.limit);
     let events = ctx.store.col(names::EVENTS);
-    let total = events.count_documents(filter.clone()).await?;
-    let opts = FindOptions::builder()
-        .sort(doc! {"eventDate": 1, "_id": 1})
-        .skip(skip)
-        .limit(limit)
-        .build();
-    let items: Vec<Value> = events
-        .find(filter)
-        .with_options(opts)
-        .await?
-        .map_ok(|d| api_json(&d))
-        .try_collect()
-        .await?;
-    Ok(Reply::ok(
-        200,
-        json!({"items": items, "page": f.page.max(1), "limit": limit, "total": total}),
-    ))
+    let body = paged(
+        &events,
+        filter,
+        doc! {"eventDate": 1, "_id": 1},
+        f.page,
+        f.limit,
+        api_json,
+    )
+    .await?;
+    Ok(Reply::ok(200, body))
 }
 
 async fn audit_logs(ctx: &Ctx, f: &AuditFilter) -> Result<Reply, StoreError> {
@@ -383,23 +360,15 @@ async fn audit_logs(ctx: &Ctx, f: &AuditFilter) -> Result<Reply, StoreError> {
     if !when.is_empty() {
         filter.insert("timestamp", when);
     }
-    let (skip, limit) = page_of(f.page, f.limit);
     let col = ctx.store.col(names::AUDIT_LOGS);
-    let total = col.count_documents(filter.clone()).await?;
-    let opts = FindOptions::builder()
-        .sort(doc! {"timestamp": -1, "_id": -1})
-        .skip(skip)
-        .limit(limit)
-        .build();
-    let items: Vec<Value> = col
-        .find(filter)
-        .with_options(opts)
-        .await?
-        .map_ok(|d| api_json(&d))
-        .try_collect()
-        .await?;
-    Ok(Reply::ok(
-        200,
-        json!({"items": items, "page": f.page.max(1), "limit": limit, "total": total}),
-    ))
+    let body = paged(
+        &col,
+        filter,
+        doc! {"timestamp": -1, "_id": -1},
+        f.page,
+        f.limit,
+        api_json,
+    )
+    .await?;
+    Ok(Reply::ok(200, body))
 }

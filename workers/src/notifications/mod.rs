@@ -26,7 +26,6 @@ use domain::entities::notification::{Medium, Notification, NotificationStatus, N
 use domain::ids::derive_object_id;
 use domain::{DateTime, ObjectId};
 use futures::{StreamExt, TryStreamExt};
-use mongodb::options::FindOptions;
 use serde_json::{json, Value};
 use streams::codes::{ErrorCode, Reply};
 use streams::commands::{CommandEnvelope, NotificationRef};
@@ -631,27 +630,17 @@ pub async fn mine(
     page: u32,
     limit: u32,
 ) -> Result<Reply, crate::store::StoreError> {
-    let limit = limit.clamp(1, 100);
-    let page = page.max(1);
     let col = ctx.store.col(names::NOTIFICATIONS);
-    let filter = doc! {"userId": user_id};
-    let total = col.count_documents(filter.clone()).await?;
-    let opts = FindOptions::builder()
-        .sort(doc! {"createdAt": -1, "_id": -1})
-        .skip(((page - 1) as u64) * limit as u64)
-        .limit(limit as i64)
-        .build();
-    let items: Vec<Value> = col
-        .find(filter)
-        .with_options(opts)
-        .await?
-        .map_ok(|d| public_json(&d))
-        .try_collect()
-        .await?;
-    Ok(Reply::ok(
-        200,
-        json!({"items": items, "page": page, "limit": limit, "total": total}),
-    ))
+    let body = crate::store::paged(
+        &col,
+        doc! {"userId": user_id},
+        doc! {"createdAt": -1, "_id": -1},
+        page,
+        limit,
+        public_json,
+    )
+    .await?;
+    Ok(Reply::ok(200, body))
 }
 
 /// `POST /v1/me/notifications/{id}/read`: `sent -> read` (other states keep their status

@@ -204,3 +204,32 @@ pub fn bson_to_json(v: &Bson) -> Value {
 pub fn to_doc<T: serde::Serialize>(v: &T) -> Result<Document, StoreError> {
     Ok(bson::to_document(v)?)
 }
+
+/// One page of `filter` in `sort` order as `{items, page, limit, total}`: `page` counts
+/// from 1, `limit` is held to 1..=100, and each document goes through `to_json`.
+pub async fn paged(
+    col: &Collection<Document>,
+    filter: Document,
+    sort: Document,
+    page: u32,
+    limit: u32,
+    to_json: fn(&Document) -> Value,
+) -> Result<Value, StoreError> {
+    use futures::TryStreamExt;
+    let limit = limit.clamp(1, 100);
+    let page = page.max(1);
+    let total = col.count_documents(filter.clone()).await?;
+    let opts = mongodb::options::FindOptions::builder()
+        .sort(sort)
+        .skip(u64::from(page - 1) * u64::from(limit))
+        .limit(i64::from(limit))
+        .build();
+    let items: Vec<Value> = col
+        .find(filter)
+        .with_options(opts)
+        .await?
+        .map_ok(|d| to_json(&d))
+        .try_collect()
+        .await?;
+    Ok(serde_json::json!({"items": items, "page": page, "limit": limit, "total": total}))
+}
