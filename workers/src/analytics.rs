@@ -78,24 +78,11 @@ pub async fn start(
 async fn project(ctx: Ctx, consumer: PullConsumer, mut stopped: watch::Receiver<bool>) {
     info!("analytics projection started");
     loop {
-        let batch = tokio::select! {
-            _ = stopped.changed() => break,
-            b = consumer.fetch().max_messages(500).expires(Duration::from_secs(1)).messages() => b,
+        let Some(msgs) =
+            crate::projections::next_batch(&consumer, 500, "analytics", &mut stopped).await
+        else {
+            break;
         };
-        let mut batch = match batch {
-            Ok(b) => b,
-            Err(e) => {
-                warn!(error = %e, "analytics fetch failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-        };
-        let mut msgs = Vec::new();
-        while let Some(m) = batch.next().await {
-            if let Ok(m) = m {
-                msgs.push(m);
-            }
-        }
         if msgs.is_empty() {
             continue;
         }

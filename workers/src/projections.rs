@@ -60,25 +60,9 @@ async fn run(
 ) {
     info!(projection = name, "projection started");
     loop {
-        let batch = tokio::select! {
-            _ = stopped.changed() => break,
-            b = consumer.fetch().max_messages(BATCH).expires(Duration::from_secs(1)).messages() => b,
+        let Some(msgs) = next_batch(&consumer, BATCH, name, &mut stopped).await else {
+            break;
         };
-        let mut batch = match batch {
-            Ok(b) => b,
-            Err(e) => {
-                warn!(projection = name, error = %e, "fetch failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-        };
-        let mut msgs = Vec::new();
-        while let Some(m) = batch.next().await {
-            match m {
-                Ok(m) => msgs.push(m),
-                Err(e) => warn!(projection = name, error = %e, "batch message error"),
-            }
-        }
         if msgs.is_empty() {
             continue;
         }
@@ -122,6 +106,38 @@ async fn run(
         }
     }
     info!(projection = name, "projection stopped");
+}
+
+/// The next batch of up to `max` messages of a pull consumer over EVENTS, waiting at most a
+/// second for them; `None` once `stopped` changes. Fetch errors are logged and retried.
+pub async fn next_batch(
+    consumer: &PullConsumer,
+    max: usize,
+    name: &str,
+    stopped: &mut watch::Receiver<bool>,
+) -> Option<Vec<async_nats::jetstream::Message>> {
+    loop {
+        let batch = tokio::select! {
+            _ = stopped.changed() => return None,
+            b = consumer.fetch().max_messages(max).expires(Duration::from_secs(1)).messages() => b,
+        };
+        let mut batch = match batch {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(consumer = name, error = %e, "fetch failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        let mut msgs = Vec::new();
+        while let Some(m) = batch.next().await {
+            match m {
+                Ok(m) => msgs.push(m),
+                Err(e) => warn!(consumer = name, error = %e, "batch message error"),
+            }
+        }
+        return Some(msgs);
+    }
 }
 
 /// The audit entry of a domain event.

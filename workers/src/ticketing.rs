@@ -23,7 +23,6 @@ use domain::ids::derive_object_id;
 use domain::qr::{QrKeyRing, QrPayload};
 use domain::{DateTime, ObjectId};
 use futures::future::join_all;
-use futures::StreamExt;
 use serde_json::json;
 use streams::codes::{ErrorCode, Reply};
 use streams::commands::{CommandEnvelope, TicketRef};
@@ -102,25 +101,11 @@ pub async fn start(
 async fn run(ctx: Ctx, consumer: PullConsumer, mut stopped: watch::Receiver<bool>) {
     info!("ticketing worker started");
     loop {
-        let batch = tokio::select! {
-            _ = stopped.changed() => break,
-            b = consumer.fetch().max_messages(BATCH).expires(Duration::from_secs(1)).messages() => b,
+        let Some(msgs) =
+            crate::projections::next_batch(&consumer, BATCH, "ticketing", &mut stopped).await
+        else {
+            break;
         };
-        let mut batch = match batch {
-            Ok(b) => b,
-            Err(e) => {
-                warn!(error = %e, "ticketing fetch failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-        };
-        let mut msgs = Vec::new();
-        while let Some(m) = batch.next().await {
-            match m {
-                Ok(m) => msgs.push(m),
-                Err(e) => warn!(error = %e, "ticketing batch message error"),
-            }
-        }
         // Handled to the end even when asked to stop: the batch is acked, not dropped.
         let outcomes = join_all(msgs.iter().map(|m| handle(&ctx, &m.payload))).await;
         for (m, outcome) in msgs.iter().zip(outcomes) {

@@ -25,7 +25,7 @@ use bson::{doc, Bson, Document};
 use domain::entities::notification::{Medium, Notification, NotificationStatus, NotificationType};
 use domain::ids::derive_object_id;
 use domain::{DateTime, ObjectId};
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
 use serde_json::{json, Value};
 use streams::codes::{ErrorCode, Reply};
 use streams::commands::{CommandEnvelope, NotificationRef};
@@ -70,20 +70,12 @@ pub async fn start(
 async fn project(ctx: Ctx, consumer: PullConsumer, mut stopped: watch::Receiver<bool>) {
     info!("notifications projection started");
     loop {
-        let batch = tokio::select! {
-            _ = stopped.changed() => break,
-            b = consumer.fetch().max_messages(100).expires(Duration::from_secs(1)).messages() => b,
+        let Some(msgs) =
+            crate::projections::next_batch(&consumer, 100, "notifications", &mut stopped).await
+        else {
+            break;
         };
-        let mut batch = match batch {
-            Ok(b) => b,
-            Err(e) => {
-                warn!(error = %e, "notifications fetch failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-        };
-        while let Some(m) = batch.next().await {
-            let Ok(m) = m else { continue };
+        for m in msgs {
             let ev: DomainEvent = match serde_json::from_slice(&m.payload) {
                 Ok(ev) => ev,
                 Err(e) => {
