@@ -4,8 +4,8 @@
 #   scripts/test.sh [extra arguments for cargo test]
 #
 # Checks that .env.example documents every TICKETING_* variable the binaries read, builds
-# the servers if missing, starts the test-profile servers (nats 14222, mongodb-wire
-# 37017, smtp 11025, Mailpit API 18025), exports TICKETING_NATS_URL, TICKETING_MONGODB_URI,
+# the servers if missing, starts the test-profile servers (nats 14222, postgresql 25432,
+# mongodb-wire 37017, smtp 11025, Mailpit API 18025), exports TICKETING_NATS_URL, TICKETING_MONGODB_URI,
 # TICKETING_SMTP_URL and TICKETING_MAILPIT_API, then runs
 #   cargo fmt --all --check
 #   cargo clippy --workspace --all-targets -- -D warnings
@@ -32,7 +32,7 @@ timed() {
 }
 
 servers_were_running=0
-for s in nats ferretdb mailpit; do
+for s in postgres nats ferretdb mailpit; do
   if [ -s "$TEST_RUN/$s.pid" ] && kill -0 "$(cat "$TEST_RUN/$s.pid")" 2>/dev/null; then
     servers_were_running=1
   fi
@@ -43,7 +43,7 @@ finish() {
   local rc=$?
   set +e
   if [ "$rc" != 0 ]; then
-    for log in "$TEST_RUN"/nats.log "$TEST_RUN"/ferretdb.log "$TEST_RUN"/mailpit.log; do
+    for log in "$TEST_RUN"/postgres.log "$TEST_RUN"/nats.log "$TEST_RUN"/ferretdb.log "$TEST_RUN"/mailpit.log; do
       [ -f "$log" ] || continue
       echo "----- last lines of $log -----"
       tail -n 30 "$log"
@@ -64,7 +64,7 @@ trap finish EXIT
 
 if [ "$servers_were_running" = 0 ]; then
   # Each run starts from empty stores; the tests also isolate themselves by namespace.
-  rm -rf "$ROOT/.data/test/nats" "$ROOT/.data/test/ferretdb" "$ROOT/.data/test/mailpit"
+  rm -rf "$ROOT/.data/test/nats" "$ROOT/.data/test/postgres" "$ROOT/.data/test/ferretdb" "$ROOT/.data/test/mailpit"
 fi
 timed "servers: build if missing" bash scripts/servers.sh build
 timed "servers: start (test)" bash scripts/servers.sh start test
