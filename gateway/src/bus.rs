@@ -9,7 +9,7 @@ use async_nats::jetstream;
 use futures::future::BoxFuture;
 use streams::codes::Reply;
 use streams::commands::CommandEnvelope;
-use streams::publish::publish_command;
+use streams::publish::publish_command_until;
 use streams::queries::{ask, QueryRequest};
 use streams::replies::{ReplyRouter, Results, StoredResult};
 use streams::{Namespace, WireError};
@@ -116,8 +116,15 @@ impl NatsBus {
         let deadline = tokio::time::Instant::now() + self.reply_timeout;
         // Registered before publishing, so a fast reply cannot arrive before we listen.
         let pending = self.replies.register();
-        let published =
-            publish_command(&self.js, &self.ns, env, Some(&pending.inbox), request_id).await?;
+        let published = publish_command_until(
+            &self.js,
+            &self.ns,
+            env,
+            Some(&pending.inbox),
+            request_id,
+            Some(self.reply_timeout),
+        )
+        .await?;
         if published.duplicate {
             drop(pending);
             tracing::debug!("duplicate command: waiting for the first copy's result");

@@ -60,6 +60,8 @@ pub enum ErrorCode {
     // 5xx
     Internal,
     Unavailable,
+    /// The command reached a worker after its caller's deadline and was not applied.
+    RequestExpired,
 }
 
 impl ErrorCode {
@@ -91,7 +93,7 @@ impl ErrorCode {
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
             Internal => 500,
-            Unavailable => 503,
+            Unavailable | RequestExpired => 503,
         }
     }
 
@@ -140,6 +142,7 @@ impl ErrorCode {
             UnsupportedMediaType => "unsupported_media_type",
             Internal => "internal",
             Unavailable => "unavailable",
+            RequestExpired => "request_expired",
         }
     }
 }

@@ -9,3 +9,19 @@ pub const REQUEST_ID: &str = "Ticketing-Request-Id";
 pub const DEADLETTER_REASON: &str = "Ticketing-Deadletter-Reason";
 /// How many deliveries a dead-lettered message had.
 pub const DEADLETTER_DELIVERIES: &str = "Ticketing-Deadletter-Deliveries";
+/// When the caller stops waiting, in Unix milliseconds. A worker that picks the message
+/// up later does not do the work: nobody waits for it, and work for callers that gave up
+/// is what turns an overload into a cascade.
+pub const DEADLINE: &str = "Ticketing-Deadline";
+
+/// The deadline `within` from now, as the header's value.
+pub fn deadline_in(within: std::time::Duration) -> String {
+    (chrono::Utc::now().timestamp_millis() + within.as_millis() as i64).to_string()
+}
+
+/// Whether a deadline header (if any) has passed.
+pub fn past_deadline(h: Option<&async_nats::HeaderMap>) -> bool {
+    h.and_then(|h| h.get(DEADLINE))
+        .and_then(|v| v.as_str().parse::<i64>().ok())
+        .is_some_and(|d| chrono::Utc::now().timestamp_millis() > d)
+}

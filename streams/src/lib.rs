@@ -9,6 +9,7 @@ pub mod codes;
 pub mod commands;
 pub mod events;
 pub mod headers;
+pub mod live;
 pub mod locks;
 pub mod names;
 pub mod publish;

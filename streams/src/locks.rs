@@ -90,6 +90,20 @@ impl SeatLocks {
         }
     }
 
+    /// Writes `value` under `key` whatever was there (the catalog's sale-status keys);
+    /// returns the revision.
+    pub async fn put(&self, key: &str, value: &str) -> Result<u64, WireError> {
+        self.kv
+            .put(key, Bytes::copy_from_slice(value.as_bytes()))
+            .await
+            .map_err(WireError::nats)
+    }
+
+    /// Writes `value` under `key` unless the key exists; returns the revision written.
+    pub async fn put_if_absent(&self, key: &str, value: &str) -> Result<Option<u64>, WireError> {
+        self.put_expecting(key, value, 0, None).await
+    }
+
     /// Takes the lock `key` for `owner` with a TTL, unless someone else holds it.
     pub async fn acquire(
         &self,

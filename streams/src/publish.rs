@@ -27,8 +27,23 @@ pub async fn publish_command(
     reply_to: Option<&str>,
     request_id: Option<&str>,
 ) -> Result<Published, WireError> {
+    publish_command_until(js, ns, env, reply_to, request_id, None).await
+}
+
+/// [`publish_command`] with the caller's deadline (see [`headers::DEADLINE`]).
+pub async fn publish_command_until(
+    js: &jetstream::Context,
+    ns: &Namespace,
+    env: &CommandEnvelope,
+    reply_to: Option<&str>,
+    request_id: Option<&str>,
+    within: Option<std::time::Duration>,
+) -> Result<Published, WireError> {
     let (area, verb) = env.command.route();
     let mut h = HeaderMap::new();
+    if let Some(w) = within {
+        h.insert(headers::DEADLINE, headers::deadline_in(w).as_str());
+    }
     h.insert(async_nats::header::NATS_MESSAGE_ID, env.id.as_str());
     if let Some(r) = reply_to {
         h.insert(headers::REPLY_TO, r);

@@ -150,7 +150,14 @@ pub async fn ask(
     timeout: Duration,
 ) -> Result<Reply, WireError> {
     let payload = serde_json::to_vec(req)?;
-    let fut = client.request(ns.query(req.query.name()), payload.into());
+    // The deadline travels with the query: a worker that gets to it after we gave up
+    // skips it instead of loading the database for nobody.
+    let mut h = async_nats::HeaderMap::new();
+    h.insert(
+        crate::headers::DEADLINE,
+        crate::headers::deadline_in(timeout).as_str(),
+    );
+    let fut = client.request_with_headers(ns.query(req.query.name()), h, payload.into());
     match tokio::time::timeout(timeout, fut).await {
         Err(_) => Ok(Reply::error(
             ErrorCode::Unavailable,

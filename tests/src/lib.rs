@@ -368,6 +368,18 @@ impl TestApp {
 
     /// Waits (up to 10 s) until `filter` matches exactly `n` seats: seat documents follow
     /// the KV locks through the seats projection, so they lag the API's answers a little.
+    /// Waits up to 5 s for exactly `n` documents of `collection` to match (documents written
+    /// by the projections follow the answers), and then checks it stays `n` (a second
+    /// effect would arrive just as late).
+    pub async fn settled_count(&self, collection: &str, filter: bson::Document, n: u64) -> u64 {
+        wait_until(Duration::from_secs(5), || async {
+            self.count(collection, filter.clone()).await == n
+        })
+        .await;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        self.count(collection, filter).await
+    }
+
     pub async fn wait_seats(&self, filter: bson::Document, n: u64) -> bool {
         wait_until(Duration::from_secs(10), || {
             let filter = filter.clone();

@@ -124,8 +124,7 @@ pub async fn create(
     let Some(issuer) = env.issuer.clone() else {
         return Ok(Reply::error(ErrorCode::Unauthorized, "sign in to book"));
     };
-    let holds = ctx.store.col(names::SEAT_HOLDS);
-    let Some(hold) = holds.find_one(doc! {"_id": c.hold_id}).await? else {
+    let Some(hold) = crate::holds::find_hold(ctx, c.hold_id).await? else {
         return Ok(Reply::error(ErrorCode::HoldNotFound, "no such hold"));
     };
     let user_id = oid(&hold, "userId")?;
@@ -293,14 +292,7 @@ async fn finish_create(
 ) -> Result<(), HandlerError> {
     let booking_id = oid(booking, "_id")?;
     let hold_id = oid(hold, "_id")?;
-    let now = DateTime::now();
-    ctx.store
-        .col(names::SEAT_HOLDS)
-        .update_one(
-            doc! {"_id": hold_id},
-            doc! {"$set": {"status": "converted_to_booking", "convertedToBookingId": booking_id, "updatedAt": now}},
-        )
-        .await?;
+    // The hold's document follows from `hold.converted` (the projection is its writer).
     ctx.emit(
         env,
         Change {

@@ -17,6 +17,7 @@ use domain::{Currency, DateTime, Money, ObjectId};
 use serde_json::json;
 use streams::codes::{ErrorCode, Reply};
 use streams::commands::{CommandEnvelope, CreateEvent, EventRef};
+use streams::live::locks::{status_key, SeatLock};
 
 use crate::context::{Change, Ctx, HandlerError};
 use crate::store::{api_json, is_duplicate_key, names, to_doc};
@@ -186,6 +187,11 @@ pub async fn create_event(
         }
         Err(e) => return Err(e.into()),
     }
+    // The sale status the hold path reads (from memory, see `streams::live::locks`).
+    // Only if absent: a redelivery must not put a published event back to draft.
+    ctx.locks
+        .put_if_absent(&status_key(&event_id), "draft")
+        .await?;
     let after = api_json(&d);
     ctx.emit(
         env,
@@ -219,7 +225,10 @@ pub async fn publish_event(
     match before.get_str("status").unwrap_or_default() {
         "draft" => {}
         // Publishing twice is harmless.
-        "published" => return Ok(Reply::ok(200, api_json(&before))),
+        "published" => {
+            ctx.locks.put(&status_key(&c.event_id), "published").await?;
+            return Ok(Reply::ok(200, api_json(&before)));
+        }
         other => {
             return Ok(Reply::error(
                 ErrorCode::EventNotDraft,
@@ -238,6 +247,8 @@ pub async fn publish_event(
         Ok(())
     })
     .await?;
+    // Sales open once the status key says so (the hold path reads only that).
+    ctx.locks.put(&status_key(&c.event_id), "published").await?;
     let mut after = before.clone();
     after.insert("status", "published");
     after.insert("publishedAt", now);
@@ -284,6 +295,15 @@ pub async fn cancel_event(
             "a completed event cannot be cancelled",
         ));
     }
+    // Sales stop first: the status key shares its stream with the seat locks, so once our
+    // view has applied this write, every hold that will ever be answered 201 for this
+    // event has its locks in the view (a later one sees `cancelled` and gives them back).
+    let rev = ctx.locks.put(&status_key(&c.event_id), "cancelled").await?;
+    ctx.live
+        .locks
+        .wait_for(rev)
+        .await
+        .map_err(|e| HandlerError::Transient(e.to_string()))?;
     let now = DateTime::now();
     if status != "cancelled" {
         crate::leases::with_lease(ctx, names::EVENTS, c.event_id, || async {
@@ -322,14 +342,29 @@ pub async fn cancel_event(
         .await?
         .try_collect()
         .await?;
-    let holds: Vec<Document> = ctx
+    // Active holds: the locks held by a hold id (the truth), and any the `seat_holds`
+    // projection knows of.
+    let mut holds: std::collections::BTreeSet<domain::ObjectId> =
+        ctx.live.locks.with_event(&c.event_id, |e| {
+            e.seats
+                .values()
+                .filter_map(|l| match l {
+                    SeatLock::Held(h) => Some(*h),
+                    _ => None,
+                })
+                .collect()
+        });
+    let mut cur = ctx
         .store
         .col(names::SEAT_HOLDS)
         .find(doc! {"eventId": c.event_id, "status": "active"})
         .projection(doc! {"_id": 1})
-        .await?
-        .try_collect()
         .await?;
+    while let Some(h) = cur.try_next().await? {
+        if let Ok(id) = h.get_object_id("_id") {
+            holds.insert(id);
+        }
+    }
     let mut commands = Vec::new();
     for b in &bookings {
         let Ok(id) = b.get_object_id("_id") else {
@@ -344,10 +379,7 @@ pub async fn cancel_event(
             }),
         ));
     }
-    for h in &holds {
-        let Ok(id) = h.get_object_id("_id") else {
-            continue;
-        };
+    for &id in &holds {
         commands.push((
             format!("evcancel-hold-{}", id.to_hex()),
             Command::ReleaseHold(ReleaseHold {

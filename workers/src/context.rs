@@ -27,6 +27,8 @@ pub struct Ctx {
     pub leases: SeatLocks,
     pub results: Results,
     pub seat_maps: crate::seatmap::SeatMaps,
+    /// The seat locks and recent holds in memory, fed by NATS (see `streams::live`).
+    pub live: streams::live::Live,
     /// Group commit of new holds.
     pub hold_inserts: crate::store::batch::Inserter,
     /// The payment provider (simulated by default).
@@ -54,6 +56,7 @@ impl From<StoreError> for HandlerError {
         match e {
             StoreError::Mongo(e) => HandlerError::Transient(e.to_string()),
             StoreError::Bson(e) => HandlerError::Permanent(e),
+            StoreError::Unavailable(e) => HandlerError::Transient(e),
         }
     }
 }

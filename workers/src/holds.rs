@@ -1,12 +1,15 @@
 //! The holds worker: takes seats for a user, all or none, and lets them go.
 //!
 //! The guard against double selling is the `seat-locks` KV bucket: a hold takes one key
-//! per seat with an expected-last-sequence of 0 (create) and a TTL. MongoDB records the
-//! outcome (seats `held` with owner and `version`, the `seat_holds` document) but never
-//! decides it: FerretDB's conditional updates are not atomic under concurrency.
+//! per seat with an expected-last-sequence of 0 (create) and a TTL. A hold is decided and
+//! answered without MongoDB: the event's sale status and its seat catalog come from memory
+//! (`streams::live`, `seatmap`), and the record the answer rests on is NATS: the locks and
+//! the `hold.created` event in EVENTS (which carries the whole hold). The `seat_holds` and
+//! `seats` documents are written from that event by the projections.
 //!
-//! Writes per successful hold of N seats: N KV creates, N seat updates by `_id`, one hold
-//! insert, one domain event. A refused hold costs the creates it won plus their deletes.
+//! Durable writes per successful hold of N seats: N KV creates, one domain event, the
+//! stored result (plus the command's own publish and ack). A refused hold costs the
+//! creates it won plus their deletes.
 
 use bson::{doc, Document};
 use chrono::Utc;
@@ -18,18 +21,58 @@ use futures::future::join_all;
 use serde_json::{json, Value};
 use streams::codes::{ErrorCode, Reply};
 use streams::commands::{CommandEnvelope, CreateHold, ReleaseHold, ReleaseReason};
+use streams::live::locks::status_key;
 use streams::locks::Acquired;
 use tracing::warn;
 
 use crate::context::{Change, Ctx, HandlerError};
 use crate::seatmap::SeatMap;
 use crate::seatops::{free_seats, Owner};
-use crate::store::batch::Inserted;
 use crate::store::{api_json, names, to_doc};
 
 /// The hold's id, derived from the command that creates it.
 pub fn hold_id_for(env: &CommandEnvelope) -> ObjectId {
     derive_object_id("hold", &env.id, env.issued_at.timestamp())
+}
+
+/// A hold as it is now, for whoever must act on it: the live view after the read barrier
+/// (so a hold answered a moment ago by any process is found), else MongoDB (holds older
+/// than the view's reach).
+pub async fn find_hold(ctx: &Ctx, id: ObjectId) -> Result<Option<Document>, HandlerError> {
+    ctx.live
+        .holds
+        .sync()
+        .await
+        .map_err(|e| HandlerError::Transient(e.to_string()))?;
+    if let Some(h) = ctx.live.holds.get(&id) {
+        return Ok(Some(to_doc(&h)?));
+    }
+    Ok(ctx
+        .store
+        .col(names::SEAT_HOLDS)
+        .find_one(doc! {"_id": id})
+        .await?)
+}
+
+/// The event's sale status from the live view; an event from before the status keys
+/// existed gets its key written once from MongoDB. `None`: no such event.
+async fn sale_status(ctx: &Ctx, event_id: ObjectId) -> Result<Option<String>, HandlerError> {
+    if let Some(s) = ctx.live.locks.status(&event_id) {
+        return Ok(Some(s));
+    }
+    let Some(facts) = ctx.seat_maps.facts(&ctx.store, event_id).await? else {
+        return Ok(None);
+    };
+    // Created only if absent: the catalog's own write, if any, wins.
+    ctx.locks
+        .put_if_absent(&status_key(&event_id), &facts.status)
+        .await?;
+    ctx.live
+        .locks
+        .sync()
+        .await
+        .map_err(|e| HandlerError::Transient(e.to_string()))?;
+    Ok(ctx.live.locks.status(&event_id))
 }
 
 pub async fn create(
@@ -46,35 +89,31 @@ pub async fn create(
     if let Err(e) = check_hold_request(&c.seat_ids, ctx.cfg.max_seats_per_hold) {
         return Ok(Reply::error(ErrorCode::ValidationFailed, e.to_string()));
     }
-    let holds = ctx.store.col(names::SEAT_HOLDS);
     let hold_id = hold_id_for(env);
-    // A redelivery after the hold was stored: answer with it, take nothing again (the
+    // A redelivery after the hold was recorded: answer with it, take nothing again (the
     // hold may have been released since, and its seats are someone else's now).
-    if let Some(existing) = holds.find_one(doc! {"_id": hold_id}).await? {
+    if let Some(existing) = ctx.live.holds.get(&hold_id) {
         let map = ctx.seat_maps.get(&ctx.store, c.event_id).await?;
         emit_created(ctx, env, &existing).await?;
         return Ok(Reply::ok(201, hold_json(&existing, &map)));
     }
 
-    let Some(event) = ctx
-        .store
-        .col(names::EVENTS)
-        .find_one(doc! {"_id": c.event_id})
-        .await?
-    else {
+    let Some(status) = sale_status(ctx, c.event_id).await? else {
         return Ok(Reply::error(ErrorCode::EventNotFound, "no such event"));
     };
-    if event.get_str("status").unwrap_or_default() != "published" {
+    if status != "published" {
         return Ok(Reply::error(
             ErrorCode::EventNotOnSale,
             "the event is not on sale",
         ));
     }
-    if event
-        .get_datetime("eventDate")
-        .map(|d| d.timestamp_millis() < Utc::now().timestamp_millis())
-        .unwrap_or(false)
-    {
+    let over = ctx
+        .seat_maps
+        .facts(&ctx.store, c.event_id)
+        .await?
+        .and_then(|f| f.event_date)
+        .is_some_and(|d| d.timestamp_millis() < Utc::now().timestamp_millis());
+    if over {
         return Ok(Reply::error(ErrorCode::EventNotOnSale, "the event is over"));
     }
     let map = ctx.seat_maps.get(&ctx.store, c.event_id).await?;
@@ -133,12 +172,36 @@ pub async fn create(
         ));
     }
 
+    // The event may have been cancelled while we took the locks. The status key and the
+    // locks share one stream: once this view has applied our own lock writes, a status
+    // written before them is visible here, and a cancellation written after them finds
+    // our locks when it releases the event's holds.
+    let newest = outcomes
+        .iter()
+        .filter_map(|o| match o {
+            Ok(Acquired::Taken(r)) | Ok(Acquired::AlreadyOurs(r)) => Some(*r),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let still_on_sale = match ctx.live.locks.wait_for(newest).await {
+        Ok(()) => ctx.live.locks.status(&c.event_id).as_deref() == Some("published"),
+        Err(e) => {
+            give_back(ctx, &keys, &owner).await;
+            return Err(HandlerError::Transient(e.to_string()));
+        }
+    };
+    if !still_on_sale {
+        give_back(ctx, &keys, &owner).await;
+        return Ok(Reply::error(
+            ErrorCode::EventNotOnSale,
+            "the event is not on sale",
+        ));
+    }
+
     let now = DateTime::now();
     let expires_at =
         DateTime::from_millis(now.timestamp_millis() + ctx.cfg.hold_ttl().as_millis() as i64);
-    // NOTE: no seat document is written here: the seats projection applies
-    // `hold.created` to them (one writer per seat document, batched, off this path).
-
     let prices: Vec<Money> = c.seat_ids.iter().map(|s| map[s].price).collect();
     let currency = prices[0].currency();
     let total = Money::sum(currency, &prices)
@@ -157,65 +220,56 @@ pub async fn create(
         command_id: env.id.clone(),
         updated_at: now,
     };
-    let d = to_doc(&hold)?;
-    // Group-committed with the other handlers' holds (see store::batch).
-    let stored = match ctx.hold_inserts.insert(d.clone()).await {
-        Ok(Inserted::New) => d,
-        Ok(Inserted::Duplicate) => {
-            holds
-                .find_one(doc! {"_id": hold_id})
-                .await?
-                .ok_or_else(|| {
-                    HandlerError::Transient("hold reported duplicate but is missing".into())
-                })?
+    // NOTE: no MongoDB write here: the event is the record; the projections write the
+    // `seat_holds` and `seats` documents from it.
+    emit_created(ctx, env, &hold).await?;
+    Ok(Reply::ok(201, hold_json(&hold, &map)))
+}
+
+/// Gives back the locks of `keys` that `owner` holds (a hold that cannot go on).
+async fn give_back(ctx: &Ctx, keys: &[String], owner: &str) {
+    for r in join_all(keys.iter().map(|k| ctx.locks.release(k, owner))).await {
+        if let Err(e) = r {
+            // The lock's TTL frees it anyway.
+            warn!(error = %e, "could not give back a seat lock");
         }
-        Err(e) => return Err(HandlerError::Transient(format!("storing the hold: {e}"))),
-    };
-    emit_created(ctx, env, &stored).await?;
-    Ok(Reply::ok(201, hold_json(&stored, &map)))
+    }
 }
 
 async fn emit_created(
     ctx: &Ctx,
     env: &CommandEnvelope,
-    hold: &Document,
+    hold: &SeatHold,
 ) -> Result<(), HandlerError> {
-    let id = hold
-        .get_object_id("_id")
-        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
-    let event_id = hold.get_object_id("eventId").ok();
-    let after = api_json(hold);
+    let after = api_json(&to_doc(hold)?);
+    let full = serde_json::to_value(hold).map_err(|e| HandlerError::Permanent(e.to_string()))?;
     ctx.emit(
         env,
         Change {
             kind: "hold.created",
             action: "hold_created",
             entity_type: "hold",
-            entity_id: id,
-            event_id,
+            entity_id: hold.id,
+            event_id: Some(hold.event_id),
             before: None,
             after: Some(after.clone()),
-            data: json!({"seatIds": after["seatIds"], "expiresAt": after["expiresAt"], "userId": after["userId"]}),
+            data: json!({"seatIds": after["seatIds"], "expiresAt": after["expiresAt"], "userId": after["userId"], "hold": full}),
         },
     )
     .await
 }
 
 /// The hold as the API shows it, with each seat's row, number, section and price.
-fn hold_json(hold: &Document, map: &SeatMap) -> Value {
-    let mut v = api_json(hold);
+fn hold_json(hold: &SeatHold, map: &SeatMap) -> Value {
+    let mut v = to_doc(hold).map(|d| api_json(&d)).unwrap_or(Value::Null);
     let seats: Vec<Value> = hold
-        .get_array("seatIds")
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_object_id())
-                .map(|s| match map.get(&s) {
-                    Some(i) => json!({"id": s.to_hex(), "row": i.row, "number": i.number, "section": i.section, "price": i.price}),
-                    None => json!({"id": s.to_hex()}),
-                })
-                .collect()
+        .seat_ids
+        .iter()
+        .map(|s| match map.get(s) {
+            Some(i) => json!({"id": s.to_hex(), "row": i.row, "number": i.number, "section": i.section, "price": i.price}),
+            None => json!({"id": s.to_hex()}),
         })
-        .unwrap_or_default();
+        .collect();
     v["seats"] = Value::Array(seats);
     v
 }
@@ -230,8 +284,7 @@ pub async fn release(
     env: &CommandEnvelope,
     c: &ReleaseHold,
 ) -> Result<Reply, HandlerError> {
-    let holds = ctx.store.col(names::SEAT_HOLDS);
-    let Some(hold) = holds.find_one(doc! {"_id": c.hold_id}).await? else {
+    let Some(hold) = find_hold(ctx, c.hold_id).await? else {
         return Ok(Reply::error(ErrorCode::HoldNotFound, "no such hold"));
     };
     let owner_id = hold.get_object_id("userId").ok();
@@ -280,12 +333,7 @@ pub async fn release(
         ReleaseReason::Released => HoldStatus::Released,
         ReleaseReason::Expired => HoldStatus::Expired,
     };
-    holds
-        .update_one(
-            doc! {"_id": c.hold_id},
-            doc! {"$set": {"status": new_status.as_str(), "updatedAt": now}},
-        )
-        .await?;
+    // The hold's document follows from the event (the projection is its one writer).
     let (kind, action) = match c.reason {
         ReleaseReason::Released => ("hold.released", "hold_released"),
         ReleaseReason::Expired => ("hold.expired", "hold_expired"),

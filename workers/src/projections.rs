@@ -9,6 +9,7 @@
 //!   after the effect), so once the system is quiet the counter is exact.
 
 use std::collections::{HashMap, HashSet};
+use std::future::IntoFuture;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::PullConsumer;
@@ -266,6 +267,7 @@ fn seat_changes(e: &DomainEvent) -> Vec<(ObjectId, SeatChange)> {
 /// path writes none of them. On FerretDB each update is its own SQLite transaction
 /// (~5 ms), so a storm's seat writes are taken off the hold's latency path and coalesced.
 async fn apply_counters(ctx: &Ctx, events: &[DomainEvent]) -> Result<(), HandlerError> {
+    apply_holds(ctx, events).await?;
     let mut last: HashMap<ObjectId, (SeatChange, i64)> = HashMap::new();
     let mut order: Vec<ObjectId> = Vec::new();
     for e in events {
@@ -308,7 +310,7 @@ async fn apply_counters(ctx: &Ctx, events: &[DomainEvent]) -> Result<(), Handler
             },
         };
         let (col, seat) = (seats.clone(), *seat);
-        async move { col.update_one(doc! {"_id": seat}, update).await }
+        async move { persist(|| col.update_one(doc! {"_id": seat}, update.clone()).into_future()).await }
     });
     let writes: Vec<_> = writes.collect();
     // Bounded: a catch-up batch may touch thousands of seats, and the connection pool is
@@ -327,6 +329,99 @@ async fn apply_counters(ctx: &Ctx, events: &[DomainEvent]) -> Result<(), Handler
         .collect();
     for event_id in touched {
         recount(ctx, event_id).await?;
+    }
+    Ok(())
+}
+
+/// Retries one write in place (a short backoff, a few times), so a passing failure does
+/// not send the whole batch back to be applied again from its start.
+async fn persist<T, F, Fut>(mut write: F) -> Result<T, mongodb::error::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, mongodb::error::Error>>,
+{
+    let mut delay = Duration::from_millis(50);
+    let mut tries = 0;
+    loop {
+        match write().await {
+            Ok(v) => return Ok(v),
+            Err(e) if tries < 5 => {
+                tries += 1;
+                warn!(error = %e, tries, "projection write failed; retrying it");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The `seat_holds` documents, of which this projection is the one writer: a hold is
+/// inserted from its `hold.created` event (which carries the whole hold), and its status
+/// follows `hold.released`, `hold.expired` and `hold.converted`. Creations go first (one
+/// `insert_many`; duplicates are earlier deliveries), then each touched hold's last status.
+async fn apply_holds(ctx: &Ctx, events: &[DomainEvent]) -> Result<(), HandlerError> {
+    let col = ctx.store.col(names::SEAT_HOLDS);
+    let mut created = Vec::new();
+    let mut changed: HashMap<ObjectId, Document> = HashMap::new();
+    let mut order = Vec::new();
+    for e in events {
+        let at = DateTime::from_millis(e.occurred_at.timestamp_millis());
+        let set = match e.kind.as_str() {
+            "hold.created" => {
+                if let Some(h) = streams::live::holds::hold_of(e) {
+                    created.push(crate::store::to_doc(&h)?);
+                }
+                continue;
+            }
+            // `endedAt` starts the retention a MongoDB TTL index purges after (see
+            // `store::indexes`).
+            "hold.released" => doc! {"status": "released", "updatedAt": at, "endedAt": at},
+            "hold.expired" => doc! {"status": "expired", "updatedAt": at, "endedAt": at},
+            "hold.converted" => {
+                let booking = e
+                    .after
+                    .as_ref()
+                    .and_then(|a| a.get("convertedToBookingId"))
+                    .and_then(oid_of);
+                doc! {"status": "converted_to_booking", "convertedToBookingId": booking, "updatedAt": at, "endedAt": at}
+            }
+            _ => continue,
+        };
+        if !changed.contains_key(&e.entity_id) {
+            order.push(e.entity_id);
+        }
+        changed.insert(e.entity_id, set);
+    }
+    if !created.is_empty() {
+        let r = persist(|| {
+            col.insert_many(created.clone())
+                .ordered(false)
+                .into_future()
+        })
+        .await;
+        match r {
+            Ok(_) => {}
+            Err(e) if is_duplicate_key(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let writes = order.into_iter().map(|id| {
+        let (col, set) = (col.clone(), changed[&id].clone());
+        async move {
+            persist(|| {
+                col.update_one(doc! {"_id": id}, doc! {"$set": set.clone()})
+                    .into_future()
+            })
+            .await
+        }
+    });
+    let results: Vec<_> = futures::stream::iter(writes)
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    for r in results {
+        r?;
     }
     Ok(())
 }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use bson::{doc, Bson, Document};
 use chrono::NaiveDate;
 use futures::{StreamExt, TryStreamExt};
-use mongodb::options::FindOptions;
 use serde_json::{json, Value};
 use streams::codes::{ErrorCode, Reply};
 use streams::commands::Issuer;
@@ -46,6 +45,11 @@ async fn serve(ctx: Ctx, mut sub: async_nats::Subscriber, mut stopped: watch::Re
         let Some(reply_to) = msg.reply.clone() else {
             continue;
         };
+        // The caller gave up already: doing the read now would only load the database
+        // for nobody (that is how abandoned seat-map scans kept FerretDB busy for minutes).
+        if streams::headers::past_deadline(msg.headers.as_ref()) {
+            continue;
+        }
         let permit = sem
             .clone()
             .acquire_owned()
@@ -53,6 +57,11 @@ async fn serve(ctx: Ctx, mut sub: async_nats::Subscriber, mut stopped: watch::Re
             .expect("semaphore never closed");
         let ctx = ctx.clone();
         inflight.spawn(async move {
+            // Checked again once a permit is free: the wait for it may have been long.
+            if streams::headers::past_deadline(msg.headers.as_ref()) {
+                drop(permit);
+                return;
+            }
             let reply = match serde_json::from_slice::<QueryRequest>(&msg.payload) {
                 Ok(req) => answer(&ctx, &req).await.unwrap_or_else(|e| {
                     warn!(error = %e, "query failed");
@@ -126,29 +135,11 @@ pub async fn answer(ctx: &Ctx, req: &QueryRequest) -> Result<Reply, StoreError> 
                 Some(e) if visible(&e, &req.issuer) => {}
                 _ => return Ok(Reply::error(ErrorCode::EventNotFound, "no such event")),
             }
-            let mut filter = doc! {"eventId": event_id};
-            if let Some(s) = section {
-                filter.insert("section", s);
-            }
-            if let Some(s) = status {
-                filter.insert("status", s);
-            }
-            let opts = FindOptions::builder()
-                .sort(doc! {"row": 1, "number": 1})
-                .projection(doc! {"heldBy": 0, "bookedBy": 0, "holdId": 0, "bookingId": 0})
-                .build();
-            let items: Vec<Value> = col(names::SEATS)
-                .find(filter)
-                .with_options(opts)
-                .await?
-                .map_ok(|d| api_json(&d))
-                .try_collect()
-                .await?;
-            Reply::ok(200, json!({"total": items.len(), "items": items}))
+            live_seats(ctx, *event_id, section.as_deref(), status.as_deref()).await?
         }
-        Query::GetHold { hold_id } => match col(names::SEAT_HOLDS)
-            .find_one(doc! {"_id": hold_id})
-            .await?
+        Query::GetHold { hold_id } => match crate::holds::find_hold(ctx, *hold_id)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
         {
             Some(h) if owns(&h, &req.issuer) => Reply::ok(200, api_json(&h)),
             _ => Reply::error(ErrorCode::HoldNotFound, "no such hold"),
@@ -226,6 +217,48 @@ pub async fn answer(ctx: &Ctx, req: &QueryRequest) -> Result<Reply, StoreError> 
             crate::analytics::read(ctx, *event_id, period.as_deref()).await?
         }
     })
+}
+
+/// An event's seats as they are now: the catalog (row, number, section, price: it never
+/// changes) from the per-process cache, each seat's status from the live lock view after
+/// the read barrier, so every hold, booking, payment, release and expiry answered before
+/// this read shows, whichever process made it. No database scan.
+async fn live_seats(
+    ctx: &Ctx,
+    event_id: domain::ObjectId,
+    section: Option<&str>,
+    status: Option<&str>,
+) -> Result<Reply, StoreError> {
+    ctx.live
+        .locks
+        .sync()
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    let map = ctx.seat_maps.get(&ctx.store, event_id).await?;
+    let mut seats: Vec<_> = map
+        .iter()
+        .filter(|(_, i)| section.is_none_or(|s| i.section == s))
+        .collect();
+    seats.sort_by(|a, b| (&a.1.row, a.1.number).cmp(&(&b.1.row, b.1.number)));
+    let items: Vec<Value> = ctx.live.locks.with_event(&event_id, |locks| {
+        seats
+            .into_iter()
+            .filter_map(|(id, i)| {
+                let now = locks.seats.get(id).map_or("available", |l| l.api_status());
+                if status.is_some_and(|s| s != now) {
+                    return None;
+                }
+                Some(json!({
+                    "id": id.to_hex(), "eventId": event_id.to_hex(), "row": i.row,
+                    "number": i.number, "section": i.section, "price": i.price, "status": now,
+                }))
+            })
+            .collect()
+    });
+    Ok(Reply::ok(
+        200,
+        json!({"total": items.len(), "items": items}),
+    ))
 }
 
 /// Published events are public; drafts and the rest only for admins.

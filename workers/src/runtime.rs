@@ -79,7 +79,15 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
     let vault = setup::ensure_card_vault(&js, &ns, &wire)
         .await
         .map_err(|e| anyhow::anyhow!("ensuring card vault: {e}"))?;
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    // Far enough back for every hold that may still be active or booked.
+    let lookback = cfg.hold_ttl() + Duration::from_secs(45 * 60);
+    let live = streams::live::Live::start(&js, &ns, lookback, &mut tasks, stopped.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("loading the live views: {e}"))?;
     let ctx = Ctx {
+        live,
         gateway: Arc::new(crate::payments::gateway::Simulated::new(store.clone())),
         vault,
         locks: SeatLocks::new(js.clone(), locks_kv, ns.seat_locks_bucket()),
@@ -97,8 +105,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
         store,
         qr_keys: crate::qrkeys::load_if_needed(&cfg)?.map(Arc::new),
     };
-    let (stop, stopped) = watch::channel(false);
-    let mut tasks = JoinSet::new();
     for (area, name) in [
         (Area::Users, "accounts"),
         (Area::Events, "catalog"),
@@ -237,7 +243,17 @@ async fn handle_message(ctx: &Ctx, msg: jetstream::Message) {
             Ok(None) => {}
             Err(e) => warn!(error = %e, "results bucket unreadable; applying idempotently"),
         }
-        match dispatch(ctx, &env).await {
+        // Nobody waits for the answer any more: recorded as not applied, so the
+        // caller's `GET /v1/commands/{id}` says so, and the work is not done.
+        let outcome = if streams::headers::past_deadline(msg.headers.as_ref()) {
+            Ok(Reply::error(
+                ErrorCode::RequestExpired,
+                "the request waited past its deadline and was not applied; nothing changed (send it again with a new Idempotency-Key)",
+            ))
+        } else {
+            dispatch(ctx, &env).await
+        };
+        match outcome {
             Ok(reply) => {
                 if let Some(inbox) = &inbox {
                     if let Err(e) = respond(&ctx.client, inbox, &reply).await {

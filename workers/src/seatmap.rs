@@ -23,15 +23,56 @@ pub struct SeatInfo {
 
 pub type SeatMap = Arc<HashMap<ObjectId, SeatInfo>>;
 
+/// What the hold path needs of an event document: its date (which never changes) and the
+/// status it had when first read (used only to write a missing sale-status key).
+#[derive(Debug, Clone)]
+pub struct EventFacts {
+    pub status: String,
+    pub event_date: Option<bson::DateTime>,
+}
+
 #[derive(Clone, Default)]
 pub struct SeatMaps {
     inner: Arc<RwLock<HashMap<ObjectId, SeatMap>>>,
     /// One load at a time: in an on-sale storm hundreds of handlers ask for the same map
     /// at once, and one scan serves them all.
     loading: Arc<tokio::sync::Mutex<()>>,
+    facts: Arc<RwLock<HashMap<ObjectId, EventFacts>>>,
 }
 
 impl SeatMaps {
+    /// The event's facts, read from MongoDB once per process; `None`: no such event.
+    pub async fn facts(
+        &self,
+        store: &Store,
+        event_id: ObjectId,
+    ) -> Result<Option<EventFacts>, StoreError> {
+        if let Some(f) = self
+            .facts
+            .read()
+            .ok()
+            .and_then(|m| m.get(&event_id).cloned())
+        {
+            return Ok(Some(f));
+        }
+        let Some(d) = store
+            .col(names::EVENTS)
+            .find_one(doc! {"_id": event_id})
+            .projection(doc! {"status": 1, "eventDate": 1})
+            .await?
+        else {
+            return Ok(None);
+        };
+        let f = EventFacts {
+            status: d.get_str("status").unwrap_or("draft").to_string(),
+            event_date: d.get_datetime("eventDate").ok().copied(),
+        };
+        if let Ok(mut w) = self.facts.write() {
+            w.insert(event_id, f.clone());
+        }
+        Ok(Some(f))
+    }
+
     fn cached(&self, event_id: ObjectId) -> Option<SeatMap> {
         self.inner
             .read()

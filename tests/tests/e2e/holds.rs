@@ -195,7 +195,11 @@ async fn the_same_idempotency_key_returns_the_first_hold_and_applies_once() {
         assert_eq!(r.body["id"], r1.body["id"]);
     }
     let oid = ObjectId::parse_str(&event).unwrap();
-    assert_eq!(app.count("seat_holds", doc! {"eventId": oid}).await, 1);
+    assert_eq!(
+        app.settled_count("seat_holds", doc! {"eventId": oid}, 1)
+            .await,
+        1
+    );
     app.shutdown().await;
 }
 

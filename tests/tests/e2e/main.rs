@@ -6,6 +6,7 @@ mod analytics;
 mod bad_input;
 mod events;
 mod holds;
+mod live;
 mod money;
 mod notifications;
 mod race;

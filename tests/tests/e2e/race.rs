@@ -41,8 +41,15 @@ async fn concurrent_buyers_never_share_a_seat_and_losers_get_409() {
         assert_eq!((r.status, r.code()), (409, "seats_unavailable"), "{r:?}");
     }
 
-    // No seat is in two active holds.
+    // No seat is in two active holds (the documents are the projection's, so they are
+    // waited for).
     let oid = ObjectId::parse_str(&event).unwrap();
+    app.settled_count(
+        "seat_holds",
+        doc! {"eventId": oid, "status": "active"},
+        won.len() as u64,
+    )
+    .await;
     let holds: Vec<bson::Document> = app
         .db
         .collection::<bson::Document>("seat_holds")

@@ -98,7 +98,11 @@ async fn a_hold_command_delivered_twice_has_one_effect() {
     assert_eq!(third.status, 201);
     assert_eq!(third.body["id"], first.body["id"]);
 
-    assert_eq!(app.count("seat_holds", doc! {"eventId": event}).await, 1);
+    assert_eq!(
+        app.settled_count("seat_holds", doc! {"eventId": event}, 1)
+            .await,
+        1
+    );
     assert!(
         app.wait_seats(doc! {"eventId": event, "status": "held"}, 2)
             .await
@@ -138,7 +142,11 @@ async fn a_command_sent_twice_through_jetstream_dedup_is_applied_once() {
         p.duplicate,
         "JetStream drops the same Nats-Msg-Id inside the window"
     );
-    assert_eq!(app.count("seat_holds", doc! {"eventId": event}).await, 1);
+    assert_eq!(
+        app.settled_count("seat_holds", doc! {"eventId": event}, 1)
+            .await,
+        1
+    );
     app.shutdown().await;
 }
 

@@ -3,6 +3,13 @@
 //!
 //! NOTE: TTL indexes are created only where the server supports them (MongoDB). FerretDB
 //! v1 has none; expiry never depends on them (the expiry worker does the work).
+//!
+//! NOTE: a MongoDB TTL index *deletes* the document. The data model's "TTL" on
+//! `seats.heldUntil` and `seat_holds.expiresAt` would delete a seat, or a hold still being
+//! booked, whenever expiry or the projections lag past that time. So no TTL index is on a
+//! field of a live record: seats have none, and a hold is purged only after it ended,
+//! through `endedAt` (set by the projection when it is released, expires or becomes a
+//! booking) plus [`HOLD_RETENTION`].
 
 use bson::{doc, Document};
 use mongodb::options::IndexOptions;
@@ -32,12 +39,15 @@ fn unique(keys: Document, name: &str) -> IndexModel {
         .build()
 }
 
-fn ttl(keys: Document, name: &str) -> IndexModel {
+/// How long an ended hold is kept before MongoDB's TTL monitor purges it.
+pub const HOLD_RETENTION: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
+fn ttl(keys: Document, name: &str, after: std::time::Duration) -> IndexModel {
     IndexModel::builder()
         .keys(keys)
         .options(
             IndexOptions::builder()
-                .expire_after(std::time::Duration::ZERO)
+                .expire_after(after)
                 .name(name.to_string())
                 .build(),
         )
@@ -192,22 +202,18 @@ pub fn all(with_ttl: bool) -> Vec<CollectionIndexes> {
             ],
         },
     ];
-    if with_ttl {
-        for c in &mut plan {
-            match c.collection {
-                names::SEATS => c.indexes.push(ttl(doc! {"heldUntil": 1}, "held_until_ttl")),
-                names::SEAT_HOLDS => c.indexes.push(ttl(doc! {"expiresAt": 1}, "expires_at_ttl")),
-                _ => {}
+    for c in &mut plan {
+        match c.collection {
+            // Indexed for the sweeps; never a TTL (see the module's note).
+            names::SEATS => c.indexes.push(plain(doc! {"heldUntil": 1})),
+            names::SEAT_HOLDS => {
+                c.indexes.push(plain(doc! {"expiresAt": 1}));
+                if with_ttl {
+                    c.indexes
+                        .push(ttl(doc! {"endedAt": 1}, "ended_at_ttl", HOLD_RETENTION));
+                }
             }
-        }
-    } else {
-        // Without TTL the expiry fields are still indexed for the sweeps.
-        for c in &mut plan {
-            match c.collection {
-                names::SEATS => c.indexes.push(plain(doc! {"heldUntil": 1})),
-                names::SEAT_HOLDS => c.indexes.push(plain(doc! {"expiresAt": 1})),
-                _ => {}
-            }
+            _ => {}
         }
     }
     plan
@@ -225,5 +231,47 @@ mod tests {
             assert!(cols.contains(c), "{c} has no index plan");
         }
         assert!(plan.iter().all(|c| !c.indexes.is_empty()));
+    }
+
+    /// The TTL indexes of a plan: (collection, keys, expireAfter).
+    fn ttls(plan: &[CollectionIndexes]) -> Vec<(&'static str, Document, std::time::Duration)> {
+        plan.iter()
+            .flat_map(|c| {
+                c.indexes.iter().filter_map(move |i| {
+                    let after = i.options.as_ref()?.expire_after?;
+                    Some((c.collection, i.keys.clone(), after))
+                })
+            })
+            .collect()
+    }
+
+    #[test]
+    fn no_ttl_index_can_delete_a_live_record() {
+        assert!(ttls(&all(false)).is_empty(), "FerretDB gets no TTL index");
+        let on_mongodb = ttls(&all(true));
+        assert_eq!(
+            on_mongodb,
+            vec![(names::SEAT_HOLDS, doc! {"endedAt": 1}, HOLD_RETENTION)],
+            "only ended holds are purged, after their retention"
+        );
+        assert!(HOLD_RETENTION >= std::time::Duration::from_secs(24 * 3600));
+        for plan in [all(false), all(true)] {
+            for c in &plan {
+                for i in &c.indexes {
+                    let ttl = i.options.as_ref().and_then(|o| o.expire_after);
+                    if c.collection == names::SEATS {
+                        assert!(ttl.is_none(), "a seat is never deleted: {:?}", i.keys);
+                    }
+                    if i.keys.contains_key("expiresAt") || i.keys.contains_key("heldUntil") {
+                        assert!(
+                            ttl.is_none(),
+                            "{}: {:?} is a live record's field",
+                            c.collection,
+                            i.keys
+                        );
+                    }
+                }
+            }
+        }
     }
 }

@@ -20,6 +20,9 @@ pub enum StoreError {
     Mongo(#[from] mongodb::error::Error),
     #[error("bson: {0}")]
     Bson(String),
+    /// A live view (see `streams::live`) could not answer in time.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl From<bson::ser::Error> for StoreError {
