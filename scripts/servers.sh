@@ -27,10 +27,12 @@ PGDATA_DIR="$DATA/postgres"
 # because a cluster directory only opens with the major version that made it.
 PG_MAJOR=15
 PG_BIN="${TICKETING_PG_BIN:-/usr/lib/postgresql/$PG_MAJOR/bin}"
-# FerretDB's pool: 2 cores here, so more PostgreSQL backends than a few per core only
-# contend for the same CPU and locks; 16 keeps every worker pool (8 writers, 16 readers)
-# from queueing behind each other, measured in bench/examples/ferret_probe.rs.
-FERRET_POOL="${TICKETING_FERRETDB_POOL_MAX_CONNS:-16}"
+# FerretDB's pool of PostgreSQL connections. NOTE: FerretDB v1 can hold one connection
+# while it waits for a second (metadata, then the query), so a pool smaller than the
+# number of client operations in flight deadlocks: 16 did, with the workers' 8 writers and
+# 16 readers (every read then hung). 80 stays above what the workers (24), the tests and
+# the bench's ceiling loop open at once, and under PostgreSQL's max_connections (100).
+FERRET_POOL="${TICKETING_FERRETDB_POOL_MAX_CONNS:-80}"
 
 build() {
   mkdir -p "$BIN"
@@ -141,7 +143,7 @@ unix_socket_directories = '$PGDATA_DIR'
 fsync = on
 synchronous_commit = on
 full_page_writes = on
-max_connections = 60
+max_connections = 100
 shared_buffers = 256MB
 work_mem = 16MB
 PGCONF

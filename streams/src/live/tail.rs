@@ -107,6 +107,12 @@ impl Tail {
         let consumer = stream
             .create_consumer(push::OrderedConfig {
                 deliver_subject: self.inner.js.client().new_inbox(),
+                // The server wants a filter with "last per subject"; `>` is every subject.
+                filter_subject: if matches!(policy, DeliverPolicy::LastPerSubject) {
+                    ">".to_string()
+                } else {
+                    String::new()
+                },
                 deliver_policy: policy,
                 replay_policy: ReplayPolicy::Instant,
                 ..Default::default()
