@@ -308,8 +308,14 @@ impl TestApp {
 
     /// The seat ids of an event, in row/number order.
     pub async fn seat_ids(&self, event_id: &str) -> Vec<String> {
+        self.seat_ids_with(event_id, None).await
+    }
+
+    /// The ids of the event's seats with `status` (all seats for `None`), in row/number order.
+    pub async fn seat_ids_with(&self, event_id: &str, status: Option<&str>) -> Vec<String> {
+        let filter = status.map(|s| format!("?status={s}")).unwrap_or_default();
         let r = self
-            .get(&format!("/v1/events/{event_id}/seats"), None)
+            .get(&format!("/v1/events/{event_id}/seats{filter}"), None)
             .await;
         assert_eq!(r.status, 200, "seats: {r:?}");
         r.body["items"]

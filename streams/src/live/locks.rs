@@ -175,11 +175,6 @@ impl LockView {
             None => f(&EventLocks::default()),
         }
     }
-
-    /// How many of the event's seats are locked (held, pending or sold).
-    pub fn locked_count(&self, event: &ObjectId) -> usize {
-        self.with_event(event, |e| e.seats.len())
-    }
 }
 
 #[cfg(test)]

@@ -11,15 +11,9 @@ use serde_json::json;
 
 /// The ids of the event's seats with `status`, read through the API.
 async fn seats_with(app: &TestApp, event: &str, status: &str) -> HashSet<String> {
-    let r = app
-        .get(&format!("/v1/events/{event}/seats?status={status}"), None)
-        .await;
-    assert_eq!(r.status, 200, "{r:?}");
-    r.body["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|s| s["id"].as_str().expect("id").to_string())
+    app.seat_ids_with(event, Some(status))
+        .await
+        .into_iter()
         .collect()
 }
 
