@@ -22,6 +22,7 @@ const DEFAULT_QUERY_TIMEOUT_MS: u64 = 5_000;
 const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 30_000;
 const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 const DEFAULT_MAX_SEATS_PER_HOLD: usize = 10;
+const DEFAULT_MAX_IN_FLIGHT: usize = 1024;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -103,6 +104,11 @@ pub struct Config {
     #[arg(long, env = "TICKETING_MAX_SEATS_PER_HOLD", default_value_t = DEFAULT_MAX_SEATS_PER_HOLD)]
     pub max_seats_per_hold: usize,
 
+    /// Requests handled at once; one more is answered 503 `overloaded` with
+    /// `Retry-After` at once, instead of queueing behind work that may time out.
+    #[arg(long, env = "TICKETING_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT)]
+    pub max_in_flight: usize,
+
     /// FOR TESTS ONLY: hash passwords with minimal argon2 parameters (m=8 KiB, t=1) so
     /// debug-build test suites run fast. Never enable it in production: such hashes are
     /// cheap to brute-force. Verification reads the parameters from each stored hash, so
@@ -134,6 +140,7 @@ impl Config {
             log_format: LogFormat::Text,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             max_seats_per_hold: DEFAULT_MAX_SEATS_PER_HOLD,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             fast_hashing: false,
         }
     }
@@ -175,8 +182,10 @@ impl Config {
         if self.token_ttl_secs == 0 || self.reply_timeout_ms == 0 || self.query_timeout_ms == 0 {
             return Err("token TTL and timeouts must be positive".into());
         }
-        if self.max_body_bytes == 0 || self.max_seats_per_hold == 0 {
-            return Err("max body bytes and max seats per hold must be positive".into());
+        if self.max_body_bytes == 0 || self.max_seats_per_hold == 0 || self.max_in_flight == 0 {
+            return Err(
+                "max body bytes, max seats per hold and max in flight must be positive".into(),
+            );
         }
         if self.stream_replicas == 0 {
             return Err("stream replicas must be at least 1".into());

@@ -33,6 +33,8 @@ type OnQuery = Box<dyn Fn(&QueryRequest) -> Reply + Send + Sync>;
 struct FakeBus {
     connected: bool,
     down: bool,
+    /// How long each query takes.
+    query_delay: Duration,
     sent: Mutex<Vec<CommandEnvelope>>,
     asked: Mutex<Vec<QueryRequest>>,
     stored: Mutex<HashMap<String, StoredResult>>,
@@ -45,6 +47,7 @@ impl FakeBus {
         FakeBus {
             connected: true,
             down: false,
+            query_delay: Duration::ZERO,
             sent: Mutex::default(),
             asked: Mutex::default(),
             stored: Mutex::default(),
@@ -121,6 +124,7 @@ impl Bus for FakeBus {
                 return Err(WireError::nats("connection refused"));
             }
             self.asked.lock().unwrap().push(req.clone());
+            tokio::time::sleep(self.query_delay).await;
             Ok((self.on_query)(req))
         })
     }
@@ -907,6 +911,46 @@ async fn a_lost_bus_is_503_unavailable_without_internals() {
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
     );
     assert!(!r.body.to_string().contains("refused"));
+    assert_eq!(
+        r.headers[header::RETRY_AFTER],
+        "1",
+        "every 503 says when to retry"
+    );
+}
+
+#[tokio::test]
+async fn requests_over_the_in_flight_bound_are_shed_with_retry_after() {
+    let mut bus = FakeBus::echo();
+    bus.query_delay = Duration::from_millis(300);
+    let mut cfg = test_config();
+    cfg.max_in_flight = 1;
+    let app = Arc::new(app_with(bus, cfg));
+    let first = {
+        let app = app.clone();
+        tokio::spawn(async move { app.call("GET", "/v1/events", None, None, &[]).await })
+    };
+    // The first read holds the only slot while the bus answers it.
+    while app.bus.asked().is_empty() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let shed = app.call("GET", "/v1/events", None, None, &[]).await;
+    assert_eq!(
+        (shed.status, shed.code()),
+        (StatusCode::SERVICE_UNAVAILABLE, "overloaded")
+    );
+    assert_eq!(shed.headers[header::RETRY_AFTER], "1");
+    assert_eq!(app.bus.asked().len(), 1, "a shed request reaches no worker");
+    // Probes are answered whatever the load.
+    assert_ne!(
+        app.call("GET", "/healthz", None, None, &[]).await.code(),
+        "overloaded"
+    );
+    let first = first.await.unwrap();
+    assert_ne!(first.code(), "overloaded");
+    // The slot is free again: the next request is handled.
+    let next = app.call("GET", "/v1/events", None, None, &[]).await;
+    assert_ne!(next.code(), "overloaded");
+    assert_eq!(app.bus.asked().len(), 2);
 }
 
 #[tokio::test]

@@ -62,6 +62,9 @@ pub enum ErrorCode {
     Unavailable,
     /// The command reached a worker after its caller's deadline and was not applied.
     RequestExpired,
+    /// Too much work is queued in front of a worker or the gateway; sent with
+    /// `Retry-After`, nothing was applied.
+    Overloaded,
 }
 
 impl ErrorCode {
@@ -93,7 +96,7 @@ impl ErrorCode {
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
             Internal => 500,
-            Unavailable | RequestExpired => 503,
+            Unavailable | RequestExpired | Overloaded => 503,
         }
     }
 
@@ -143,6 +146,7 @@ impl ErrorCode {
             Internal => "internal",
             Unavailable => "unavailable",
             RequestExpired => "request_expired",
+            Overloaded => "overloaded",
         }
     }
 }

@@ -11,13 +11,17 @@ pub mod notifications;
 pub mod ops;
 pub mod tickets;
 
-use axum::extract::{DefaultBodyLimit, Request};
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use streams::codes::ErrorCode;
 use streams::commands::Issuer;
 use streams::queries::{Query, QueryRequest};
+use tokio::sync::Semaphore;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -47,6 +51,10 @@ pub fn router(state: AppState, cfg: &Config) -> Router {
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             cfg.request_timeout(),
+        ))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(Semaphore::new(cfg.max_in_flight)),
+            shed,
         ))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn(crate::metrics::track))
@@ -90,6 +98,31 @@ async fn sanitize_request_id(mut req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
+/// Seconds a client is told to wait after a 503 (every 503 says it).
+pub const RETRY_AFTER_SECS: &str = "1";
+
+/// Sheds load: a request over the in-flight bound is answered 503 `overloaded` at once
+/// (probes and metrics are always answered, so an overloaded gateway is not restarted
+/// for being busy).
+async fn shed(State(slots): State<Arc<Semaphore>>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if matches!(path, "/healthz" | "/readyz" | "/metrics") {
+        return next.run(req).await;
+    }
+    match slots.try_acquire_owned() {
+        Ok(permit) => {
+            let response = next.run(req).await;
+            drop(permit);
+            response
+        }
+        Err(_) => ApiError::new(
+            ErrorCode::Overloaded,
+            "the gateway is handling too many requests, try again shortly",
+        )
+        .into_response(),
+    }
+}
+
 async fn not_found() -> ApiError {
     ApiError::from_status(StatusCode::NOT_FOUND)
 }
@@ -100,10 +133,16 @@ async fn method_not_allowed() -> ApiError {
 
 /// Gives every error response our JSON body, including those made below the handlers
 /// (the timeout layer's 503, a 413 from the body limit); headers such as `Allow` and
-/// `x-request-id` are kept.
+/// `x-request-id` are kept. Every 503 carries `Retry-After`.
 async fn json_errors(req: Request, next: Next) -> Response {
-    let response = next.run(req).await;
+    let mut response = next.run(req).await;
     let status = response.status();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response
+            .headers_mut()
+            .entry(header::RETRY_AFTER)
+            .or_insert(HeaderValue::from_static(RETRY_AFTER_SECS));
+    }
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
