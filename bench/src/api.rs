@@ -217,6 +217,21 @@ impl Api {
         Ok(seats)
     }
 
+    /// One read of the whole seat map, as a buyer's page makes it: its status (0 when
+    /// no HTTP answer came) and the number of seats listed.
+    pub async fn seat_map(&self, event_id: &str) -> (u16, usize) {
+        let url = self.url(&format!("/v1/events/{event_id}/seats"));
+        let Ok(resp) = self.http.get(&url).send().await else {
+            return (0, 0);
+        };
+        let status = resp.status().as_u16();
+        let seats = match resp.json::<Value>().await {
+            Ok(v) => v["items"].as_array().map_or(0, Vec::len),
+            Err(_) => 0,
+        };
+        (status, seats)
+    }
+
     /// POST /v1/events/{id}/holds `{seatIds}`.
     pub async fn hold(&self, token: &str, event_id: &str, seat_ids: &[&str]) -> HoldOutcome {
         let sent = self

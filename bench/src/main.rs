@@ -101,6 +101,11 @@ struct Args {
     #[arg(long)]
     purchase: bool,
 
+    /// Readers that fetch the whole seat map in a loop while the storm runs (0: none),
+    /// as buyers' pages do: reads/s and latency are reported beside the holds.
+    #[arg(long, default_value_t = 8)]
+    seat_map_readers: usize,
+
     /// Hard stop of the whole run, in seconds.
     #[arg(long, default_value_t = 120)]
     duration_limit_secs: u64,
@@ -186,6 +191,13 @@ async fn storm_phase(args: &Args, deadline: Instant) -> anyhow::Result<(Report, 
     if storm_deadline <= Instant::now() {
         bail!("set-up took {setup:?}: no time left for the storm within --duration-limit-secs");
     }
+    let readers = SeatMapReaders::start(
+        &api,
+        &event_id,
+        args.seat_map_readers,
+        plan.total_seats(),
+        storm_deadline,
+    );
     let result = storm::run(
         &api,
         tokens,
@@ -199,11 +211,13 @@ async fn storm_phase(args: &Args, deadline: Instant) -> anyhow::Result<(Report, 
         },
     )
     .await;
+    let reads = readers.stop().await;
     let mut report = Report::default();
     report
         .section("set-up")
         .line("admin login, event, buyers, seat map", secs(setup));
     storm_report(&mut report, args, &event_id, &pool, &result);
+    reads.report(&mut report, args.seat_map_readers, pool.total());
     Ok((report, result))
 }
 
@@ -394,4 +408,109 @@ fn run_tag() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis().to_string())
         .unwrap_or_else(|_| std::process::id().to_string())
+}
+
+/// Seat-map reads made while the storm runs.
+struct SeatMapReaders {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    tasks: Vec<tokio::task::JoinHandle<SeatMapReads>>,
+}
+
+#[derive(Default)]
+struct SeatMapReads {
+    latency_us: Option<hdrhistogram::Histogram<u64>>,
+    ok: u64,
+    statuses: std::collections::BTreeMap<u16, u64>,
+    /// Reads that did not list every seat of the event.
+    short: u64,
+    duration: Duration,
+}
+
+impl SeatMapReaders {
+    fn start(api: &Api, event_id: &str, readers: usize, seats: usize, deadline: Instant) -> Self {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let tasks = (0..readers)
+            .map(|_| {
+                let (api, event_id, stop) = (api.clone(), event_id.to_string(), stop.clone());
+                tokio::spawn(async move {
+                    let mut r = SeatMapReads {
+                        latency_us: Some(bench::storm::new_histogram()),
+                        ..Default::default()
+                    };
+                    let started = Instant::now();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                        && Instant::now() < deadline
+                    {
+                        let t = Instant::now();
+                        let (status, n) = api.seat_map(&event_id).await;
+                        let us = t.elapsed().as_micros() as u64;
+                        *r.statuses.entry(status).or_default() += 1;
+                        if status == 200 {
+                            r.ok += 1;
+                            if let Some(h) = r.latency_us.as_mut() {
+                                let _ = h.record(us.max(1));
+                            }
+                            if n != seats {
+                                r.short += 1;
+                            }
+                        }
+                    }
+                    r.duration = started.elapsed();
+                    r
+                })
+            })
+            .collect();
+        SeatMapReaders { stop, tasks }
+    }
+
+    async fn stop(self) -> SeatMapReads {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut all = SeatMapReads {
+            latency_us: Some(bench::storm::new_histogram()),
+            ..Default::default()
+        };
+        for t in self.tasks {
+            let Ok(r) = t.await else { continue };
+            all.ok += r.ok;
+            all.short += r.short;
+            all.duration = all.duration.max(r.duration);
+            for (s, n) in r.statuses {
+                *all.statuses.entry(s).or_default() += n;
+            }
+            if let (Some(a), Some(b)) = (all.latency_us.as_mut(), r.latency_us.as_ref()) {
+                let _ = a.add(b);
+            }
+        }
+        all
+    }
+}
+
+impl SeatMapReads {
+    fn report(&self, r: &mut Report, readers: usize, seats: usize) {
+        r.section("seat-map reads during the storm (GET /v1/events/{id}/seats)");
+        if readers == 0 {
+            r.line("skipped", "--seat-map-readers 0");
+            return;
+        }
+        r.line("readers (closed loop)", readers)
+            .line("seats per map", seats)
+            .line(
+                "answered 200",
+                format!("{} ({})", self.ok, rate(self.ok, self.duration)),
+            );
+        if let Some(h) = &self.latency_us {
+            r.latencies("seat map", h);
+        }
+        for (s, n) in self.statuses.iter().filter(|(s, _)| **s != 200) {
+            let label = if *s == 0 {
+                "no HTTP answer".to_string()
+            } else {
+                format!("HTTP {s}")
+            };
+            r.line(&format!("other: {label}"), n);
+        }
+        if self.short > 0 {
+            r.line("maps not listing every seat", self.short);
+        }
+    }
 }

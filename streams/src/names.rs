@@ -110,6 +110,9 @@ impl Namespace {
     pub fn card_vault_bucket(&self) -> String {
         self.bucket("card-vault")
     }
+    pub fn gate_tickets_bucket(&self) -> String {
+        self.bucket("gate-tickets")
+    }
     pub fn results_bucket(&self) -> String {
         self.bucket("command-results")
     }

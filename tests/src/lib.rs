@@ -386,6 +386,20 @@ impl TestApp {
         self.count(collection, filter).await
     }
 
+    /// Waits (up to 5 s) for a document matching `filter`: documents written by the
+    /// projections (scan records, a scanned ticket) follow the answers a little.
+    pub async fn find_when(
+        &self,
+        collection: &str,
+        filter: bson::Document,
+    ) -> Option<bson::Document> {
+        wait_until(Duration::from_secs(5), || async {
+            self.find_one(collection, filter.clone()).await.is_some()
+        })
+        .await;
+        self.find_one(collection, filter).await
+    }
+
     pub async fn wait_seats(&self, filter: bson::Document, n: u64) -> bool {
         wait_until(Duration::from_secs(10), || {
             let filter = filter.clone();

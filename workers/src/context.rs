@@ -33,6 +33,8 @@ pub struct Ctx {
     pub hold_inserts: crate::store::batch::Inserter,
     /// The payment provider (simulated by default).
     pub gateway: Arc<dyn crate::payments::gateway::PaymentGateway>,
+    /// Each ticket as a gate sees it, and its first scan (see `gate`).
+    pub gate: async_nats::jetstream::kv::Store,
     /// Card numbers in transit from the gateway.
     pub vault: async_nats::jetstream::kv::Store,
     /// QR signing and verification keys; loaded only by processes that run the

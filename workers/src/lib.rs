@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod config;
 pub mod context;
 pub mod expiry;
+pub mod gate;
 pub mod holds;
 pub mod leases;
 pub mod notifications;

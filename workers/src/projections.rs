@@ -17,7 +17,8 @@ use bson::{doc, Document};
 use domain::audit::{AuditLog, AuditStatus, Changes};
 use domain::ids::derive_object_id;
 use domain::{DateTime, ObjectId};
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use streams::events::DomainEvent;
 use streams::setup;
 use tokio::sync::watch;
@@ -268,6 +269,7 @@ fn seat_changes(e: &DomainEvent) -> Vec<(ObjectId, SeatChange)> {
 /// (~5 ms), so a storm's seat writes are taken off the hold's latency path and coalesced.
 async fn apply_counters(ctx: &Ctx, events: &[DomainEvent]) -> Result<(), HandlerError> {
     apply_holds(ctx, events).await?;
+    apply_scans(ctx, events).await?;
     let mut last: HashMap<ObjectId, (SeatChange, i64)> = HashMap::new();
     let mut order: Vec<ObjectId> = Vec::new();
     for e in events {
@@ -310,18 +312,14 @@ async fn apply_counters(ctx: &Ctx, events: &[DomainEvent]) -> Result<(), Handler
             },
         };
         let (col, seat) = (seats.clone(), *seat);
-        async move { persist(|| col.update_one(doc! {"_id": seat}, update.clone()).into_future()).await }
+        async move {
+            persist(|| col.update_one(doc! {"_id": seat}, update.clone()).into_future()).await?;
+            Ok(())
+        }
+        .boxed()
     });
-    let writes: Vec<_> = writes.collect();
-    // Bounded: a catch-up batch may touch thousands of seats, and the connection pool is
-    // shared with the other workers of the process.
-    let results: Vec<_> = futures::stream::iter(writes)
-        .buffer_unordered(16)
-        .collect()
-        .await;
-    for r in results {
-        r?;
-    }
+    // Bounded: a catch-up batch may touch thousands of seats.
+    bounded(writes.collect()).await?;
     let touched: HashSet<ObjectId> = events
         .iter()
         .filter(|e| matches!(e.entity(), "hold" | "booking" | "event" | "seat"))
@@ -413,17 +411,105 @@ async fn apply_holds(ctx: &Ctx, events: &[DomainEvent]) -> Result<(), HandlerErr
                 col.update_one(doc! {"_id": id}, doc! {"$set": set.clone()})
                     .into_future()
             })
-            .await
+            .await?;
+            Ok(())
         }
+        .boxed()
     });
+    bounded(writes.collect()).await
+}
+
+/// Runs the writes, 16 at a time (the connection pool is shared with the other workers
+/// of the process), and fails with the first failure once all have run.
+/// (Boxed: a generic future here trips the compiler's `Send` inference in the spawned
+/// projection loop.)
+async fn bounded(writes: Vec<BoxFuture<'_, Result<(), HandlerError>>>) -> Result<(), HandlerError> {
     let results: Vec<_> = futures::stream::iter(writes)
         .buffer_unordered(16)
         .collect()
         .await;
-    for r in results {
-        r?;
+    results.into_iter().collect()
+}
+
+/// Gate scans, decided in NATS KV by the scans worker (see `gate`): every scan's
+/// `ticket_scans` record (carried whole by its event; `_id` unique, so a redelivery
+/// inserts nothing twice), and for each first scan the ticket's scan fields and the QR
+/// code's `scanCount` (set, not incremented: one successful scan per ticket).
+async fn apply_scans(ctx: &Ctx, events: &[DomainEvent]) -> Result<(), HandlerError> {
+    use domain::entities::ticket_scan::TicketScan;
+    let mut records = Vec::new();
+    let mut firsts = Vec::new();
+    for e in events {
+        if !matches!(e.kind.as_str(), "ticket.scanned" | "ticket.scan_refused") {
+            continue;
+        }
+        let Some(rec) = e
+            .data
+            .get("scan")
+            .and_then(|v| serde_json::from_value::<TicketScan>(v.clone()).ok())
+        else {
+            continue;
+        };
+        records.push(crate::store::to_doc(&rec)?);
+        if e.kind == "ticket.scanned" {
+            firsts.push((e.entity_id, rec));
+        }
     }
-    Ok(())
+    if !records.is_empty() {
+        let col = ctx.store.col(names::TICKET_SCANS);
+        match persist(|| {
+            col.insert_many(records.clone())
+                .ordered(false)
+                .into_future()
+        })
+        .await
+        {
+            Ok(_) => {}
+            Err(e) if is_duplicate_key(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let tickets = ctx.store.col(names::TICKETS);
+    let qr_codes = ctx.store.col(names::QR_CODES);
+    bounded(firsts.into_iter().map(|(ticket_id, rec)| {
+        let (tickets, qr_codes) = (tickets.clone(), qr_codes.clone());
+        async move {
+            let at = rec.scanned_at;
+            let gate = rec.scan_location.as_ref().and_then(|l| l.gate.clone());
+            let set = doc! {
+                "status": "scanned", "isScanned": true, "scannedAt": at,
+                "scannedByUserId": rec.scanned_by_user_id, "scanLocation": gate, "updatedAt": at,
+            };
+            crate::leases::with_lease(ctx, names::TICKETS, ticket_id, || async {
+                persist(|| {
+                    tickets
+                        .update_one(doc! {"_id": ticket_id}, doc! {"$set": set.clone()})
+                        .into_future()
+                })
+                .await?;
+                Ok(())
+            })
+            .await?;
+            if let Some(qr_id) = rec.qr_code_id {
+                crate::leases::with_lease(ctx, names::QR_CODES, qr_id, || async {
+                    persist(|| {
+                        qr_codes
+                            .update_one(
+                                doc! {"_id": qr_id},
+                                doc! {"$set": {"scanCount": 1_i64, "lastScannedAt": at, "updatedAt": at}},
+                            )
+                            .into_future()
+                    })
+                    .await?;
+                    Ok(())
+                })
+                .await?;
+            }
+            Ok(())
+        }
+        .boxed()
+    }).collect())
+    .await
 }
 
 /// Sets `availableSeats` of one event to the count of its available seats, under the

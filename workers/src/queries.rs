@@ -225,9 +225,22 @@ pub async fn answer(ctx: &Ctx, req: &QueryRequest) -> Result<Reply, StoreError> 
             section,
             status,
         } => {
-            match col(names::EVENTS).find_one(doc! {"_id": event_id}).await? {
-                Some(e) if visible(&e, &req.issuer) => {}
-                _ => return Ok(Reply::error(ErrorCode::EventNotFound, "no such event")),
+            ctx.live
+                .locks
+                .sync()
+                .await
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            // The sale status beside the locks says whether the event exists and may be
+            // shown; only an event older than those keys is looked up in MongoDB.
+            let shown = match ctx.live.locks.status(event_id) {
+                Some(s) => status_visible(&s) || is_admin(&req.issuer),
+                None => col(names::EVENTS)
+                    .find_one(doc! {"_id": event_id})
+                    .await?
+                    .is_some_and(|e| visible(&e, &req.issuer)),
+            };
+            if !shown {
+                return Ok(Reply::error(ErrorCode::EventNotFound, "no such event"));
             }
             live_seats(ctx, *event_id, section.as_deref(), status.as_deref()).await?
         }
@@ -323,11 +336,6 @@ async fn live_seats(
     section: Option<&str>,
     status: Option<&str>,
 ) -> Result<Reply, StoreError> {
-    ctx.live
-        .locks
-        .sync()
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
     let map = ctx.seat_maps.get(&ctx.store, event_id).await?;
     let mut seats: Vec<_> = map
         .iter()
@@ -357,10 +365,11 @@ async fn live_seats(
 
 /// Published events are public; drafts and the rest only for admins.
 fn visible(e: &Document, issuer: &Option<Issuer>) -> bool {
-    matches!(
-        e.get_str("status"),
-        Ok("published") | Ok("cancelled") | Ok("completed")
-    ) || is_admin(issuer)
+    e.get_str("status").is_ok_and(status_visible) || is_admin(issuer)
+}
+
+fn status_visible(status: &str) -> bool {
+    matches!(status, "published" | "cancelled" | "completed")
 }
 
 fn owns(d: &Document, issuer: &Option<Issuer>) -> bool {

@@ -79,6 +79,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
     let vault = setup::ensure_card_vault(&js, &ns, &wire)
         .await
         .map_err(|e| anyhow::anyhow!("ensuring card vault: {e}"))?;
+    let gate = crate::gate::ensure(&js, &ns, cfg.stream_replicas)
+        .await
+        .map_err(|e| anyhow::anyhow!("ensuring gate-tickets bucket: {e}"))?;
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
     // Far enough back for every hold that may still be active or booked.
@@ -90,6 +93,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
         live,
         gateway: Arc::new(crate::payments::gateway::Simulated::new(store.clone())),
         vault,
+        gate,
         locks: SeatLocks::new(js.clone(), locks_kv, ns.seat_locks_bucket()),
         leases: SeatLocks::new(js.clone(), leases_kv, ns.leases_bucket()),
         results: Results::new(results_kv),

@@ -3,13 +3,16 @@
 //! The signature is checked first (`domain::qr`: unknown key, bad signature or garbage is
 //! `invalid_qr`), then the ticket (unknown: `invalid_qr`; cancelled or its QR code
 //! invalidated: `ticket_cancelled` with the reason; its event over: `ticket_expired`).
-//! A ticket that may enter races for its first scan by inserting the `success` record
-//! of `ticket_scans` under an `_id` derived from the ticket: the unique `_id` lets one
-//! insert win, and every other scan answers `already_scanned` with the first scan's time
-//! and gate. Every scan, whatever its outcome, is recorded in `ticket_scans`.
+//! The ticket is read from the gate's record in NATS KV (`gate`), never from MongoDB on
+//! the answer path. A ticket that may enter races for its first scan with a KV create of
+//! `<ticketId>.first`: one create wins, and every other scan answers `already_scanned`
+//! with the first scan's time and gate. Every scan, whatever its outcome, is published as
+//! a domain event carrying its whole `ticket_scans` record; the documents projection
+//! writes the record, the ticket's scan fields and the QR code's `scanCount`.
 //!
-//! NOTE: the first scan is decided by a unique-key insert, not by a conditional update of
-//! the ticket: FerretDB's conditional updates are not atomic under concurrency.
+//! NOTE: the first scan is decided by a KV create, not by a conditional update of the
+//! ticket: FerretDB's conditional updates are not atomic under concurrency, and a KV
+//! create costs one NATS round trip where a MongoDB insert costs a PostgreSQL commit.
 
 use bson::{doc, Document};
 use domain::entities::ticket::TicketStatus;
@@ -21,8 +24,8 @@ use streams::codes::{ErrorCode, Reply};
 use streams::commands::{CommandEnvelope, Issuer, ScanTicket};
 
 use crate::context::{Change, Ctx, HandlerError};
-use crate::leases::with_lease;
-use crate::store::{bson_to_json, is_duplicate_key, names, to_doc};
+use crate::gate::{self, FirstScan, GateTicket};
+use crate::store::{bson_to_json, names};
 use crate::ticketing::keys;
 
 /// Longest device id and gate name kept.
@@ -42,29 +45,6 @@ fn scan_id(env: &CommandEnvelope) -> ObjectId {
     derive_object_id("scan", &env.id, env.issued_at.timestamp())
 }
 
-/// What a gate is told about a ticket.
-fn ticket_view(t: &Document) -> Value {
-    let mut v = json!({});
-    for k in [
-        "_id",
-        "ticketNumber",
-        "status",
-        "eventId",
-        "eventName",
-        "eventDate",
-        "eventTime",
-        "seatInfo",
-        "bookingId",
-        "scannedAt",
-    ] {
-        if let Some(x) = t.get(k) {
-            let key = if k == "_id" { "id" } else { k };
-            v[key] = bson_to_json(x);
-        }
-    }
-    v
-}
-
 /// One scan being handled: who, where, when.
 struct Scan<'a> {
     ctx: &'a Ctx,
@@ -79,16 +59,16 @@ struct Refusal<'a> {
     status: ScanStatus,
     reason: &'a str,
     message: String,
-    ticket: Option<&'a Document>,
+    ticket: Option<&'a GateTicket>,
     details: Option<Document>,
 }
 
 impl Scan<'_> {
-    fn record(&self, id: ObjectId, status: ScanStatus, ticket: Option<&Document>) -> TicketScan {
+    fn record(&self, id: ObjectId, status: ScanStatus, ticket: Option<&GateTicket>) -> TicketScan {
         TicketScan {
             id,
-            ticket_id: ticket.and_then(|t| t.get_object_id("_id").ok()),
-            qr_code_id: ticket.and_then(|t| t.get_object_id("qrCodeId").ok()),
+            ticket_id: ticket.map(|t| t.ticket_id),
+            qr_code_id: ticket.and_then(|t| t.qr_code_id),
             scan_status: status,
             scanned_at: self.now,
             scanned_by_device_id: self.cmd.device_id.clone(),
@@ -112,7 +92,6 @@ impl Scan<'_> {
         let mut rec = self.record(id, r.status, r.ticket);
         rec.failure_reason = Some(r.reason.to_string());
         rec.failure_details = r.details.clone();
-        insert_once(self.ctx, &to_doc(&rec)?).await?;
         let ticket_id = rec.ticket_id;
         self.ctx
             .emit(
@@ -122,7 +101,7 @@ impl Scan<'_> {
                     action: "ticket_scan_refused",
                     entity_type: "ticket_scan",
                     entity_id: id,
-                    event_id: r.ticket.and_then(|t| t.get_object_id("eventId").ok()),
+                    event_id: r.ticket.and_then(|t| t.event_id),
                     before: None,
                     after: Some(json!({"scanStatus": r.status.as_str()})),
                     data: json!({
@@ -130,6 +109,7 @@ impl Scan<'_> {
                         "ticketId": ticket_id.map(|t| t.to_hex()),
                         "deviceId": self.cmd.device_id,
                         "gate": self.cmd.gate,
+                        "scan": scan_json(&rec)?,
                     }),
                 },
             )
@@ -141,7 +121,7 @@ impl Scan<'_> {
             "scanId": id.to_hex(),
         });
         if let Some(t) = r.ticket {
-            body["ticket"] = ticket_view(t);
+            body["ticket"] = t.view.clone();
         }
         if let Some(d) = r.details.filter(|_| r.status == ScanStatus::AlreadyScanned) {
             body["firstScan"] = bson_to_json(&bson::Bson::Document(d));
@@ -150,14 +130,9 @@ impl Scan<'_> {
     }
 }
 
-/// Inserts a scan record; a second insert of the same record (a redelivered command) is
-/// no error.
-async fn insert_once(ctx: &Ctx, d: &Document) -> Result<(), HandlerError> {
-    match ctx.store.col(names::TICKET_SCANS).insert_one(d).await {
-        Ok(_) => Ok(()),
-        Err(e) if is_duplicate_key(&e) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+/// A scan record as its domain event carries it (the projection writes it as is).
+fn scan_json(rec: &TicketScan) -> Result<Value, HandlerError> {
+    serde_json::to_value(rec).map_err(|e| HandlerError::Permanent(e.to_string()))
 }
 
 fn label(s: &str) -> Option<String> {
@@ -217,8 +192,7 @@ pub async fn scan(ctx: &Ctx, env: &CommandEnvelope, c: &ScanTicket) -> Result<Re
                 .await
         }
     };
-    let tickets = ctx.store.col(names::TICKETS);
-    let Some(ticket) = tickets.find_one(doc! {"_id": payload.ticket_id}).await? else {
+    let Some(ticket) = gate::gate_ticket(ctx, payload.ticket_id).await? else {
         return s
             .refuse(Refusal {
                 status: ScanStatus::InvalidQr,
@@ -229,7 +203,7 @@ pub async fn scan(ctx: &Ctx, env: &CommandEnvelope, c: &ScanTicket) -> Result<Re
             })
             .await;
     };
-    if ticket.get_str("qrString").ok() != Some(cmd.qr_string.as_str()) {
+    if ticket.qr_sha256 != gate::qr_hash(&cmd.qr_string) {
         return s
             .refuse(Refusal {
                 status: ScanStatus::InvalidQr,
@@ -240,7 +214,11 @@ pub async fn scan(ctx: &Ctx, env: &CommandEnvelope, c: &ScanTicket) -> Result<Re
             })
             .await;
     }
-    if let Some(reason) = cancellation(ctx, &ticket).await? {
+    if ticket.status == TicketStatus::Cancelled {
+        let reason = ticket
+            .cancel_reason
+            .clone()
+            .unwrap_or_else(|| "ticket_cancelled".into());
         return s
             .refuse(Refusal {
                 status: ScanStatus::TicketCancelled,
@@ -251,13 +229,11 @@ pub async fn scan(ctx: &Ctx, env: &CommandEnvelope, c: &ScanTicket) -> Result<Re
             })
             .await;
     }
-    let status = TicketStatus::parse(ticket.get_str("status").unwrap_or_default())
-        .unwrap_or(TicketStatus::Active);
     let over = ticket
-        .get_datetime("eventDate")
-        .map(|d| event_over(*d, s.now, ctx.cfg.scan_grace_secs))
+        .event_date
+        .map(|d| event_over(d, s.now, ctx.cfg.scan_grace_secs))
         .unwrap_or(false);
-    if ScanStatus::for_ticket(status, over) == ScanStatus::TicketExpired {
+    if ScanStatus::for_ticket(ticket.status, over) == ScanStatus::TicketExpired {
         return s
             .refuse(Refusal {
                 status: ScanStatus::TicketExpired,
@@ -273,7 +249,7 @@ pub async fn scan(ctx: &Ctx, env: &CommandEnvelope, c: &ScanTicket) -> Result<Re
 
 /// Why the ticket may not enter because it was cancelled: the ticket's status, its QR
 /// code's invalidation, or (should the ticket not know yet) its booking's cancellation.
-async fn cancellation(ctx: &Ctx, ticket: &Document) -> Result<Option<String>, HandlerError> {
+pub async fn cancellation(ctx: &Ctx, ticket: &Document) -> Result<Option<String>, HandlerError> {
     let qr = match ticket.get_object_id("qrCodeId") {
         Ok(id) => {
             ctx.store
@@ -311,37 +287,29 @@ async fn cancellation(ctx: &Ctx, ticket: &Document) -> Result<Option<String>, Ha
         }))
 }
 
-/// The race for the first scan: the unique `_id` of the success record decides.
-async fn first_scan(s: &Scan<'_>, ticket: &Document) -> Result<Reply, HandlerError> {
+/// The race for the first scan: a KV create of `<ticketId>.first` decides.
+async fn first_scan(s: &Scan<'_>, ticket: &GateTicket) -> Result<Reply, HandlerError> {
     let ctx = s.ctx;
-    let ticket_id = ticket
-        .get_object_id("_id")
-        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+    let ticket_id = ticket.ticket_id;
     let first_id = first_scan_id(&ticket_id);
-    let won = to_doc(&s.record(first_id, ScanStatus::Success, Some(ticket)))?;
-    let scans = ctx.store.col(names::TICKET_SCANS);
-    let first = match scans.insert_one(&won).await {
-        Ok(_) => won,
-        Err(e) if is_duplicate_key(&e) => scans
-            .find_one(doc! {"_id": first_id})
-            .await?
-            .ok_or_else(|| HandlerError::Transient("the first scan is not readable yet".into()))?,
-        Err(e) => return Err(e.into()),
+    let mine = FirstScan {
+        scan_id: first_id,
+        command_id: s.env.id.clone(),
+        scanned_at: s.now,
+        gate: s.cmd.gate.clone(),
+        device_id: s.cmd.device_id.clone(),
+        scanned_by_user_id: Some(s.staff.user_id),
     };
+    let first = gate::claim_first(ctx, &ticket_id, &mine).await?;
     // Ours (also when this command is redelivered after winning) or another's.
-    if first.get_str("commandId").ok() != Some(s.env.id.as_str()) {
-        let gate = first
-            .get_document("scanLocation")
-            .ok()
-            .and_then(|l| l.get_str("gate").ok())
-            .map(str::to_string);
+    if first.command_id != s.env.id {
         let mut details = doc! {
-            "scanId": first_id,
-            "scannedAt": first.get_datetime("scannedAt").ok().copied(),
-            "gate": gate,
-            "deviceId": first.get_str("scannedByDeviceId").unwrap_or_default(),
+            "scanId": first.scan_id,
+            "scannedAt": first.scanned_at,
+            "gate": first.gate.clone(),
+            "deviceId": first.device_id.clone(),
         };
-        if let Ok(by) = first.get_object_id("scannedByUserId") {
+        if let Some(by) = first.scanned_by_user_id {
             details.insert("scannedByUserId", by);
         }
         return s
@@ -354,36 +322,12 @@ async fn first_scan(s: &Scan<'_>, ticket: &Document) -> Result<Reply, HandlerErr
             })
             .await;
     }
-    let at = first.get_datetime("scannedAt").copied().unwrap_or(s.now);
-    let tickets = ctx.store.col(names::TICKETS);
-    let set = doc! {
-        "status": "scanned", "isScanned": true, "scannedAt": at,
-        "scannedByUserId": s.staff.user_id, "scanLocation": s.cmd.gate.clone(), "updatedAt": at,
-    };
-    with_lease(ctx, names::TICKETS, ticket_id, || async {
-        tickets
-            .update_one(doc! {"_id": ticket_id}, doc! {"$set": set.clone()})
-            .await?;
-        Ok(())
-    })
-    .await?;
-    if let Ok(qr_id) = ticket.get_object_id("qrCodeId") {
-        let qr_codes = ctx.store.col(names::QR_CODES);
-        with_lease(ctx, names::QR_CODES, qr_id, || async {
-            // One successful scan per ticket, so the count is set, not incremented: a
-            // redelivery cannot count it twice.
-            qr_codes
-                .update_one(
-                    doc! {"_id": qr_id},
-                    doc! {"$set": {"scanCount": 1_i64, "lastScannedAt": at, "updatedAt": at}},
-                )
-                .await?;
-            Ok(())
-        })
-        .await?;
-    }
-    let mut after = ticket.clone();
-    after.extend(set);
+    let at = first.scanned_at;
+    let mut rec = s.record(first_id, ScanStatus::Success, Some(ticket));
+    rec.scanned_at = at;
+    let mut view = ticket.view.clone();
+    view["status"] = Value::from(TicketStatus::Scanned.as_str());
+    view["scannedAt"] = bson_to_json(&bson::Bson::DateTime(at));
     ctx.emit(
         s.env,
         Change {
@@ -391,21 +335,22 @@ async fn first_scan(s: &Scan<'_>, ticket: &Document) -> Result<Reply, HandlerErr
             action: "ticket_scanned",
             entity_type: "ticket",
             entity_id: ticket_id,
-            event_id: ticket.get_object_id("eventId").ok(),
-            before: Some(json!({"status": ticket.get_str("status").unwrap_or("active")})),
+            event_id: ticket.event_id,
+            before: Some(json!({"status": ticket.status.as_str()})),
             after: Some(json!({"status": "scanned", "gate": s.cmd.gate})),
             data: json!({
                 "scanId": first_id.to_hex(),
                 "deviceId": s.cmd.device_id,
                 "gate": s.cmd.gate,
-                "ticketNumber": ticket.get_str("ticketNumber").unwrap_or_default(),
+                "ticketNumber": ticket.view["ticketNumber"],
+                "scan": scan_json(&rec)?,
             }),
         },
     )
     .await?;
     Ok(Reply::ok(
         200,
-        json!({"status": "success", "ticket": ticket_view(&after), "scanId": first_id.to_hex()}),
+        json!({"status": "success", "ticket": view, "scanId": first_id.to_hex()}),
     ))
 }
 

@@ -275,6 +275,13 @@ pub async fn issue(ctx: &Ctx, booking_id: ObjectId) -> Result<Vec<Document>, Han
         qr_docs.push(to_doc(&qr)?);
     }
     insert_all(ctx, names::QR_CODES, qr_docs).await?;
+    // Gates learn of the tickets before the cancellation check below, so a cancellation
+    // that comes in between overwrites what a gate reads.
+    for t in &tickets {
+        if let Some(g) = crate::gate::GateTicket::of(t) {
+            crate::gate::record_issued(ctx, &g).await?;
+        }
+    }
 
     // A cancellation that ran while we issued may have found no tickets to cancel: its
     // status write came first, so reading it now catches it.

@@ -57,6 +57,8 @@ async fn cancel_ticket(ctx: &Ctx, ticket_id: ObjectId, reason: &str) -> Result<(
         return Ok(());
     };
     let now = DateTime::now();
+    // Gates first: from this write on, the ticket is refused at every gate.
+    crate::gate::record_cancelled(ctx, &ticket, reason).await?;
     if ticket.get_str("status").ok() != Some("cancelled") {
         with_lease(ctx, names::TICKETS, ticket_id, || async {
             tickets

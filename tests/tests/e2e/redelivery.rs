@@ -28,7 +28,10 @@ async fn setup(app: &e2e::TestApp) -> (ObjectId, Vec<ObjectId>, Issuer) {
 
 /// Publishes the envelope under a fresh `Nats-Msg-Id`, so JetStream's duplicate window
 /// does not catch it: the worker itself must see the same command id twice.
-async fn publish_again(app: &e2e::TestApp, env: &streams::commands::CommandEnvelope) -> Reply {
+pub(crate) async fn publish_again(
+    app: &e2e::TestApp,
+    env: &streams::commands::CommandEnvelope,
+) -> Reply {
     let (area, verb) = env.command.route();
     let payload = serde_json::to_vec(env).unwrap();
     publish_raw(

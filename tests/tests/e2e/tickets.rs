@@ -184,22 +184,32 @@ async fn a_paid_booking_gets_a_ticket_per_seat_whose_png_scans_once() {
     assert_eq!(second.body["firstScan"]["gate"], "A");
     assert!(second.body["firstScan"]["scannedAt"].is_string());
 
+    // The documents follow the answer through the projection.
     let stored = app
-        .find_one("tickets", doc! {"_id": oid(&ticket["id"])})
+        .find_when(
+            "tickets",
+            doc! {"_id": oid(&ticket["id"]), "status": "scanned"},
+        )
         .await
-        .unwrap();
-    assert_eq!(stored.get_str("status").unwrap(), "scanned");
+        .expect("the ticket is recorded as scanned");
     assert_eq!(stored.get_str("scanLocation").unwrap(), "A");
     assert!(stored.get_datetime("scannedAt").is_ok());
     assert!(stored.get_object_id("scannedByUserId").is_ok());
     let qr = app
-        .find_one("qr_codes", doc! {"_id": oid(&ticket["qrCodeId"])})
+        .find_when(
+            "qr_codes",
+            doc! {"_id": oid(&ticket["qrCodeId"]), "scanCount": 1_i64},
+        )
         .await
-        .unwrap();
+        .expect("the QR code counts the scan");
     assert_eq!(qr.get_i64("scanCount").unwrap(), 1);
     assert!(qr.get_datetime("lastScannedAt").is_ok());
     let tid = oid(&ticket["id"]);
-    assert_eq!(app.count("ticket_scans", doc! {"ticketId": tid}).await, 2);
+    assert_eq!(
+        app.settled_count("ticket_scans", doc! {"ticketId": tid}, 2)
+            .await,
+        2
+    );
     assert_eq!(
         app.count(
             "ticket_scans",
@@ -242,7 +252,8 @@ async fn concurrent_scans_of_one_ticket_at_many_gates_let_exactly_one_in() {
     }
     let tid = oid(&ticket["id"]);
     assert_eq!(
-        app.count("ticket_scans", doc! {"ticketId": tid}).await,
+        app.settled_count("ticket_scans", doc! {"ticketId": tid}, SCANS as u64)
+            .await,
         SCANS as u64
     );
     assert_eq!(
@@ -253,7 +264,10 @@ async fn concurrent_scans_of_one_ticket_at_many_gates_let_exactly_one_in() {
         .await,
         1
     );
-    let stored = app.find_one("tickets", doc! {"_id": tid}).await.unwrap();
+    let stored = app
+        .find_when("tickets", doc! {"_id": tid, "status": "scanned"})
+        .await
+        .unwrap();
     assert_eq!(stored.get_str("scanLocation").unwrap(), won_at);
     app.shutdown().await;
 }
@@ -320,7 +334,7 @@ async fn tampered_foreign_unknown_and_cancelled_codes_are_refused_and_recorded()
             "{qr}: {r:?}"
         );
         let rec = app
-            .find_one("ticket_scans", doc! {"_id": oid(&r.body["scanId"])})
+            .find_when("ticket_scans", doc! {"_id": oid(&r.body["scanId"])})
             .await
             .expect("the scan is recorded");
         assert_eq!(rec.get_str("scanStatus").unwrap(), status);
@@ -331,12 +345,12 @@ async fn tampered_foreign_unknown_and_cancelled_codes_are_refused_and_recorded()
         assert_eq!(rec.get_str("userAgent").unwrap(), SCANNER_AGENT);
     }
     assert_eq!(
-        app.count("ticket_scans", doc! {"scanStatus": "invalid_qr"})
+        app.settled_count("ticket_scans", doc! {"scanStatus": "invalid_qr"}, 5)
             .await,
         5
     );
     assert_eq!(
-        app.count("ticket_scans", doc! {"scanStatus": "ticket_cancelled"})
+        app.settled_count("ticket_scans", doc! {"scanStatus": "ticket_cancelled"}, 1)
             .await,
         1
     );
@@ -434,7 +448,7 @@ async fn a_ticket_is_refused_as_expired_once_its_event_is_over() {
         "{r:?}"
     );
     let rec = app
-        .find_one("ticket_scans", doc! {"_id": oid(&r.body["scanId"])})
+        .find_when("ticket_scans", doc! {"_id": oid(&r.body["scanId"])})
         .await
         .expect("the scan is recorded");
     assert_eq!(rec.get_str("scanStatus").unwrap(), "ticket_expired");
@@ -447,5 +461,72 @@ async fn a_ticket_is_refused_as_expired_once_its_event_is_over() {
         "active",
         "an expired scan changes nothing"
     );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_redelivered_scan_lets_in_once_and_is_recorded_once() {
+    use streams::commands::{Command, Issuer, ScanTicket};
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let event = app.published_event(&admin, 1, 2).await;
+    let seats = app.seat_ids(&event).await;
+    let (_, user) = app.new_user().await;
+    let booking = paid_booking(&app, &user, &event, &seats[..1]).await;
+    let ticket = tickets_of(&app, &user, &booking, 1).await.remove(0);
+    let staff = Some(Issuer {
+        user_id: ObjectId::new(),
+        role: domain::user::Role::Admin,
+    });
+    let scan_of = |id: &str| {
+        e2e::envelope(
+            id,
+            staff.clone(),
+            Command::ScanTicket(ScanTicket {
+                qr_string: ticket["qrString"].as_str().unwrap().to_string(),
+                device_id: "scanner-R".into(),
+                gate: Some("R".into()),
+            }),
+        )
+    };
+    let env = scan_of("redelivered-scan-1");
+    let first = app.send_command(&env).await.expect("first reply");
+    assert_eq!(first.body["status"], "success", "{first:?}");
+    // The result is lost, the effect kept: the redelivered scan is still the winner,
+    // with the same record, and nothing is recorded twice.
+    app.js
+        .get_key_value(app.ns.results_bucket())
+        .await
+        .unwrap()
+        .delete(&env.id)
+        .await
+        .unwrap();
+    let again = crate::redelivery::publish_again(&app, &env).await;
+    assert_eq!(again.body["status"], "success", "{again:?}");
+    assert_eq!(again.body["scanId"], first.body["scanId"]);
+    let other = app.send_command(&scan_of("another-scan-2")).await.unwrap();
+    assert_eq!(other.body["status"], "already_scanned", "{other:?}");
+    let tid = oid(&ticket["id"]);
+    assert_eq!(
+        app.settled_count("ticket_scans", doc! {"ticketId": tid}, 2)
+            .await,
+        2,
+        "one success, one already_scanned"
+    );
+    assert_eq!(
+        app.count(
+            "ticket_scans",
+            doc! {"ticketId": tid, "scanStatus": "success"}
+        )
+        .await,
+        1
+    );
+    let qr = app
+        .find_when(
+            "qr_codes",
+            doc! {"_id": oid(&ticket["qrCodeId"]), "scanCount": 1_i64},
+        )
+        .await;
+    assert!(qr.is_some(), "the QR code counts one scan");
     app.shutdown().await;
 }
