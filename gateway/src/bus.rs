@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use streams::codes::Reply;
 use streams::commands::CommandEnvelope;
 use streams::publish::publish_command_until;
-use streams::queries::{ask, QueryRequest};
+use streams::queries::{ask, ask_raw, QueryRequest, RawReply};
 use streams::replies::{ReplyRouter, Results, StoredResult};
 use streams::{Namespace, WireError};
 
@@ -43,6 +43,12 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Asks the queries worker (503 `unavailable` replies when nobody answers in time).
     fn ask<'a>(&'a self, req: &'a QueryRequest) -> BoxFuture<'a, Result<Reply, WireError>>;
+
+    /// [`Bus::ask`], the answer's body kept as the worker's JSON text, for bodies the
+    /// gateway forwards untouched (seat maps).
+    fn ask_raw<'a>(&'a self, req: &'a QueryRequest) -> BoxFuture<'a, Result<RawReply, WireError>> {
+        Box::pin(async move { Ok(self.ask(req).await?.into()) })
+    }
 
     /// Puts a card number in the card vault under `token` (a short-lived KV entry the
     /// payments worker reads and deletes), so it never travels in a command.
@@ -159,6 +165,10 @@ impl Bus for NatsBus {
 
     fn ask<'a>(&'a self, req: &'a QueryRequest) -> BoxFuture<'a, Result<Reply, WireError>> {
         Box::pin(ask(&self.client, &self.ns, req, self.query_timeout))
+    }
+
+    fn ask_raw<'a>(&'a self, req: &'a QueryRequest) -> BoxFuture<'a, Result<RawReply, WireError>> {
+        Box::pin(ask_raw(&self.client, &self.ns, req, self.query_timeout))
     }
 
     fn vault_card<'a>(

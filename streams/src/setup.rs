@@ -163,6 +163,11 @@ pub async fn ensure_command_consumer(
     stream.get_consumer(&name).await.map_err(WireError::nats)
 }
 
+/// How long a projection's delivery may stay unacknowledged before redelivery.
+pub const PROJECTION_ACK_WAIT: Duration = Duration::from_secs(10);
+/// How often a projection still applying a batch tells the server it is working on it.
+pub const PROJECTION_PROGRESS: Duration = Duration::from_secs(3);
+
 /// A durable pull consumer of a projection over EVENTS.
 pub async fn ensure_projection_consumer(
     js: &jetstream::Context,
@@ -182,7 +187,9 @@ pub async fn ensure_projection_consumer(
         filter_subject: filter,
         ack_policy: consumer::AckPolicy::Explicit,
         deliver_policy: consumer::DeliverPolicy::All,
-        ack_wait: Duration::from_secs(30),
+        // Short, so a batch a crashed process had taken is redelivered within seconds;
+        // a batch still being applied is kept by progress acks (see PROJECTION_PROGRESS).
+        ack_wait: PROJECTION_ACK_WAIT,
         max_deliver: -1,
         max_ack_pending: 10_000,
         num_replicas: cfg.replicas,

@@ -48,7 +48,7 @@ pub struct TestApp {
     pub db: mongodb::Database,
     pub nats: async_nats::Client,
     pub js: jetstream::Context,
-    pub workers: Option<workers::Running>,
+    pub workers: tokio::sync::Mutex<Option<workers::Running>>,
     pub workers_cfg: workers::Config,
     gateway: Option<tokio::task::JoinHandle<()>>,
     stop_gateway: Option<tokio::sync::oneshot::Sender<()>>,
@@ -141,7 +141,7 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
         db: mongo.database(&db_name),
         nats,
         js,
-        workers: Some(running),
+        workers: tokio::sync::Mutex::new(Some(running)),
         workers_cfg: wcfg,
         gateway: Some(handle),
         stop_gateway: Some(tx),
@@ -338,18 +338,25 @@ impl TestApp {
     }
 
     /// Stops the workers (draining in-flight messages).
-    pub async fn stop_workers(&mut self) {
-        if let Some(w) = self.workers.take() {
+    pub async fn stop_workers(&self) {
+        if let Some(w) = self.workers.lock().await.take() {
             w.shutdown().await;
         }
     }
 
-    pub async fn start_workers(&mut self) {
-        self.workers = Some(
-            workers::run(self.workers_cfg.clone())
-                .await
-                .expect("workers restart"),
-        );
+    /// Stops the workers at once, as a killed process would: handlers in flight are
+    /// dropped wherever they are, and what they had not acknowledged is redelivered.
+    pub async fn kill_workers(&self) {
+        if let Some(w) = self.workers.lock().await.take() {
+            w.kill().await;
+        }
+    }
+
+    pub async fn start_workers(&self) {
+        let running = workers::run(self.workers_cfg.clone())
+            .await
+            .expect("workers restart");
+        *self.workers.lock().await = Some(running);
     }
 
     pub async fn count(&self, collection: &str, filter: bson::Document) -> u64 {

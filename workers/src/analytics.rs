@@ -93,7 +93,7 @@ async fn project(ctx: Ctx, consumer: PullConsumer, mut stopped: watch::Receiver<
             .iter()
             .filter_map(|m| serde_json::from_slice(&m.payload).ok())
             .collect();
-        match apply(&ctx, &events).await {
+        match crate::projections::with_progress(&msgs, apply(&ctx, &events)).await {
             Ok(()) => {
                 for m in &msgs {
                     let _ = m.ack().await;

@@ -75,12 +75,15 @@ async fn run(
             .iter()
             .filter_map(|m| serde_json::from_slice(&m.payload).ok())
             .collect();
-        let applied = match name {
-            "audit" => apply_audit(&ctx, &events).await.map_err(|e| e.to_string()),
-            _ => apply_counters(&ctx, &events)
-                .await
-                .map_err(|e| e.to_string()),
+        let apply = async {
+            match name {
+                "audit" => apply_audit(&ctx, &events).await.map_err(|e| e.to_string()),
+                _ => apply_counters(&ctx, &events)
+                    .await
+                    .map_err(|e| e.to_string()),
+            }
         };
+        let applied = with_progress(&msgs, apply).await;
         match applied {
             Ok(()) => {
                 for m in &msgs {
@@ -108,6 +111,28 @@ async fn run(
         }
     }
     info!(projection = name, "projection stopped");
+}
+
+/// Runs `work` on a batch, telling the server every few seconds that the batch is in
+/// progress: the consumer's ack wait stays short (a crashed process's batch comes back
+/// soon) while a long batch is not redelivered under our feet.
+pub async fn with_progress<T>(
+    msgs: &[async_nats::jetstream::Message],
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    let mut work = std::pin::pin!(work);
+    let mut tick = tokio::time::interval(setup::PROJECTION_PROGRESS);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            out = &mut work => return out,
+            _ = tick.tick() => {
+                for m in msgs {
+                    let _ = m.ack_with(async_nats::jetstream::AckKind::Progress).await;
+                }
+            }
+        }
+    }
 }
 
 /// The next batch of up to `max` messages of a pull consumer over EVENTS, waiting at most a

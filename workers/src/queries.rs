@@ -164,12 +164,16 @@ async fn serve(ctx: Ctx, mut sub: async_nats::Subscriber, mut stopped: watch::Re
             if streams::headers::past_deadline(msg.headers.as_ref()) {
                 return;
             }
-            let reply = answer(&ctx, &req).await.unwrap_or_else(|e| {
-                warn!(error = %e, "query failed");
-                Reply::error(ErrorCode::Unavailable, "the database did not answer")
-            });
+            let bytes = match reply_bytes(&ctx, &req).await {
+                Ok(b) => b,
+                Err(e) => {
+                    warn!(error = %e, "query failed");
+                    let r = Reply::error(ErrorCode::Unavailable, "the database did not answer");
+                    serde_json::to_vec(&r).unwrap_or_default().into()
+                }
+            };
             drop(permit);
-            send(&ctx, reply_to, &reply).await;
+            let _ = ctx.client.publish(reply_to, bytes).await;
         });
         while inflight.try_join_next().is_some() {}
     }
@@ -224,26 +228,13 @@ pub async fn answer(ctx: &Ctx, req: &QueryRequest) -> Result<Reply, StoreError> 
             event_id,
             section,
             status,
-        } => {
-            ctx.live
-                .locks
-                .sync()
-                .await
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-            // The sale status beside the locks says whether the event exists and may be
-            // shown; only an event older than those keys is looked up in MongoDB.
-            let shown = match ctx.live.locks.status(event_id) {
-                Some(s) => status_visible(&s) || is_admin(&req.issuer),
-                None => col(names::EVENTS)
-                    .find_one(doc! {"_id": event_id})
-                    .await?
-                    .is_some_and(|e| visible(&e, &req.issuer)),
-            };
-            if !shown {
-                return Ok(Reply::error(ErrorCode::EventNotFound, "no such event"));
-            }
-            live_seats(ctx, *event_id, section.as_deref(), status.as_deref()).await?
-        }
+        } => match seat_map(ctx, &req.issuer, *event_id, section, status).await? {
+            Ok(body) => Reply::ok(
+                200,
+                serde_json::from_slice(&body).map_err(|e| StoreError::Bson(e.to_string()))?,
+            ),
+            Err(refused) => refused,
+        },
         Query::GetHold { hold_id } => match crate::holds::find_hold(ctx, *hold_id)
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?
@@ -326,41 +317,135 @@ pub async fn answer(ctx: &Ctx, req: &QueryRequest) -> Result<Reply, StoreError> 
     })
 }
 
-/// An event's seats as they are now: the catalog (row, number, section, price: it never
-/// changes) from the per-process cache, each seat's status from the live lock view after
-/// the read barrier, so every hold, booking, payment, release and expiry answered before
-/// this read shows, whichever process made it. No database scan.
+/// An event's seat map as JSON text, or why it is not shown.
+async fn seat_map(
+    ctx: &Ctx,
+    issuer: &Option<Issuer>,
+    event_id: domain::ObjectId,
+    section: &Option<String>,
+    status: &Option<String>,
+) -> Result<Result<bytes::Bytes, Reply>, StoreError> {
+    ctx.live
+        .locks
+        .sync()
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    // The sale status beside the locks says whether the event exists and may be shown;
+    // only an event older than those keys is looked up in MongoDB.
+    let shown = match ctx.live.locks.status(&event_id) {
+        Some(s) => status_visible(&s) || is_admin(issuer),
+        None => ctx
+            .store
+            .col(names::EVENTS)
+            .find_one(doc! {"_id": event_id})
+            .await?
+            .is_some_and(|e| visible(&e, issuer)),
+    };
+    if !shown {
+        return Ok(Err(Reply::error(ErrorCode::EventNotFound, "no such event")));
+    }
+    Ok(Ok(live_seats(
+        ctx,
+        event_id,
+        section.as_deref(),
+        status.as_deref(),
+    )
+    .await?))
+}
+
+/// The reply to `req` as sent on the wire. Seat maps are written straight into it: their
+/// body is never built as a JSON value (see `streams::queries::RawReply`).
+async fn reply_bytes(ctx: &Ctx, req: &QueryRequest) -> Result<bytes::Bytes, StoreError> {
+    let reply = match &req.query {
+        Query::EventSeats {
+            event_id,
+            section,
+            status,
+        } => match seat_map(ctx, &req.issuer, *event_id, section, status).await? {
+            Ok(body) => return Ok(streams::queries::RawReply::encode(200, &body)),
+            Err(refused) => refused,
+        },
+        _ => answer(ctx, req).await?,
+    };
+    serde_json::to_vec(&reply)
+        .map(Into::into)
+        .map_err(|e| StoreError::Bson(e.to_string()))
+}
+
+/// One seat as the seat map lists it.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SeatItem<'a> {
+    id: String,
+    event_id: &'a str,
+    row: &'a str,
+    number: i32,
+    section: &'a str,
+    price: &'a domain::Money,
+    status: &'a str,
+}
+
+#[derive(serde::Serialize)]
+struct SeatList<'a> {
+    total: usize,
+    items: Vec<SeatItem<'a>>,
+}
+
+/// The seat map's body as JSON text, from the seat catalog in memory and the lock view
+/// (synced by the caller): nothing is read from MongoDB once the catalog is loaded.
+/// Renderings are shared by every read at the same lock-view version.
 async fn live_seats(
     ctx: &Ctx,
     event_id: domain::ObjectId,
     section: Option<&str>,
     status: Option<&str>,
-) -> Result<Reply, StoreError> {
+) -> Result<bytes::Bytes, StoreError> {
     let map = ctx.seat_maps.get(&ctx.store, event_id).await?;
-    let mut seats: Vec<_> = map
-        .iter()
-        .filter(|(_, i)| section.is_none_or(|s| i.section == s))
-        .collect();
-    seats.sort_by(|a, b| (&a.1.row, a.1.number).cmp(&(&b.1.row, b.1.number)));
-    let items: Vec<Value> = ctx.live.locks.with_event(&event_id, |locks| {
-        seats
-            .into_iter()
+    let key = (
+        event_id,
+        section.map(str::to_string),
+        status.map(str::to_string),
+    );
+    let event_hex = event_id.to_hex();
+    let (version, body) = ctx.live.locks.with_event(&event_id, |locks| {
+        if let Some(b) = ctx.seat_maps.rendered(&key, locks.version) {
+            return (locks.version, Ok(b));
+        }
+        let mut seats: Vec<_> = map
+            .iter()
+            .filter(|(_, i)| section.is_none_or(|s| i.section == s))
+            .collect();
+        seats.sort_by(|a, b| (&a.1.row, a.1.number).cmp(&(&b.1.row, b.1.number)));
+        let items: Vec<SeatItem> = seats
+            .iter()
             .filter_map(|(id, i)| {
                 let now = locks.seats.get(id).map_or("available", |l| l.api_status());
                 if status.is_some_and(|s| s != now) {
                     return None;
                 }
-                Some(json!({
-                    "id": id.to_hex(), "eventId": event_id.to_hex(), "row": i.row,
-                    "number": i.number, "section": i.section, "price": i.price, "status": now,
-                }))
+                Some(SeatItem {
+                    id: id.to_hex(),
+                    event_id: &event_hex,
+                    row: &i.row,
+                    number: i.number,
+                    section: &i.section,
+                    price: &i.price,
+                    status: now,
+                })
             })
-            .collect()
+            .collect();
+        let list = SeatList {
+            total: items.len(),
+            items,
+        };
+        (
+            locks.version,
+            serde_json::to_vec(&list).map(bytes::Bytes::from),
+        )
     });
-    Ok(Reply::ok(
-        200,
-        json!({"total": items.len(), "items": items}),
-    ))
+    let body = body.map_err(|e| StoreError::Bson(e.to_string()))?;
+    ctx.seat_maps.keep_rendered(key, version, body.clone());
+    Ok(body)
 }
 
 /// Published events are public; drafts and the rest only for admins.

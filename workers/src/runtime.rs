@@ -38,6 +38,14 @@ impl Running {
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
     }
+
+    /// Stops at once, as a killed process would (for fault tests): every loop and the
+    /// handlers it runs are dropped wherever they are; nothing is acknowledged, so
+    /// JetStream redelivers what was in flight to the next process.
+    pub async fn kill(mut self) {
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
 }
 
 pub fn wire_config(cfg: &Config) -> WireConfig {

@@ -38,7 +38,16 @@ pub struct SeatMaps {
     /// at once, and one scan serves them all.
     loading: Arc<tokio::sync::Mutex<()>>,
     facts: Arc<RwLock<HashMap<ObjectId, EventFacts>>>,
+    /// Seat maps as last rendered, by event and filters, with the lock-view version they
+    /// show: readers at that version share one rendering.
+    rendered: Arc<std::sync::Mutex<HashMap<RenderKey, (u64, bytes::Bytes)>>>,
 }
+
+/// A rendered seat map: the event, and the section and status filters.
+pub type RenderKey = (ObjectId, Option<String>, Option<String>);
+
+/// Renderings kept (a few per event on sale); past it the cache starts again empty.
+const MAX_RENDERED: usize = 256;
 
 impl SeatMaps {
     /// The event's facts, read from MongoDB once per process; `None`: no such event.
@@ -71,6 +80,23 @@ impl SeatMaps {
             w.insert(event_id, f.clone());
         }
         Ok(Some(f))
+    }
+
+    /// The rendering of `key` at lock-view `version`, if there is one.
+    pub fn rendered(&self, key: &RenderKey, version: u64) -> Option<bytes::Bytes> {
+        let m = self.rendered.lock().ok()?;
+        m.get(key)
+            .filter(|(v, _)| *v == version)
+            .map(|(_, b)| b.clone())
+    }
+
+    pub fn keep_rendered(&self, key: RenderKey, version: u64, body: bytes::Bytes) {
+        if let Ok(mut m) = self.rendered.lock() {
+            if m.len() >= MAX_RENDERED && !m.contains_key(&key) {
+                m.clear();
+            }
+            m.insert(key, (version, body));
+        }
     }
 
     fn cached(&self, event_id: ObjectId) -> Option<SeatMap> {

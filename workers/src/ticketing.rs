@@ -107,7 +107,11 @@ async fn run(ctx: Ctx, consumer: PullConsumer, mut stopped: watch::Receiver<bool
             break;
         };
         // Handled to the end even when asked to stop: the batch is acked, not dropped.
-        let outcomes = join_all(msgs.iter().map(|m| handle(&ctx, &m.payload))).await;
+        let outcomes = crate::projections::with_progress(
+            &msgs,
+            join_all(msgs.iter().map(|m| handle(&ctx, &m.payload))),
+        )
+        .await;
         for (m, outcome) in msgs.iter().zip(outcomes) {
             let acked = match outcome {
                 Ok(()) => m.ack().await,

@@ -23,7 +23,7 @@ use streams::commands::{Command, CreateEvent, EventRef};
 use streams::queries::{EventFilter, Query};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ask, non_blank, page_and_limit};
+use super::{ask, ask_raw, non_blank, page_and_limit};
 use crate::auth::AuthUser;
 use crate::commands::{self, Origin};
 use crate::error::ApiError;
@@ -390,7 +390,7 @@ pub async fn seats(
         section: non_blank(p.section),
         status,
     };
-    ask(&state, user.map(|u| u.issuer()), query).await
+    ask_raw(&state, user.map(|u| u.issuer()), query).await
 }
 
 #[cfg(test)]

@@ -170,6 +170,31 @@ pub async fn ask(
     Ok(reply_response(reply))
 }
 
+/// Asks the queries worker and forwards its reply's body as the worker wrote it (no
+/// decoding here: for large bodies such as seat maps).
+pub async fn ask_raw(
+    state: &AppState,
+    issuer: Option<Issuer>,
+    query: Query,
+) -> Result<Response, ApiError> {
+    let reply = state.bus.ask_raw(&QueryRequest { issuer, query }).await?;
+    let Ok(status) = StatusCode::from_u16(reply.status) else {
+        return Err(ApiError::internal(format!(
+            "a reply had the invalid status {}",
+            reply.status
+        )));
+    };
+    Ok((
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        reply.body,
+    )
+        .into_response())
+}
+
 /// Page and page size from the query string: page from 1 (default 1), limit 1 to 100
 /// (default 20); anything else is 400 `validation_failed`.
 pub fn page_and_limit(page: Option<&str>, limit: Option<&str>) -> Result<(u32, u32), ApiError> {

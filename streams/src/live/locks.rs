@@ -68,6 +68,9 @@ impl SeatLock {
 pub struct EventLocks {
     pub seats: HashMap<ObjectId, SeatLock>,
     pub status: Option<String>,
+    /// Raised by every change of this event's locks or status: two reads that see the
+    /// same version see the same state (what a rendered seat map may be cached by).
+    pub version: u64,
 }
 
 #[derive(Clone)]
@@ -127,14 +130,21 @@ impl LockView {
             let mut map = state.write().expect("not poisoned");
             match change {
                 Change::Seat(event, seat, Some(lock)) => {
-                    map.entry(event).or_default().seats.insert(seat, lock);
+                    let e = map.entry(event).or_default();
+                    e.seats.insert(seat, lock);
+                    e.version += 1;
                 }
                 Change::Seat(event, seat, None) => {
                     if let Some(e) = map.get_mut(&event) {
                         e.seats.remove(&seat);
+                        e.version += 1;
                     }
                 }
-                Change::Status(event, status) => map.entry(event).or_default().status = status,
+                Change::Status(event, status) => {
+                    let e = map.entry(event).or_default();
+                    e.status = status;
+                    e.version += 1;
+                }
             }
         };
         // LastPerSubject: the current value of every key, then every change.

@@ -7,7 +7,8 @@ use std::time::Duration;
 use bson::doc;
 use bson::oid::ObjectId;
 use e2e::{spawn_app, wait_until, TestApp};
-use serde_json::json;
+use futures::StreamExt;
+use serde_json::{json, Value};
 
 /// The ids of the event's seats with `status`, read through the API.
 async fn seats_with(app: &TestApp, event: &str, status: &str) -> HashSet<String> {
@@ -147,5 +148,214 @@ async fn after_a_storm_of_holds_the_seat_documents_and_the_counter_agree_with_th
         app.count("seat_holds", doc! {"eventId": eid, "status": "active"})
             .await
     );
+    app.shutdown().await;
+}
+
+/// One buyer's hold attempt in the storm: the answer, and for a 202 where to look.
+struct Attempt {
+    status: u16,
+    took: Duration,
+    body: Value,
+    seats: Vec<String>,
+    user: usize,
+}
+
+#[tokio::test]
+async fn killing_the_workers_mid_storm_loses_no_answered_hold_and_holds_no_seat_twice() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let event = app.published_event(&admin, 6, 20).await;
+    let seats = app.seat_ids(&event).await;
+    assert_eq!(seats.len(), 120);
+    let mut users = Vec::new();
+    for _ in 0..12 {
+        users.push(app.new_user().await.1);
+    }
+    // 240 hold requests of 1 or 2 seats, 24 at a time, over 120 seats: every seat is
+    // wanted about three times, and the workers die once 60 have been answered.
+    let answered = std::sync::atomic::AtomicUsize::new(0);
+    let attempt = |i: usize| {
+        let (app, users, seats, event, answered) = (&app, &users, &seats, &event, &answered);
+        async move {
+            let first = (i * 7) % seats.len();
+            let mut want = vec![seats[first].clone()];
+            if i.is_multiple_of(2) {
+                want.push(seats[(first + 1) % seats.len()].clone());
+            }
+            let started = std::time::Instant::now();
+            let r = app
+                .post(
+                    &format!("/v1/events/{event}/holds"),
+                    Some(&users[i % users.len()]),
+                    json!({"seatIds": want}),
+                )
+                .await;
+            let took = started.elapsed();
+            answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Attempt {
+                status: r.status,
+                took,
+                body: r.body,
+                seats: want,
+                user: i % users.len(),
+            }
+        }
+    };
+    let storm = futures::stream::iter(0..240)
+        .map(attempt)
+        .buffer_unordered(24)
+        .collect::<Vec<_>>();
+    let fault = async {
+        while answered.load(std::sync::atomic::Ordering::SeqCst) < 60 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        app.kill_workers().await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        app.start_workers().await;
+    };
+    let (attempts, ()) = futures::join!(storm, fault);
+
+    // Every answer is a decision (201, 409) or a 202 that resolves to one.
+    let mut holds: Vec<(Value, Vec<String>, usize)> = Vec::new();
+    let mut pending = 0;
+    for a in &attempts {
+        let (status, body) = if a.status == 202 {
+            pending += 1;
+            let location = a.body["location"]
+                .as_str()
+                .expect("a 202 says where to look");
+            let token = &users[a.user];
+            wait_until(Duration::from_secs(30), || async {
+                app.get(location, Some(token)).await.status != 202
+            })
+            .await;
+            let last = app.get(location, Some(token)).await;
+            assert_ne!(last.status, 202, "every 202 resolves: {location}");
+            (last.status, last.body)
+        } else {
+            (a.status, a.body.clone())
+        };
+        match status {
+            201 => holds.push((body, a.seats.clone(), a.user)),
+            // Lost the seat, or the command reached a restarted worker after its
+            // deadline and was not applied.
+            409 | 503 => {}
+            s => panic!("unexpected answer {s}: {body}"),
+        }
+    }
+    // Those in flight at the kill were redelivered to the restarted workers (after the
+    // consumer's first backoff, 5 s) and answered then, or answered 202.
+    let redelivered = attempts
+        .iter()
+        .filter(|a| a.took > Duration::from_secs(4))
+        .count();
+    eprintln!(
+        "{} attempts, {} holds, {redelivered} answered after a redelivery, {pending} answered 202 first",
+        attempts.len(),
+        holds.len()
+    );
+    assert!(!holds.is_empty());
+
+    // No seat in two holds; every hold answered 201 is still there, active, as answered.
+    let mut taken: HashSet<String> = HashSet::new();
+    for (body, want, user) in &holds {
+        for s in want {
+            assert!(taken.insert(s.clone()), "seat {s} held twice");
+        }
+        let id = body["id"].as_str().expect("hold id");
+        let read = app
+            .get(&format!("/v1/holds/{id}"), Some(&users[*user]))
+            .await;
+        assert_eq!(
+            read.status, 200,
+            "hold {id} answered 201 is readable: {read:?}"
+        );
+        assert_eq!(read.body["status"], "active", "{read:?}");
+    }
+    // The seat map shows exactly those seats held, and the documents follow: the batch
+    // the killed projection had taken comes back after the consumer's ack wait.
+    assert_eq!(seats_with(&app, &event, "held").await, taken);
+    let eid = ObjectId::parse_str(&event).unwrap();
+    let n = taken.len() as u64;
+    let after_kill = streams::setup::PROJECTION_ACK_WAIT + Duration::from_secs(10);
+    let settled = wait_until(after_kill, || async {
+        app.count("seats", doc! {"eventId": eid, "status": "held"})
+            .await
+            == n
+            && app
+                .count("seat_holds", doc! {"eventId": eid, "status": "active"})
+                .await
+                == holds.len() as u64
+    })
+    .await;
+    assert!(
+        settled,
+        "held seats {} of {n}, active holds {} of {}",
+        app.count("seats", doc! {"eventId": eid, "status": "held"})
+            .await,
+        app.count("seat_holds", doc! {"eventId": eid, "status": "active"})
+            .await,
+        holds.len()
+    );
+    // And stays so: nothing arrives twice.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        app.count("seats", doc! {"eventId": eid, "status": "held"})
+            .await,
+        n
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_burst_of_seat_map_reads_does_not_hold_up_an_ordinary_read() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    // 25 rows of 200: a 5,000-seat map.
+    let event = app.published_event(&admin, 25, 200).await;
+    let path = format!("/v1/events/{event}/seats");
+    let burst = futures::future::join_all((0..200).map(|_| async {
+        let r = app.get(&path, None).await;
+        (r, std::time::Instant::now())
+    }));
+    let ordinary = async {
+        // Once the burst is on its way, an ordinary read goes through beside it.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let started = std::time::Instant::now();
+        let r = app.get(&format!("/v1/events/{event}"), None).await;
+        (r, started, std::time::Instant::now())
+    };
+    let (maps, (event_read, started, done)) = futures::join!(burst, ordinary);
+    assert_eq!(event_read.status, 200, "{event_read:?}");
+    eprintln!(
+        "an ordinary read beside 200 seat-map reads answered in {:?}",
+        done - started
+    );
+    // It did not queue behind the burst: maps were still being answered after it.
+    let last_map = maps.iter().map(|(_, at)| *at).max().unwrap();
+    assert!(
+        done < last_map,
+        "the ordinary read finished after the whole burst of seat-map reads"
+    );
+    let maps: Vec<_> = maps.into_iter().map(|(r, _)| r).collect();
+    // Every map read is answered: in full, or shed at once with Retry-After.
+    let mut full = 0;
+    for m in &maps {
+        match m.status {
+            200 => {
+                assert_eq!(m.body["total"], 5000);
+                full += 1;
+            }
+            503 => {
+                assert_eq!(m.code(), "overloaded", "{:?}", m.body);
+                assert!(m.headers.contains_key("retry-after"));
+            }
+            s => panic!("seat map answered {s}: {:?}", m.body),
+        }
+    }
+    assert!(full > 0, "some maps are served");
+    // And right after, the system answers normally.
+    let again = app.get(&path, None).await;
+    assert_eq!(again.status, 200);
     app.shutdown().await;
 }

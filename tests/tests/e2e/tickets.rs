@@ -396,7 +396,8 @@ async fn redelivered_issuance_still_gives_one_ticket_per_seat() {
         .await
         .unwrap();
     // And the issuing function run by hand, several times at once.
-    let ctx = &app.workers.as_ref().unwrap().ctx;
+    let ctx = app.workers.lock().await.as_ref().unwrap().ctx.clone();
+    let ctx = &ctx;
     let bid = ObjectId::parse_str(&booking).unwrap();
     for r in join_all((0..4).map(|_| workers::ticketing::issue(ctx, bid))).await {
         assert_eq!(r.expect("issue again").len(), 3);
