@@ -36,6 +36,12 @@ pub struct Config {
     #[arg(long, env = "TICKETING_MONGODB_DB", default_value = "ticketing")]
     pub mongodb_db: String,
 
+    /// With FerretDB on PostgreSQL: the PostgreSQL database under it. When set, the
+    /// workers add GIN indexes to FerretDB's tables for the filters the hot paths use
+    /// (FerretDB's own btree indexes cannot serve its `@>` filters). Unset on MongoDB.
+    #[arg(long, env = "TICKETING_PG_URL", hide_env_values = true)]
+    pub pg_url: Option<SecretString>,
+
     /// Subject root and stream/bucket prefix; `ticketing` gives the documented names.
     #[arg(long, env = "TICKETING_NAMESPACE", default_value = "ticketing")]
     pub namespace: String,

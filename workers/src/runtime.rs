@@ -80,6 +80,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
         .ensure_indexes()
         .await
         .map_err(|e| anyhow::anyhow!("ensuring indexes: {e}"))?;
+    if let Some(pg) = &cfg.pg_url {
+        let plan = crate::store::indexes::all(false);
+        match crate::store::pg_indexes::ensure(pg, &cfg.mongodb_db, &plan).await {
+            Ok(n) => tracing::info!(created = n, "GIN indexes on FerretDB's PostgreSQL tables"),
+            // The system works without them, only slower: said loudly, not fatal.
+            Err(e) => {
+                tracing::warn!(error = %e, "GIN indexes not ensured; filtered reads and updates scan whole tables")
+            }
+        }
+    }
 
     let leases_kv = setup::ensure_leases(&js, &ns, &wire)
         .await

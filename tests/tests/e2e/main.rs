@@ -11,4 +11,5 @@ mod money;
 mod notifications;
 mod race;
 mod redelivery;
+mod store;
 mod tickets;

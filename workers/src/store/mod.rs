@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod indexes;
+pub mod pg_indexes;
 
 use bson::{doc, Bson, Document};
 use mongodb::error::{ErrorKind, WriteFailure};
