@@ -211,6 +211,10 @@ pub fn to_doc<T: serde::Serialize>(v: &T) -> Result<Document, StoreError> {
 
 /// One page of `filter` in `sort` order as `{items, page, limit, total}`: `page` counts
 /// from 1, `limit` is held to 1..=100, and each document goes through `to_json`.
+/// Longest a paged read may run in the database: under the gateway's query timeout (5 s),
+/// after which nobody reads the answer.
+pub const READ_MAX_TIME: std::time::Duration = std::time::Duration::from_secs(4);
+
 pub async fn paged(
     col: &Collection<Document>,
     filter: Document,
@@ -222,8 +226,14 @@ pub async fn paged(
     use futures::TryStreamExt;
     let limit = limit.clamp(1, 100);
     let page = page.max(1);
-    let total = col.count_documents(filter.clone()).await?;
+    // Bounded: a read the gateway stopped waiting for must not keep the database busy
+    // (FerretDB sorts every match in memory before it skips and limits).
+    let total = col
+        .count_documents(filter.clone())
+        .max_time(READ_MAX_TIME)
+        .await?;
     let opts = mongodb::options::FindOptions::builder()
+        .max_time(READ_MAX_TIME)
         .sort(sort)
         .skip(u64::from(page - 1) * u64::from(limit))
         .limit(i64::from(limit))
