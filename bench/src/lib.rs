@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod ceilings;
+pub mod cli;
 pub mod plan;
 pub mod procmem;
 pub mod report;

@@ -3,7 +3,6 @@
 //! processes. It stops by itself: every loop is bounded, and `--duration-limit-secs` is a
 //! hard stop.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,7 +12,7 @@ use bench::ceilings::{self, Ceiling, Limits, UpdateFilter};
 use bench::plan::EventPlan;
 use bench::report::{ms, rate, secs, Report};
 use bench::storm::{self, SeatPool, StormResult, StormSettings};
-use bench::{admin_password, note, procmem};
+use bench::{note, procmem};
 use clap::Parser;
 use futures::{stream, StreamExt, TryStreamExt};
 
@@ -22,21 +21,8 @@ use futures::{stream, StreamExt, TryStreamExt};
 #[derive(Debug, Parser)]
 #[command(name = "onsale")]
 struct Args {
-    /// Base URL of the gateway.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    url: String,
-
-    /// Admin e-mail (creates and publishes the event).
-    #[arg(
-        long,
-        env = "TICKETING_ADMIN_EMAIL",
-        default_value = "admin@example.com"
-    )]
-    admin_email: String,
-
-    /// Admin password; when absent, the one scripts/up.sh kept beside the run dir.
-    #[arg(long, env = "TICKETING_ADMIN_PASSWORD", hide_env_values = true)]
-    admin_password: Option<String>,
+    #[command(flatten)]
+    gw: bench::cli::GatewayArgs,
 
     /// Seats of the event (rounded up to whole rows).
     #[arg(long, default_value_t = 5000)]
@@ -91,10 +77,6 @@ struct Args {
     #[arg(long)]
     ceilings_only: bool,
 
-    /// Where scripts/up.sh keeps gateway.pid and workers.pid.
-    #[arg(long, default_value = ".data/dev/run")]
-    run_dir: PathBuf,
-
     /// The whole purchase: after each successful hold, book it and pay with the approving
     /// test card (the workers must let unverified buyers pay:
     /// TICKETING_REQUIRE_VERIFIED_TO_PAY=false).
@@ -144,7 +126,7 @@ async fn run(args: Args, deadline: Instant) -> anyhow::Result<()> {
     }
     report.section("peak memory (VmHWM)");
     for name in ["gateway", "workers"] {
-        let v = procmem::peak_memory(&args.run_dir, name).unwrap_or_else(|| "unknown".into());
+        let v = procmem::peak_memory(&args.gw.run_dir, name).unwrap_or_else(|| "unknown".into());
         report.line(name, v);
     }
     report
@@ -156,13 +138,13 @@ async fn run(args: Args, deadline: Instant) -> anyhow::Result<()> {
 
 /// Set-up (admin login, event, buyers, seat map), then the storm; its report.
 async fn storm_phase(args: &Args, deadline: Instant) -> anyhow::Result<(Report, StormResult)> {
-    let api = Api::new(&args.url, args.buyers + args.setup_concurrency)?;
-    let password = admin_password(args.admin_password.clone(), &args.run_dir)?;
+    let api = Api::new(&args.gw.url, args.buyers + args.setup_concurrency)?;
+    let password = args.gw.password()?;
 
-    eprintln!("set-up against {}", args.url);
+    eprintln!("set-up against {}", args.gw.url);
     let setup_started = Instant::now();
     let admin = api
-        .login_with_retry(&args.admin_email, &password, Duration::from_secs(30))
+        .login_with_retry(&args.gw.admin_email, &password, Duration::from_secs(30))
         .await?;
     let plan = EventPlan::with_seats(&format!("On-sale storm {}", run_tag()), args.seats)?;
     let event_id = api.create_published_event(&admin, &plan).await?;

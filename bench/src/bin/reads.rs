@@ -9,15 +9,14 @@
 //! statuses.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use bench::api::Api;
+use bench::note;
 use bench::plan::EventPlan;
 use bench::report::{rate, secs, Report};
 use bench::storm::new_histogram;
-use bench::{admin_password, note};
 use bson::{doc, oid::ObjectId, Document};
 use clap::Parser;
 use futures::{stream, StreamExt};
@@ -26,16 +25,9 @@ use rand::Rng;
 #[derive(Parser)]
 #[command(about = "Filtered reads of the API against 100,000 audit entries and 20,000 seats")]
 struct Args {
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    url: String,
-    #[arg(
-        long,
-        env = "TICKETING_ADMIN_EMAIL",
-        default_value = "admin@example.com"
-    )]
-    admin_email: String,
-    #[arg(long, env = "TICKETING_ADMIN_PASSWORD", hide_env_values = true)]
-    admin_password: Option<String>,
+    #[command(flatten)]
+    gw: bench::cli::GatewayArgs,
+
     /// The MongoDB-wire server the workers use, and their database.
     #[arg(long, default_value = "mongodb://127.0.0.1:27017/")]
     mongodb_uri: String,
@@ -53,8 +45,6 @@ struct Args {
     /// Requests at once.
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
-    #[arg(long, default_value = ".data/dev/run")]
-    run_dir: PathBuf,
     /// Hard stop of the whole run, in seconds.
     #[arg(long, default_value_t = 600)]
     duration_limit_secs: u64,
@@ -86,17 +76,17 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     let started = Instant::now();
-    let api = Api::new(&args.url, args.concurrency + 4)?;
-    let password = admin_password(args.admin_password.clone(), &args.run_dir)?;
+    let api = Api::new(&args.gw.url, args.concurrency + 4)?;
+    let password = args.gw.password()?;
     let admin = api
-        .login_with_retry(&args.admin_email, &password, Duration::from_secs(30))
+        .login_with_retry(&args.gw.admin_email, &password, Duration::from_secs(30))
         .await?;
     let mongo = mongodb::Client::with_uri_str(&args.mongodb_uri)
         .await
         .context("connecting to MongoDB")?;
     let db = mongo.database(&args.mongodb_db);
 
-    eprintln!("set-up against {} and {}", args.url, args.mongodb_db);
+    eprintln!("set-up against {} and {}", args.gw.url, args.mongodb_db);
     let seats = db.collection::<Document>("seats");
     let mut have = seats.count_documents(doc! {}).await?;
     while have < args.seats {
@@ -204,7 +194,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
             "buyer" => Some(buyer.as_str()),
             _ => None,
         };
-        let url = format!("{}{path}", args.url.trim_end_matches('/'));
+        let url = format!("{}{path}", args.gw.url.trim_end_matches('/'));
         let t0 = Instant::now();
         let outcomes: Vec<(u16, u64)> = stream::iter(0..args.reads)
             .map(|_| {

@@ -8,7 +8,6 @@
 //! server, it signs and renders QR codes for `--secs` seconds on one core: tickets
 //! issued per second.
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,17 +24,9 @@ use serde_json::{json, Value};
 #[derive(Parser)]
 #[command(about = "Gate scans against the running system, and ticket issuance in isolation")]
 struct Args {
-    /// The gateway.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    url: String,
-    #[arg(
-        long,
-        env = "TICKETING_ADMIN_EMAIL",
-        default_value = "admin@example.com"
-    )]
-    admin_email: String,
-    #[arg(long, env = "TICKETING_ADMIN_PASSWORD", hide_env_values = true)]
-    admin_password: Option<String>,
+    #[command(flatten)]
+    gw: bench::cli::GatewayArgs,
+
     /// Tickets to buy and scan (bought 10 per booking).
     #[arg(long, default_value_t = 100)]
     tickets: usize,
@@ -45,21 +36,18 @@ struct Args {
     /// Seconds of scanning, and of issuing in isolation.
     #[arg(long, default_value_t = 10)]
     secs: u64,
-    /// Where scripts/up.sh keeps its files (the admin password).
-    #[arg(long, default_value = ".data/dev/run")]
-    run_dir: PathBuf,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let password = bench::admin_password(args.admin_password.clone(), &args.run_dir)?;
-    let api = Api::new(&args.url, args.scanners + 8)?;
+    let password = args.gw.password()?;
+    let api = Api::new(&args.gw.url, args.scanners + 8)?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()?;
     let admin = api
-        .login_with_retry(&args.admin_email, &password, Duration::from_secs(30))
+        .login_with_retry(&args.gw.admin_email, &password, Duration::from_secs(30))
         .await?;
     let plan = EventPlan::with_seats("Scan bench", args.tickets.max(1))?;
     let event = api.create_published_event(&admin, &plan).await?;
@@ -92,7 +80,7 @@ async fn main() -> anyhow::Result<()> {
     for b in &bookings {
         loop {
             let r: Value = http
-                .get(format!("{}/v1/bookings/{b}/tickets", args.url))
+                .get(format!("{}/v1/bookings/{b}/tickets", args.gw.url))
                 .bearer_auth(&admin)
                 .send()
                 .await?
@@ -119,7 +107,12 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for d in 0..args.scanners {
-        let (http, qrs, admin, url) = (http.clone(), qrs.clone(), admin.clone(), args.url.clone());
+        let (http, qrs, admin, url) = (
+            http.clone(),
+            qrs.clone(),
+            admin.clone(),
+            args.gw.url.clone(),
+        );
         tasks.spawn(async move {
             let mut hist = new_histogram();
             let mut statuses: BTreeMap<String, u64> = BTreeMap::new();

@@ -1,12 +1,11 @@
 //! `seed`: creates and publishes a demo event through the gateway, and prints its id on
 //! stdout (progress goes to stderr). `scripts/up.sh` runs it once the system is ready.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use bench::api::Api;
+use bench::note;
 use bench::plan::EventPlan;
-use bench::{admin_password, note};
 use clap::Parser;
 
 /// Creates and publishes a demo event with about `--seats` seats in three priced
@@ -14,21 +13,8 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "seed")]
 struct Args {
-    /// Base URL of the gateway.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    url: String,
-
-    /// Admin e-mail.
-    #[arg(
-        long,
-        env = "TICKETING_ADMIN_EMAIL",
-        default_value = "admin@example.com"
-    )]
-    admin_email: String,
-
-    /// Admin password; when absent, the one scripts/up.sh kept beside the run dir.
-    #[arg(long, env = "TICKETING_ADMIN_PASSWORD", hide_env_values = true)]
-    admin_password: Option<String>,
+    #[command(flatten)]
+    gw: bench::cli::GatewayArgs,
 
     /// About how many seats (rounded up to whole rows).
     #[arg(long, default_value_t = 300)]
@@ -38,10 +24,6 @@ struct Args {
     #[arg(long, default_value = "Demo Night: The Rust Orchestra")]
     name: String,
 
-    /// Where scripts/up.sh keeps its run files (the admin password lives beside it).
-    #[arg(long, default_value = ".data/dev/run")]
-    run_dir: PathBuf,
-
     /// How long to keep trying to log in while the admin account is being created.
     #[arg(long, default_value_t = 30)]
     login_patience_secs: u64,
@@ -50,11 +32,11 @@ struct Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let password = admin_password(args.admin_password.clone(), &args.run_dir)?;
-    let api = Api::new(&args.url, 2)?;
+    let password = args.gw.password()?;
+    let api = Api::new(&args.gw.url, 2)?;
     let token = api
         .login_with_retry(
-            &args.admin_email,
+            &args.gw.admin_email,
             &password,
             Duration::from_secs(args.login_patience_secs),
         )

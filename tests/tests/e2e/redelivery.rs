@@ -26,6 +26,18 @@ async fn setup(app: &e2e::TestApp) -> (ObjectId, Vec<ObjectId>, Issuer) {
     )
 }
 
+/// Deletes a command's stored result, as if the worker had died after the effect and
+/// before storing it.
+pub(crate) async fn forget_result(app: &e2e::TestApp, command_id: &str) {
+    app.js
+        .get_key_value(app.ns.results_bucket())
+        .await
+        .unwrap()
+        .delete(command_id)
+        .await
+        .unwrap();
+}
+
 /// Publishes the envelope under a fresh `Nats-Msg-Id`, so JetStream's duplicate window
 /// does not catch it: the worker itself must see the same command id twice.
 pub(crate) async fn publish_again(
@@ -90,13 +102,7 @@ async fn a_hold_command_delivered_twice_has_one_effect() {
     );
 
     // The result was lost but the effect stored: the worker finds the hold, takes nothing twice.
-    app.js
-        .get_key_value(app.ns.results_bucket())
-        .await
-        .unwrap()
-        .delete(&env.id)
-        .await
-        .unwrap();
+    forget_result(&app, &env.id).await;
     let third = publish_again(&app, &env).await;
     assert_eq!(third.status, 201);
     assert_eq!(third.body["id"], first.body["id"]);
@@ -191,13 +197,7 @@ async fn a_payment_command_redelivered_after_its_effect_charges_once() {
     let first = app.send_command(&env).await.expect("reply");
     assert_eq!(first.status, 201, "{first:?}");
     // The result is lost; the command comes again (the card token is gone by now too).
-    app.js
-        .get_key_value(app.ns.results_bucket())
-        .await
-        .unwrap()
-        .delete(&env.id)
-        .await
-        .unwrap();
+    forget_result(&app, &env.id).await;
     let second = publish_again(&app, &env).await;
     assert_eq!(second.status, 201, "{second:?}");
     assert_eq!(second.body["payment"]["id"], first.body["payment"]["id"]);

@@ -38,6 +38,26 @@ async fn tickets_of(app: &TestApp, token: &str, booking: &str, n: usize) -> Vec<
     r.body["items"].as_array().unwrap().clone()
 }
 
+/// A new buyer's one paid ticket of a new event, and the admin's token.
+async fn one_ticket(app: &TestApp) -> (String, Value) {
+    let admin = app.admin_token().await;
+    let event = app.published_event(&admin, 1, 2).await;
+    let seats = app.seat_ids(&event).await;
+    let (_, user) = app.new_user().await;
+    let booking = paid_booking(app, &user, &event, &seats[..1]).await;
+    let ticket = tickets_of(app, &user, &booking, 1).await.remove(0);
+    (admin, ticket)
+}
+
+/// The ticket's successful scans recorded.
+async fn successes(app: &TestApp, ticket: ObjectId) -> u64 {
+    app.count(
+        "ticket_scans",
+        doc! {"ticketId": ticket, "scanStatus": "success"},
+    )
+    .await
+}
+
 const SCANNER_AGENT: &str = "gate-scanner/1.0";
 
 async fn scan(app: &TestApp, token: &str, qr: &str, gate: &str) -> e2e::Resp {
@@ -210,26 +230,14 @@ async fn a_paid_booking_gets_a_ticket_per_seat_whose_png_scans_once() {
             .await,
         2
     );
-    assert_eq!(
-        app.count(
-            "ticket_scans",
-            doc! {"ticketId": tid, "scanStatus": "success"}
-        )
-        .await,
-        1
-    );
+    assert_eq!(successes(&app, tid).await, 1, "one success per ticket");
     app.shutdown().await;
 }
 
 #[tokio::test]
 async fn concurrent_scans_of_one_ticket_at_many_gates_let_exactly_one_in() {
     let app = spawn_app().await;
-    let admin = app.admin_token().await;
-    let event = app.published_event(&admin, 1, 2).await;
-    let seats = app.seat_ids(&event).await;
-    let (_, user) = app.new_user().await;
-    let booking = paid_booking(&app, &user, &event, &seats[..1]).await;
-    let ticket = tickets_of(&app, &user, &booking, 1).await.remove(0);
+    let (admin, ticket) = one_ticket(&app).await;
     let qr = ticket["qrString"].as_str().unwrap();
 
     const SCANS: usize = 24;
@@ -256,14 +264,7 @@ async fn concurrent_scans_of_one_ticket_at_many_gates_let_exactly_one_in() {
             .await,
         SCANS as u64
     );
-    assert_eq!(
-        app.count(
-            "ticket_scans",
-            doc! {"ticketId": tid, "scanStatus": "success"}
-        )
-        .await,
-        1
-    );
+    assert_eq!(successes(&app, tid).await, 1, "one success per ticket");
     let stored = app
         .find_when("tickets", doc! {"_id": tid, "status": "scanned"})
         .await
@@ -430,12 +431,7 @@ async fn redelivered_issuance_still_gives_one_ticket_per_seat() {
 #[tokio::test]
 async fn a_ticket_is_refused_as_expired_once_its_event_is_over() {
     let mut app = spawn_app().await;
-    let admin = app.admin_token().await;
-    let event = app.published_event(&admin, 1, 2).await;
-    let seats = app.seat_ids(&event).await;
-    let (_, user) = app.new_user().await;
-    let booking = paid_booking(&app, &user, &event, &seats[..1]).await;
-    let ticket = tickets_of(&app, &user, &booking, 1).await.remove(0);
+    let (admin, ticket) = one_ticket(&app).await;
     // Events are created in the future; a gate window that closed years before the
     // start makes this one over.
     app.stop_workers().await;
@@ -469,12 +465,7 @@ async fn a_ticket_is_refused_as_expired_once_its_event_is_over() {
 async fn a_redelivered_scan_lets_in_once_and_is_recorded_once() {
     use streams::commands::{Command, Issuer, ScanTicket};
     let app = spawn_app().await;
-    let admin = app.admin_token().await;
-    let event = app.published_event(&admin, 1, 2).await;
-    let seats = app.seat_ids(&event).await;
-    let (_, user) = app.new_user().await;
-    let booking = paid_booking(&app, &user, &event, &seats[..1]).await;
-    let ticket = tickets_of(&app, &user, &booking, 1).await.remove(0);
+    let (_, ticket) = one_ticket(&app).await;
     let staff = Some(Issuer {
         user_id: ObjectId::new(),
         role: domain::user::Role::Admin,
@@ -495,13 +486,7 @@ async fn a_redelivered_scan_lets_in_once_and_is_recorded_once() {
     assert_eq!(first.body["status"], "success", "{first:?}");
     // The result is lost, the effect kept: the redelivered scan is still the winner,
     // with the same record, and nothing is recorded twice.
-    app.js
-        .get_key_value(app.ns.results_bucket())
-        .await
-        .unwrap()
-        .delete(&env.id)
-        .await
-        .unwrap();
+    crate::redelivery::forget_result(&app, &env.id).await;
     let again = crate::redelivery::publish_again(&app, &env).await;
     assert_eq!(again.body["status"], "success", "{again:?}");
     assert_eq!(again.body["scanId"], first.body["scanId"]);
@@ -514,14 +499,7 @@ async fn a_redelivered_scan_lets_in_once_and_is_recorded_once() {
         2,
         "one success, one already_scanned"
     );
-    assert_eq!(
-        app.count(
-            "ticket_scans",
-            doc! {"ticketId": tid, "scanStatus": "success"}
-        )
-        .await,
-        1
-    );
+    assert_eq!(successes(&app, tid).await, 1, "one success per ticket");
     let qr = app
         .find_when(
             "qr_codes",
