@@ -131,6 +131,28 @@ pub async fn create(
         ));
     }
 
+    // Seats the live lock view shows taken by another are refused without a write: a
+    // lock create that fails, and the give-back of the ones that succeeded, cost the
+    // storm fsynced writes for nothing (about 40% of its requests are such conflicts).
+    // The view may trail the stream, so a refusal is confirmed after a read barrier
+    // (never a 409 for a seat freed before this command); a seat seen free is still
+    // decided by the lock create below.
+    if !taken_in_view(ctx, c, hold_id).is_empty() {
+        ctx.live
+            .locks
+            .sync()
+            .await
+            .map_err(|e| HandlerError::Transient(e.to_string()))?;
+        let taken = taken_in_view(ctx, c, hold_id);
+        if !taken.is_empty() {
+            return Ok(Reply::error_with(
+                ErrorCode::SeatsUnavailable,
+                "some of these seats are taken",
+                json!({"seatIds": taken}),
+            ));
+        }
+    }
+
     // All or none: take every lock at once, give back what we took if any is taken.
     let owner = hold_id.to_hex();
     let ttl = ctx.cfg.lock_ttl();
@@ -224,6 +246,22 @@ pub async fn create(
     // `seat_holds` and `seats` documents from it.
     emit_created(ctx, env, &hold).await?;
     Ok(Reply::ok(201, hold_json(&hold, &map)))
+}
+
+/// The requested seats the lock view shows locked by anything but this hold.
+fn taken_in_view(ctx: &Ctx, c: &CreateHold, hold_id: ObjectId) -> Vec<String> {
+    ctx.live.locks.with_event(&c.event_id, |locks| {
+        c.seat_ids
+            .iter()
+            .filter(|s| {
+                locks
+                    .seats
+                    .get(s)
+                    .is_some_and(|l| *l != streams::live::locks::SeatLock::Held(hold_id))
+            })
+            .map(|s| s.to_hex())
+            .collect()
+    })
 }
 
 /// Gives back the locks of `keys` that `owner` holds (a hold that cannot go on).

@@ -254,3 +254,73 @@ async fn a_hold_left_alone_expires_and_its_seats_can_be_held_again() {
     assert!(counted, "{:?}", app.seat_counts(&event).await);
     app.shutdown().await;
 }
+
+/// The last sequence of the seat-locks bucket's stream: it moves with every lock write.
+async fn lock_writes(app: &e2e::TestApp) -> u64 {
+    let mut s = app
+        .js
+        .get_stream(format!("KV_{}", app.ns.seat_locks_bucket()))
+        .await
+        .unwrap();
+    s.info().await.unwrap().state.last_sequence
+}
+
+#[tokio::test]
+async fn a_hold_refused_for_a_seat_already_taken_writes_no_lock_and_a_released_seat_is_free_at_once(
+) {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let event = app.published_event(&admin, 1, 4).await;
+    let seats = app.seat_ids(&event).await;
+    let (_, first) = app.new_user().await;
+    let (_, second) = app.new_user().await;
+    let path = format!("/v1/events/{event}/holds");
+    let held = app
+        .post(&path, Some(&first), json!({"seatIds": [seats[0]]}))
+        .await;
+    assert_eq!(held.status, 201, "{held:?}");
+    // Seat 0 is taken: the refusal names it and takes (and gives back) no lock at all.
+    let before = lock_writes(&app).await;
+    let refused = app
+        .post(
+            &path,
+            Some(&second),
+            json!({"seatIds": [seats[1], seats[0]]}),
+        )
+        .await;
+    assert_eq!(
+        (refused.status, refused.code()),
+        (409, "seats_unavailable"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        refused.body["error"]["details"]["seatIds"],
+        json!([seats[0]])
+    );
+    assert_eq!(
+        lock_writes(&app).await,
+        before,
+        "no lock written for a refusal"
+    );
+    // Released, the seat is free for the next request at once (no stale refusal).
+    let id = held.body["id"].as_str().unwrap();
+    let released = app
+        .call(
+            "DELETE",
+            &format!("/v1/holds/{id}"),
+            Some(&first),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(released.status, 204, "{released:?}");
+    let again = app
+        .post(
+            &path,
+            Some(&second),
+            json!({"seatIds": [seats[1], seats[0]]}),
+        )
+        .await;
+    assert_eq!(again.status, 201, "{again:?}");
+    app.shutdown().await;
+}
