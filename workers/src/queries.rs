@@ -159,12 +159,16 @@ async fn serve(ctx: Ctx, mut sub: async_nats::Subscriber, mut stopped: watch::Re
         };
         let ctx = ctx.clone();
         inflight.spawn(async move {
+            // A seat map's read barrier is a wait on NATS, not work: passed before the
+            // heavy permit is taken, so the permits go to rendering.
+            let synced = matches!(req.query, Query::EventSeats { .. })
+                && ctx.live.locks.sync().await.is_ok();
             let permit = admission.permit().await;
             // Checked again once a permit is free: the wait for it may have been long.
             if streams::headers::past_deadline(msg.headers.as_ref()) {
                 return;
             }
-            let bytes = match reply_bytes(&ctx, &req).await {
+            let bytes = match reply_bytes(&ctx, &req, synced).await {
                 Ok(b) => b,
                 Err(e) => {
                     warn!(error = %e, "query failed");
@@ -228,7 +232,7 @@ pub async fn answer(ctx: &Ctx, req: &QueryRequest) -> Result<Reply, StoreError> 
             event_id,
             section,
             status,
-        } => match seat_map(ctx, &req.issuer, *event_id, section, status).await? {
+        } => match seat_map(ctx, &req.issuer, *event_id, section, status, false).await? {
             Ok(body) => Reply::ok(
                 200,
                 serde_json::from_slice(&body).map_err(|e| StoreError::Bson(e.to_string()))?,
@@ -324,12 +328,15 @@ async fn seat_map(
     event_id: domain::ObjectId,
     section: &Option<String>,
     status: &Option<String>,
+    synced: bool,
 ) -> Result<Result<bytes::Bytes, Reply>, StoreError> {
-    ctx.live
-        .locks
-        .sync()
-        .await
-        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    if !synced {
+        ctx.live
+            .locks
+            .sync()
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+    }
     // The sale status beside the locks says whether the event exists and may be shown;
     // only an event older than those keys is looked up in MongoDB.
     let shown = match ctx.live.locks.status(&event_id) {
@@ -355,13 +362,18 @@ async fn seat_map(
 
 /// The reply to `req` as sent on the wire. Seat maps are written straight into it: their
 /// body is never built as a JSON value (see `streams::queries::RawReply`).
-async fn reply_bytes(ctx: &Ctx, req: &QueryRequest) -> Result<bytes::Bytes, StoreError> {
+/// `synced`: the lock view's read barrier was passed for this query already.
+async fn reply_bytes(
+    ctx: &Ctx,
+    req: &QueryRequest,
+    synced: bool,
+) -> Result<bytes::Bytes, StoreError> {
     let reply = match &req.query {
         Query::EventSeats {
             event_id,
             section,
             status,
-        } => match seat_map(ctx, &req.issuer, *event_id, section, status).await? {
+        } => match seat_map(ctx, &req.issuer, *event_id, section, status, synced).await? {
             Ok(body) => return Ok(streams::queries::RawReply::encode(200, &body)),
             Err(refused) => refused,
         },
