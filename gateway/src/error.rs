@@ -152,17 +152,22 @@ pub fn reply_response(reply: Reply) -> Response {
         return status.into_response();
     }
     match serde_json::to_vec(&reply.body) {
-        Ok(bytes) => (
-            status,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            bytes,
-        )
-            .into_response(),
+        Ok(bytes) => json_response(status, bytes),
         Err(e) => ApiError::internal(e).into_response(),
     }
+}
+
+/// A response whose body is JSON text already.
+pub fn json_response(status: StatusCode, body: impl Into<axum::body::Body>) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body.into(),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

@@ -223,6 +223,27 @@ pub async fn ensure_card_vault(
     .map_err(WireError::nats)
 }
 
+/// The gate's record of each ticket and its first scan (`workers::gate`): no TTL, a
+/// ticket stays scannable until its event is over.
+pub async fn ensure_gate_tickets(
+    js: &jetstream::Context,
+    ns: &Namespace,
+    cfg: &WireConfig,
+) -> Result<kv::Store, WireError> {
+    js.create_or_update_key_value(kv::Config {
+        bucket: ns.gate_tickets_bucket(),
+        description:
+            "Gate records: <ticketId> -> ticket as a gate sees it; <ticketId>.first -> its first scan."
+                .into(),
+        history: 1,
+        storage: stream::StorageType::File,
+        num_replicas: cfg.replicas,
+        ..Default::default()
+    })
+    .await
+    .map_err(WireError::nats)
+}
+
 /// Short leases that serialize the writers of one MongoDB document (FerretDB rewrites the
 /// whole document on every update, so two concurrent updates of different fields lose
 /// one of them). Per-key TTL: a crashed holder's lease runs out by itself.

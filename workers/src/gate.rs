@@ -20,7 +20,6 @@ use domain::{DateTime, ObjectId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use streams::WireError;
 
 use crate::context::{Ctx, HandlerError};
 use crate::store::{bson_to_json, names};
@@ -233,24 +232,6 @@ pub async fn claim_first(
             .ok_or_else(|| HandlerError::Transient("the first scan is not readable yet".into())),
         Err(e) => Err(transient(e)),
     }
-}
-
-/// The bucket, ensured at start-up.
-pub async fn ensure(
-    js: &async_nats::jetstream::Context,
-    ns: &streams::Namespace,
-    replicas: usize,
-) -> Result<kv::Store, WireError> {
-    js.create_or_update_key_value(kv::Config {
-        bucket: ns.gate_tickets_bucket(),
-        description: "Gate records: <ticketId> -> ticket as a gate sees it; <ticketId>.first -> its first scan.".into(),
-        history: 1,
-        storage: async_nats::jetstream::stream::StorageType::File,
-        num_replicas: replicas,
-        ..Default::default()
-    })
-    .await
-    .map_err(WireError::nats)
 }
 
 #[cfg(test)]

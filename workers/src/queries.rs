@@ -159,16 +159,12 @@ async fn serve(ctx: Ctx, mut sub: async_nats::Subscriber, mut stopped: watch::Re
         };
         let ctx = ctx.clone();
         inflight.spawn(async move {
-            // A seat map's read barrier is a wait on NATS, not work: passed before the
-            // heavy permit is taken, so the permits go to rendering.
-            let synced = matches!(req.query, Query::EventSeats { .. })
-                && ctx.live.locks.sync().await.is_ok();
             let permit = admission.permit().await;
             // Checked again once a permit is free: the wait for it may have been long.
             if streams::headers::past_deadline(msg.headers.as_ref()) {
                 return;
             }
-            let bytes = match reply_bytes(&ctx, &req, synced).await {
+            let bytes = match reply_bytes(&ctx, &req).await {
                 Ok(b) => b,
                 Err(e) => {
                     warn!(error = %e, "query failed");
@@ -189,7 +185,7 @@ fn is_admin(i: &Option<Issuer>) -> bool {
     i.as_ref().is_some_and(|i| i.role.is_admin())
 }
 
-pub async fn answer(ctx: &Ctx, req: &QueryRequest) -> Result<Reply, StoreError> {
+async fn answer(ctx: &Ctx, req: &QueryRequest) -> Result<Reply, StoreError> {
     let col = |n| ctx.store.col(n);
     Ok(match &req.query {
         Query::Ping => {
@@ -228,17 +224,12 @@ pub async fn answer(ctx: &Ctx, req: &QueryRequest) -> Result<Reply, StoreError> 
                 _ => Reply::error(ErrorCode::EventNotFound, "no such event"),
             }
         }
-        Query::EventSeats {
-            event_id,
-            section,
-            status,
-        } => match seat_map(ctx, &req.issuer, *event_id, section, status, false).await? {
-            Ok(body) => Reply::ok(
-                200,
-                serde_json::from_slice(&body).map_err(|e| StoreError::Bson(e.to_string()))?,
-            ),
-            Err(refused) => refused,
-        },
+        // Written straight into the wire reply by `reply_bytes`, never built as a value.
+        Query::EventSeats { .. } => {
+            return Err(StoreError::Unavailable(
+                "seat maps are answered by reply_bytes".into(),
+            ))
+        }
         Query::GetHold { hold_id } => match crate::holds::find_hold(ctx, *hold_id)
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?
@@ -328,15 +319,12 @@ async fn seat_map(
     event_id: domain::ObjectId,
     section: &Option<String>,
     status: &Option<String>,
-    synced: bool,
 ) -> Result<Result<bytes::Bytes, Reply>, StoreError> {
-    if !synced {
-        ctx.live
-            .locks
-            .sync()
-            .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-    }
+    ctx.live
+        .locks
+        .sync()
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?;
     // The sale status beside the locks says whether the event exists and may be shown;
     // only an event older than those keys is looked up in MongoDB.
     let shown = match ctx.live.locks.status(&event_id) {
@@ -362,18 +350,13 @@ async fn seat_map(
 
 /// The reply to `req` as sent on the wire. Seat maps are written straight into it: their
 /// body is never built as a JSON value (see `streams::queries::RawReply`).
-/// `synced`: the lock view's read barrier was passed for this query already.
-async fn reply_bytes(
-    ctx: &Ctx,
-    req: &QueryRequest,
-    synced: bool,
-) -> Result<bytes::Bytes, StoreError> {
+async fn reply_bytes(ctx: &Ctx, req: &QueryRequest) -> Result<bytes::Bytes, StoreError> {
     let reply = match &req.query {
         Query::EventSeats {
             event_id,
             section,
             status,
-        } => match seat_map(ctx, &req.issuer, *event_id, section, status, synced).await? {
+        } => match seat_map(ctx, &req.issuer, *event_id, section, status).await? {
             Ok(body) => return Ok(streams::queries::RawReply::encode(200, &body)),
             Err(refused) => refused,
         },
@@ -421,7 +404,7 @@ async fn live_seats(
     let event_hex = event_id.to_hex();
     let (version, body) = ctx.live.locks.with_event(&event_id, |locks| {
         if let Some(b) = ctx.seat_maps.rendered(&key, locks.version) {
-            return (locks.version, Ok(b));
+            return (locks.version, Ok((b, false)));
         }
         let mut seats: Vec<_> = map
             .iter()
@@ -450,13 +433,13 @@ async fn live_seats(
             total: items.len(),
             items,
         };
-        (
-            locks.version,
-            serde_json::to_vec(&list).map(bytes::Bytes::from),
-        )
+        let rendered = serde_json::to_vec(&list).map(|b| (bytes::Bytes::from(b), true));
+        (locks.version, rendered)
     });
-    let body = body.map_err(|e| StoreError::Bson(e.to_string()))?;
-    ctx.seat_maps.keep_rendered(key, version, body.clone());
+    let (body, fresh) = body.map_err(|e| StoreError::Bson(e.to_string()))?;
+    if fresh {
+        ctx.seat_maps.keep_rendered(key, version, body.clone());
+    }
     Ok(body)
 }
 

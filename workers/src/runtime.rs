@@ -97,7 +97,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
     let vault = setup::ensure_card_vault(&js, &ns, &wire)
         .await
         .map_err(|e| anyhow::anyhow!("ensuring card vault: {e}"))?;
-    let gate = crate::gate::ensure(&js, &ns, cfg.stream_replicas)
+    let gate = setup::ensure_gate_tickets(&js, &ns, &wire)
         .await
         .map_err(|e| anyhow::anyhow!("ensuring gate-tickets bucket: {e}"))?;
     let (stop, stopped) = watch::channel(false);

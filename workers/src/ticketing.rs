@@ -281,10 +281,12 @@ pub async fn issue(ctx: &Ctx, booking_id: ObjectId) -> Result<Vec<Document>, Han
     insert_all(ctx, names::QR_CODES, qr_docs).await?;
     // Gates learn of the tickets before the cancellation check below, so a cancellation
     // that comes in between overwrites what a gate reads.
-    for t in &tickets {
-        if let Some(g) = crate::gate::GateTicket::of(t) {
-            crate::gate::record_issued(ctx, &g).await?;
-        }
+    let gate: Vec<_> = tickets
+        .iter()
+        .filter_map(crate::gate::GateTicket::of)
+        .collect();
+    for r in join_all(gate.iter().map(|g| crate::gate::record_issued(ctx, g))).await {
+        r?;
     }
 
     // A cancellation that ran while we issued may have found no tickets to cancel: its

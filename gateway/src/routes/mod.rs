@@ -28,7 +28,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 use crate::config::Config;
-use crate::error::{reply_response, ApiError};
+use crate::error::{json_response, reply_response, ApiError};
 use crate::state::AppState;
 
 /// The whole API with its middleware. Needs no server: tests drive it with `oneshot`.
@@ -184,15 +184,7 @@ pub async fn ask_raw(
             reply.status
         )));
     };
-    Ok((
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        reply.body,
-    )
-        .into_response())
+    Ok(json_response(status, reply.body))
 }
 
 /// Page and page size from the query string: page from 1 (default 1), limit 1 to 100
