@@ -177,6 +177,21 @@ pg_stop() {
   rm -f "$RUN/postgres.pid"
 }
 
+# One NATS password per identity, made on first start, kept under .data/<profile>/nats-auth/
+# (mode 0600, never committed). scripts/nats-auth.sh lists the identities.
+AUTH="$DATA/nats-auth"
+NATS_USERS="gateway workers operator boxoffice"
+nats_identities() {
+  mkdir -p "$AUTH"
+  chmod 700 "$AUTH"
+  local u
+  for u in $NATS_USERS; do
+    if [ ! -s "$AUTH/$u.password" ]; then
+      (umask 077 && head -c 24 /dev/urandom | base64 | tr -d '/+=\n' >"$AUTH/$u.password")
+    fi
+  done
+}
+
 start() {
   build
   mkdir -p "$RUN" "$DATA/nats" "$DATA/mailpit"
@@ -186,7 +201,12 @@ start() {
   free_port ferretdb "$MONGO_PORT"
   free_port mailpit "$SMTP_PORT"
   free_port mailpit "$MAIL_HTTP"
-  cat > "$RUN/nats.conf" <<CONF
+  nats_identities
+  local ns_token=ticketing
+  # Each test has its own namespace (t<hex>): the test profile's permissions match any.
+  if [ "$PROFILE" = test ]; then ns_token='*'; fi
+  (umask 077 && bash "$ROOT/scripts/nats-auth.sh" local "$AUTH" "$ns_token" >"$RUN/nats-auth.conf")
+  (umask 077 && cat > "$RUN/nats.conf" <<CONF
 listen: 127.0.0.1:$NATS_PORT
 http: 127.0.0.1:$NATS_HTTP
 server_name: ticketing-$PROFILE
@@ -196,7 +216,10 @@ jetstream {
   # fsync before ack: the lazy default lost acknowledged writes in the 2025 Jepsen analysis.
   sync_interval: always
 }
+# No anonymous client: every identity and what it may publish and subscribe to.
+include "nats-auth.conf"
 CONF
+)
   if ! running nats; then
     "$BIN/nats-server" -c "$RUN/nats.conf" >"$RUN/nats.log" 2>&1 &
     echo $! > "$RUN/nats.pid"
@@ -241,6 +264,9 @@ stop() {
 
 env_vars() {
   echo "TICKETING_NATS_URL=nats://127.0.0.1:$NATS_PORT"
+  # Where each NATS identity's password is (<user>.password): the test harness and the
+  # bench read it; scripts/up.sh hands each process its own.
+  echo "TICKETING_NATS_AUTH_DIR=$AUTH"
   echo "TICKETING_MONGODB_URI=mongodb://127.0.0.1:$MONGO_PORT/"
   echo "TICKETING_SMTP_URL=smtp://127.0.0.1:$SMTP_PORT"
   echo "TICKETING_MAILPIT_API=http://127.0.0.1:$MAIL_HTTP"

@@ -85,6 +85,13 @@ env_documented() {
 }
 
 timed ".env.example documents every variable" env_documented || FAILED=1
+# The production NATS identities are the generator's output, not a hand-edited copy.
+# shellcheck disable=SC2317  # run through `timed`
+nats_auth_current() {
+  diff -u deploy/nats/auth.conf <(bash scripts/nats-auth.sh prod) ||
+    { echo "deploy/nats/auth.conf is stale: bash scripts/nats-auth.sh prod > deploy/nats/auth.conf"; return 1; }
+}
+timed "deploy/nats/auth.conf is generated" nats_auth_current || FAILED=1
 timed "cargo fmt --all --check" cargo fmt --all --check || FAILED=1
 timed "cargo clippy --workspace --all-targets -D warnings" cargo clippy --workspace --all-targets -- -D warnings || FAILED=1
 timed "cargo test --workspace" cargo test --workspace "$@" || FAILED=1

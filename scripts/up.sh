@@ -57,11 +57,17 @@ step "servers: build if missing" bash scripts/servers.sh build
 if [ "$BUILD" = 1 ]; then
   step "cargo build --release --bins" cargo build --release --bins
 fi
-for b in ticketing-workers ticketing-gateway seed; do
+for b in ticketing-workers ticketing-gateway ticketing-keys seed; do
   [ -x "$ROOT/target/release/$b" ] || { echo "ERROR: target/release/$b is missing; run without --no-build" >&2; exit 1; }
 done
 step "servers: start (dev)" bash scripts/servers.sh start dev
 while IFS= read -r kv; do export "${kv?}"; done < <(bash scripts/servers.sh env dev)
+# Command signing keys (gateway, workers, the boxoffice example system) and the registry
+# the workers trust, made once under .data/dev/keys/ (mode 0600).
+KEYS="$DEV/keys"
+"$ROOT/target/release/ticketing-keys" init --dir "$KEYS" >/dev/null
+export TICKETING_COMMAND_SIGNERS="$KEYS/signers.json"
+AUTH="$TICKETING_NATS_AUTH_DIR"
 
 # Restart cleanly: whatever of ours runs is stopped (and drains) before starting anew.
 stop_product "$RUN"
@@ -70,8 +76,20 @@ if (exec 3<>"/dev/tcp/${LISTEN%:*}/${LISTEN##*:}") 2>/dev/null; then
   exit 1
 fi
 
-start_proc "$RUN" workers env TICKETING_WORKERS=all "$ROOT/target/release/ticketing-workers"
-start_proc "$RUN" gateway env TICKETING_LISTEN="$LISTEN" "$ROOT/target/release/ticketing-gateway"
+# Each process its own NATS identity and signing key, exported in a subshell (never on a
+# command line, where ps would show them).
+(
+  export TICKETING_WORKERS=all TICKETING_NATS_USER=workers
+  TICKETING_NATS_PASSWORD=$(cat "$AUTH/workers.password"); export TICKETING_NATS_PASSWORD
+  TICKETING_COMMAND_SIGNING_KEY=$(cat "$KEYS/workers.key"); export TICKETING_COMMAND_SIGNING_KEY
+  start_proc "$RUN" workers "$ROOT/target/release/ticketing-workers"
+)
+(
+  export TICKETING_LISTEN="$LISTEN" TICKETING_NATS_USER=gateway
+  TICKETING_NATS_PASSWORD=$(cat "$AUTH/gateway.password"); export TICKETING_NATS_PASSWORD
+  TICKETING_COMMAND_SIGNING_KEY=$(cat "$KEYS/gateway.key"); export TICKETING_COMMAND_SIGNING_KEY
+  start_proc "$RUN" gateway "$ROOT/target/release/ticketing-gateway"
+)
 
 echo "waiting up to ${READY_TIMEOUT}s for $URL/readyz"
 problem=""
@@ -119,6 +137,8 @@ The ticketing system is running.
   admin password $TICKETING_ADMIN_PASSWORD
   demo event     $event_id   ($URL/v1/events/$event_id/seats)
   mail UI        ${TICKETING_MAILPIT_API:-http://127.0.0.1:8025}
+  NATS           $TICKETING_NATS_URL   (identities: $AUTH/<user>.password; operator: nats --user operator --password "\$(cat $AUTH/operator.password)")
+  signing keys   $KEYS/   (registry: $KEYS/signers.json)
   logs, pids     $RUN/
 Stop everything with scripts/down.sh.
 EOF

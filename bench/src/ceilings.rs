@@ -81,8 +81,15 @@ fn micros(since: Instant) -> u64 {
 }
 
 /// (a) KV `create` of fresh keys in a scratch bucket, `concurrency` at a time.
-pub async fn nats_kv_creates(nats_url: &str, limits: &Limits) -> anyhow::Result<Ceiling> {
-    let client = async_nats::connect(nats_url)
+pub async fn nats_kv_creates(
+    nats_url: &str,
+    user: &str,
+    password: &str,
+    limits: &Limits,
+) -> anyhow::Result<Ceiling> {
+    let client = async_nats::ConnectOptions::with_user_and_password(user.into(), password.into())
+        .name("bench")
+        .connect(nats_url)
         .await
         .with_context(|| format!("connecting to NATS at {nats_url}"))?;
     let js = jetstream::new(client.clone());

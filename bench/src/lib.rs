@@ -17,6 +17,26 @@ use std::path::Path;
 
 /// The admin password: the flag or environment value when given, otherwise the one
 /// `scripts/up.sh` generated into `<run_dir>/../admin-password`.
+/// A NATS identity's password: the one given, or the one scripts/servers.sh made in
+/// `<run_dir>/../nats-auth/<user>.password`.
+pub fn nats_password(given: Option<String>, user: &str, run_dir: &Path) -> anyhow::Result<String> {
+    if let Some(p) = given.filter(|p| !p.is_empty()) {
+        return Ok(p);
+    }
+    let file = run_dir
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("nats-auth")
+        .join(format!("{user}.password"));
+    match std::fs::read_to_string(&file) {
+        Ok(p) if !p.trim().is_empty() => Ok(p.trim().to_string()),
+        _ => anyhow::bail!(
+            "no NATS password for {user}: pass --nats-password, or start the servers with scripts/up.sh (it writes {})",
+            file.display()
+        ),
+    }
+}
+
 pub fn admin_password(given: Option<String>, run_dir: &Path) -> anyhow::Result<String> {
     if let Some(p) = given.filter(|p| !p.is_empty()) {
         return Ok(p);

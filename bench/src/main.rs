@@ -48,6 +48,15 @@ struct Args {
     #[arg(long, default_value = "nats://127.0.0.1:4222")]
     nats_url: String,
 
+    /// NATS identity for the KV ceiling (it makes and deletes a scratch bucket).
+    #[arg(long, default_value = "operator")]
+    nats_user: String,
+
+    /// Its password; when absent, the one scripts/servers.sh made beside the run dir
+    /// (`.data/dev/nats-auth/<user>.password`).
+    #[arg(long, env = "TICKETING_BENCH_NATS_PASSWORD", hide_env_values = true)]
+    nats_password: Option<String>,
+
     /// MongoDB-wire server for the conditional-update ceiling.
     #[arg(long, default_value = "mongodb://127.0.0.1:27017/")]
     mongodb_uri: String,
@@ -292,7 +301,17 @@ async fn ceilings_report(
 ) {
     r.section(&format!("raw ceilings ({} concurrent)", args.buyers));
     let kv = match ceiling_limits(args, deadline) {
-        Some(l) => Some(ceilings::nats_kv_creates(&args.nats_url, &l).await),
+        Some(l) => Some(
+            async {
+                let password = bench::nats_password(
+                    args.nats_password.clone(),
+                    &args.nats_user,
+                    &args.gw.run_dir,
+                )?;
+                ceilings::nats_kv_creates(&args.nats_url, &args.nats_user, &password, &l).await
+            }
+            .await,
+        ),
         None => None,
     };
     let kv_rate = show(r, "NATS KV create", kv);

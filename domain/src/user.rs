@@ -68,6 +68,15 @@ pub enum Role {
 }
 
 impl Role {
+    /// The wire name (`user`, `staff`, `admin`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Staff => "staff",
+            Role::Admin => "admin",
+        }
+    }
+
     /// An admin has every staff right.
     pub fn is_staff(self) -> bool {
         matches!(self, Role::Staff | Role::Admin)

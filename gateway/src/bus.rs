@@ -9,6 +9,7 @@ use async_nats::jetstream;
 use futures::future::BoxFuture;
 use streams::codes::Reply;
 use streams::commands::CommandEnvelope;
+use streams::proof::CommandSigner;
 use streams::publish::publish_command_until;
 use streams::queries::{ask, ask_raw, QueryRequest, RawReply};
 use streams::replies::{ReplyRouter, Results, StoredResult};
@@ -70,6 +71,7 @@ pub struct NatsBus {
     replies: ReplyRouter,
     results: Results,
     vault: async_nats::jetstream::kv::Store,
+    signer: Arc<CommandSigner>,
     reply_timeout: Duration,
     query_timeout: Duration,
 }
@@ -81,8 +83,8 @@ impl NatsBus {
         replies: ReplyRouter,
         results: Results,
         vault: async_nats::jetstream::kv::Store,
-        reply_timeout: Duration,
-        query_timeout: Duration,
+        signer: Arc<CommandSigner>,
+        cfg: &crate::config::Config,
     ) -> Arc<Self> {
         let js = jetstream::new(client.clone());
         Arc::new(NatsBus {
@@ -92,8 +94,9 @@ impl NatsBus {
             replies,
             results,
             vault,
-            reply_timeout,
-            query_timeout,
+            signer,
+            reply_timeout: cfg.reply_timeout(),
+            query_timeout: cfg.query_timeout(),
         })
     }
 
@@ -125,6 +128,7 @@ impl NatsBus {
         let published = publish_command_until(
             &self.js,
             &self.ns,
+            &self.signer,
             env,
             Some(&pending.inbox),
             request_id,

@@ -41,6 +41,24 @@ pub struct Config {
     #[arg(long, env = "TICKETING_NATS_URL", default_value = DEFAULT_NATS_URL)]
     pub nats_url: String,
 
+    /// The gateway's NATS identity (nats-server refuses anonymous clients).
+    #[arg(long, env = "TICKETING_NATS_USER")]
+    pub nats_user: Option<String>,
+
+    /// The password of `TICKETING_NATS_USER`.
+    #[arg(long, env = "TICKETING_NATS_PASSWORD", hide_env_values = true)]
+    pub nats_password: Option<SecretString>,
+
+    /// The gateway's command signing key, `kid:base64(32-byte Ed25519 seed)`: every
+    /// command it publishes is signed with it, and the workers apply only commands signed
+    /// by a key in their registry. Not the JWT secret: that one only proves HTTP tokens.
+    #[arg(long, env = "TICKETING_COMMAND_SIGNING_KEY", hide_env_values = true)]
+    pub command_signing_key: Option<SecretString>,
+
+    /// How long start-up waits for the workers to create the buckets it uses, seconds.
+    #[arg(long, env = "TICKETING_STARTUP_WAIT_SECS", default_value_t = 60)]
+    pub startup_wait_secs: u64,
+
     /// Subject root and stream/bucket prefix; `ticketing` gives the documented names.
     /// Must match the workers' namespace.
     #[arg(long, env = "TICKETING_NAMESPACE", default_value = DEFAULT_NAMESPACE)]
@@ -127,6 +145,16 @@ impl Config {
     pub fn for_servers(nats_url: &str, namespace: &str) -> Self {
         Config {
             nats_url: nats_url.to_string(),
+            nats_user: None,
+            nats_password: None,
+            // A fresh key: whoever runs the workers must put its public half in their
+            // signers registry (the test harness does).
+            command_signing_key: Some(SecretString::from(
+                streams::proof::CommandSigner::generate("gateway-test")
+                    .expect("a valid key id")
+                    .to_spec(),
+            )),
+            startup_wait_secs: 60,
             namespace: namespace.to_string(),
             listen: "127.0.0.1:0".to_string(),
             jwt_secret: SecretString::from(DEV_JWT_SECRET),
@@ -175,6 +203,13 @@ impl Config {
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         {
             return Err(format!("namespace {ns:?} must be letters, digits, _ or -"));
+        }
+        match &self.command_signing_key {
+            None => return Err("TICKETING_COMMAND_SIGNING_KEY is not set: the gateway signs every command it publishes (scripts/up.sh makes development keys under .data/dev/keys)".into()),
+            Some(k) => {
+                streams::proof::CommandSigner::parse(k.expose_secret())
+                    .map_err(|e| format!("TICKETING_COMMAND_SIGNING_KEY: {e}"))?;
+            }
         }
         if self.jwt_secret.expose_secret().is_empty() {
             return Err("the JWT secret must not be empty".into());

@@ -11,12 +11,14 @@ use axum::Router;
 use chrono::Utc;
 use domain::user::{check_password, Email};
 use secrecy::ExposeSecret;
+use std::sync::Arc;
 use streams::commands::{
     idempotent_command_id, Command, CommandEnvelope, RegisterUser, RequestContext,
 };
+use streams::proof::CommandSigner;
 use streams::publish::publish_command;
 use streams::replies::{ReplyRouter, Results};
-use streams::setup::{ensure_buckets, ensure_card_vault, ensure_streams, WireConfig};
+use streams::setup::open_bucket;
 use streams::Namespace;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
@@ -47,29 +49,29 @@ impl Application {
         if cfg.fast_hashing {
             warn!("TICKETING_ARGON2_TEST_PARAMS is on: passwords are hashed with test-only parameters");
         }
-        let servers: Vec<&str> = cfg
-            .nats_url
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
-        let client = async_nats::ConnectOptions::new()
-            .name("ticketing-gateway")
-            .connect(servers)
-            .await
-            .with_context(|| format!("connecting to NATS at {}", cfg.nats_url))?;
+        let signer = Arc::new(
+            CommandSigner::parse(
+                cfg.command_signing_key
+                    .as_ref()
+                    .map(|k| k.expose_secret())
+                    .unwrap_or_default(),
+            )
+            .context("TICKETING_COMMAND_SIGNING_KEY")?,
+        );
+        let client = streams::connect::connect(
+            &cfg.nats_url,
+            "ticketing-gateway",
+            cfg.nats_user.as_deref(),
+            cfg.nats_password.as_ref().map(|p| p.expose_secret()),
+        )
+        .await?;
         let ns = Namespace::new(&cfg.namespace);
         let js = jetstream::new(client.clone());
-        let wire = WireConfig {
-            replicas: cfg.stream_replicas,
-            ..Default::default()
-        };
-        ensure_streams(&js, &ns, &wire)
-            .await
-            .context("ensuring the JetStream streams")?;
-        let (_locks, results) = ensure_buckets(&js, &ns, &wire)
-            .await
-            .context("ensuring the KV buckets")?;
+        // The workers create streams and buckets; the gateway's NATS identity may only
+        // use them, so it waits for them here.
+        let wait = std::time::Duration::from_secs(cfg.startup_wait_secs);
+        let results = open_bucket(&js, &ns.results_bucket(), wait).await?;
+        let vault = open_bucket(&js, &ns.card_vault_bucket(), wait).await?;
         let replies = ReplyRouter::start(client.clone())
             .await
             .context("subscribing to the reply inbox")?;
@@ -78,14 +80,12 @@ impl Application {
             ns.clone(),
             replies,
             Results::new(results),
-            ensure_card_vault(&js, &ns, &wire)
-                .await
-                .context("ensuring the card vault")?,
-            cfg.reply_timeout(),
-            cfg.query_timeout(),
+            vault,
+            signer.clone(),
+            &cfg,
         );
         let state = AppState::new(&cfg, bus);
-        ensure_admin(&cfg, &state, &js, &ns).await?;
+        ensure_admin(&cfg, &state, &js, &ns, &signer).await?;
 
         let listener = TcpListener::bind(cfg.listen.as_str())
             .await
@@ -142,6 +142,7 @@ async fn ensure_admin(
     state: &AppState,
     js: &jetstream::Context,
     ns: &Namespace,
+    signer: &CommandSigner,
 ) -> anyhow::Result<()> {
     let (email, password) = match (&cfg.admin_email, &cfg.admin_password) {
         (Some(e), Some(p)) => (e, p),
@@ -170,7 +171,7 @@ async fn ensure_admin(
             phone: None,
         }),
     };
-    let published = publish_command(js, ns, &env, None, None)
+    let published = publish_command(js, ns, signer, &env, None, None)
         .await
         .context("publishing EnsureAdmin")?;
     info!(admin = %email.as_str(), duplicate = published.duplicate, "asked for the configured admin");

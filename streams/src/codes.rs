@@ -54,6 +54,18 @@ pub enum ErrorCode {
     EventNotCancellable,
     // 405
     MethodNotAllowed,
+    // Commands over NATS whose sender is not proven (never from the gateway's own
+    // commands): 401 when the proof is missing or wrong, 403 when it is outside a grant.
+    /// No `Ticketing-Signer` / `Ticketing-Signature` headers.
+    CommandUnsigned,
+    /// The signature does not verify over the message body.
+    CommandSignatureInvalid,
+    /// No trusted key has the signer's key id.
+    CommandSignerUnknown,
+    /// Signed too long before it was stored, or stored after its key was retired.
+    CommandExpired,
+    /// The signer's grant does not cover the command or the role it claims.
+    CommandNotGranted,
     // 413 / 415
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -93,6 +105,10 @@ impl ErrorCode {
             | EventStarted
             | EventNotCancellable => 409,
             MethodNotAllowed => 405,
+            CommandUnsigned | CommandSignatureInvalid | CommandSignerUnknown | CommandExpired => {
+                401
+            }
+            CommandNotGranted => 403,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
             Internal => 500,
@@ -141,6 +157,11 @@ impl ErrorCode {
             EventStarted => "event_started",
             EventNotCancellable => "event_not_cancellable",
             MethodNotAllowed => "method_not_allowed",
+            CommandUnsigned => "command_unsigned",
+            CommandSignatureInvalid => "command_signature_invalid",
+            CommandSignerUnknown => "command_signer_unknown",
+            CommandExpired => "command_expired",
+            CommandNotGranted => "command_not_granted",
             PayloadTooLarge => "payload_too_large",
             UnsupportedMediaType => "unsupported_media_type",
             Internal => "internal",

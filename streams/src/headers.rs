@@ -5,6 +5,10 @@
 pub const REPLY_TO: &str = "Ticketing-Reply-To";
 /// Request id, carried from the HTTP edge to every worker log line.
 pub const REQUEST_ID: &str = "Ticketing-Request-Id";
+/// The id of the key that signed the message body (see `proof`).
+pub const SIGNER: &str = "Ticketing-Signer";
+/// The Ed25519 signature of the message body, base64.
+pub const SIGNATURE: &str = "Ticketing-Signature";
 /// Why a message was dead-lettered.
 pub const DEADLETTER_REASON: &str = "Ticketing-Deadletter-Reason";
 /// How many deliveries a dead-lettered message had.

@@ -7,11 +7,13 @@
 
 pub mod codes;
 pub mod commands;
+pub mod connect;
 pub mod events;
 pub mod headers;
 pub mod live;
 pub mod locks;
 pub mod names;
+pub mod proof;
 pub mod publish;
 pub mod queries;
 pub mod replies;

@@ -7,6 +7,7 @@ use crate::commands::CommandEnvelope;
 use crate::events::DomainEvent;
 use crate::headers;
 use crate::names::Namespace;
+use crate::proof::CommandSigner;
 use crate::WireError;
 
 /// What JetStream said of a published command.
@@ -18,22 +19,25 @@ pub struct Published {
     pub duplicate: bool,
 }
 
-/// Publishes a command durably (awaits the stream's ack). `reply_to`, when given, is the
-/// inbox the worker answers on; `request_id` is carried for tracing.
+/// Publishes a command durably (awaits the stream's ack), signed by `signer` (workers
+/// apply only what a key they trust signed). `reply_to`, when given, is the inbox the
+/// worker answers on; `request_id` is carried for tracing.
 pub async fn publish_command(
     js: &jetstream::Context,
     ns: &Namespace,
+    signer: &CommandSigner,
     env: &CommandEnvelope,
     reply_to: Option<&str>,
     request_id: Option<&str>,
 ) -> Result<Published, WireError> {
-    publish_command_until(js, ns, env, reply_to, request_id, None).await
+    publish_command_until(js, ns, signer, env, reply_to, request_id, None).await
 }
 
 /// [`publish_command`] with the caller's deadline (see [`headers::DEADLINE`]).
 pub async fn publish_command_until(
     js: &jetstream::Context,
     ns: &Namespace,
+    signer: &CommandSigner,
     env: &CommandEnvelope,
     reply_to: Option<&str>,
     request_id: Option<&str>,
@@ -52,6 +56,7 @@ pub async fn publish_command_until(
         h.insert(headers::REQUEST_ID, r);
     }
     let payload = serde_json::to_vec(env)?;
+    signer.sign_into(&mut h, &payload);
     let ack = js
         .publish_with_headers(ns.command(area, verb), h, payload.into())
         .await
@@ -64,16 +69,20 @@ pub async fn publish_command_until(
     })
 }
 
-/// Publishes a domain event durably, deduplicated by its id.
+/// Publishes a domain event durably, deduplicated by its id, signed by the workers' key
+/// (so a replay of EVENTS can tell what the workers wrote, see `proof`).
 pub async fn publish_event(
     js: &jetstream::Context,
     ns: &Namespace,
+    signer: &CommandSigner,
     ev: &DomainEvent,
 ) -> Result<(), WireError> {
     let mut h = HeaderMap::new();
     h.insert(async_nats::header::NATS_MESSAGE_ID, ev.id.as_str());
     let (entity, verb) = (ev.entity(), ev.verb());
-    js.publish_with_headers(ns.event(entity, verb), h, serde_json::to_vec(ev)?.into())
+    let body = serde_json::to_vec(ev)?;
+    signer.sign_into(&mut h, &body);
+    js.publish_with_headers(ns.event(entity, verb), h, body.into())
         .await
         .map_err(WireError::nats)?
         .await

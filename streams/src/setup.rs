@@ -202,6 +202,35 @@ pub async fn ensure_projection_consumer(
     stream.get_consumer(&durable).await.map_err(WireError::nats)
 }
 
+/// Opens a bucket someone else creates (the workers), waiting up to `wait` for it: a
+/// client whose NATS identity may not create streams (the gateway) starts this way.
+pub async fn open_bucket(
+    js: &jetstream::Context,
+    bucket: &str,
+    wait: Duration,
+) -> Result<kv::Store, WireError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut logged = false;
+    loop {
+        match js.get_key_value(bucket).await {
+            Ok(store) => return Ok(store),
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                return Err(WireError::Nats(format!(
+                    "bucket {bucket} not found after {} s (the workers create it; are they running?): {e}",
+                    wait.as_secs()
+                )))
+            }
+            Err(e) => {
+                if !logged {
+                    tracing::info!(bucket, error = %e, "waiting for the workers to create the bucket");
+                    logged = true;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
 /// The card vault: card numbers on their way from the gateway to the payments worker,
 /// for ten minutes at most, so no card number is kept in the COMMANDS stream.
 pub async fn ensure_card_vault(

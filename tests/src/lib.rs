@@ -14,6 +14,7 @@ use async_nats::jetstream;
 use bson::doc;
 use serde_json::{json, Value};
 use streams::commands::{Command, CommandEnvelope, Issuer, RequestContext};
+use streams::proof::{CommandSigner, Registry, SignerEntry, ANY, WORKERS_COMMANDS};
 use streams::replies::ReplyRouter;
 use streams::{Namespace, Reply};
 
@@ -35,6 +36,37 @@ pub fn smtp_url() -> String {
     std::env::var("TICKETING_SMTP_URL").unwrap_or_else(|_| "smtp://127.0.0.1:11025".into())
 }
 
+/// Where the test servers' NATS passwords are (`<user>.password`, made by
+/// `scripts/servers.sh start test`).
+pub fn nats_auth_dir() -> std::path::PathBuf {
+    std::env::var("TICKETING_NATS_AUTH_DIR")
+        .map(Into::into)
+        .unwrap_or_else(|_| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.data/test/nats-auth")
+        })
+}
+
+/// The password of a NATS identity of the test servers.
+pub fn nats_password(user: &str) -> String {
+    let path = nats_auth_dir().join(format!("{user}.password"));
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (scripts/servers.sh start test makes it)",
+                path.display()
+            )
+        })
+        .trim()
+        .to_string()
+}
+
+/// A NATS connection as `user` (gateway, workers, operator, boxoffice).
+pub async fn nats_as(user: &str) -> async_nats::Client {
+    streams::connect::connect(&nats_url(), "e2e", Some(user), Some(&nats_password(user)))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// Mailpit's HTTP API, where tests read what was mailed.
 pub fn mailpit_api() -> String {
     std::env::var("TICKETING_MAILPIT_API").unwrap_or_else(|_| "http://127.0.0.1:18025".into())
@@ -50,6 +82,13 @@ pub struct TestApp {
     pub js: jetstream::Context,
     pub workers: tokio::sync::Mutex<Option<workers::Running>>,
     pub workers_cfg: workers::Config,
+    /// The gateway's signing key (tests that publish as the gateway would use it).
+    pub signer: CommandSigner,
+    /// A second system's key, trusted for `holds.create` as `user` only (its NATS
+    /// identity is `boxoffice`).
+    pub boxoffice: CommandSigner,
+    /// The signers registry the workers load.
+    pub registry: Registry,
     gateway: Option<tokio::task::JoinHandle<()>>,
     stop_gateway: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -106,6 +145,24 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
     wcfg.payment_retry_cap_ms = 100;
     wcfg.concurrency = 64;
     wcfg.qr_signing_keys = Some(QR_SIGNING_KEYS.to_string().into());
+    // Each stack its own keys and registry, as `ticketing-keys init` makes them.
+    let signer = CommandSigner::generate("gateway-test-1").expect("key");
+    let workers_key = CommandSigner::generate("workers-test-1").expect("key");
+    let boxoffice = CommandSigner::generate("boxoffice-test-1").expect("key");
+    let registry = Registry {
+        signers: vec![
+            SignerEntry::new(&signer, "gateway", &[ANY], &[ANY]),
+            SignerEntry::new(&workers_key, "workers", WORKERS_COMMANDS, &[ANY]),
+            SignerEntry::new(&boxoffice, "boxoffice", &["holds.create"], &["user"]),
+        ],
+    };
+    let registry_file = std::env::temp_dir().join(format!("{ns_root}-signers.json"));
+    std::fs::write(&registry_file, serde_json::to_vec(&registry).expect("json"))
+        .expect("registry written");
+    wcfg.command_signing_key = Some(workers_key.to_spec().into());
+    wcfg.command_signers = Some(registry_file);
+    wcfg.nats_user = Some("workers".into());
+    wcfg.nats_password = Some(nats_password("workers").into());
     let running = workers::run(wcfg.clone())
         .await
         .expect("workers start (are the test servers up? scripts/test.sh starts them)");
@@ -114,6 +171,9 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
     gcfg.admin_email = Some(ADMIN_EMAIL.into());
     gcfg.admin_password = Some(ADMIN_PASSWORD.to_string().into());
     gcfg.fast_hashing = true;
+    gcfg.command_signing_key = Some(signer.to_spec().into());
+    gcfg.nats_user = Some("gateway".into());
+    gcfg.nats_password = Some(nats_password("gateway").into());
     let app = gateway::Application::build(gcfg)
         .await
         .expect("gateway starts");
@@ -126,7 +186,8 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
             })
             .await;
     });
-    let nats = async_nats::connect(nats_url()).await.expect("nats");
+    // The harness looks at everything, as an operator does.
+    let nats = nats_as("operator").await;
     let js = jetstream::new(nats.clone());
     let mongo = mongodb::Client::with_uri_str(mongodb_uri())
         .await
@@ -143,6 +204,9 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
         js,
         workers: tokio::sync::Mutex::new(Some(running)),
         workers_cfg: wcfg,
+        signer,
+        boxoffice,
+        registry,
         gateway: Some(handle),
         stop_gateway: Some(tx),
     }
@@ -331,9 +395,16 @@ impl TestApp {
     pub async fn send_command(&self, env: &CommandEnvelope) -> Option<Reply> {
         let router = ReplyRouter::start(self.nats.clone()).await.expect("router");
         let pending = router.register();
-        streams::publish::publish_command(&self.js, &self.ns, env, Some(&pending.inbox), None)
-            .await
-            .expect("published");
+        streams::publish::publish_command(
+            &self.js,
+            &self.ns,
+            &self.signer,
+            env,
+            Some(&pending.inbox),
+            None,
+        )
+        .await
+        .expect("published");
         pending.wait(Duration::from_secs(10)).await
     }
 

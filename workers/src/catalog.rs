@@ -392,11 +392,13 @@ pub async fn cancel_event(
         let sub = CommandEnvelope {
             id,
             issuer: issuer.clone(),
-            issued_at: env.issued_at,
+            // Signed now by the workers' key: a redelivered cancellation may come long
+            // after the admin's command was signed.
+            issued_at: Utc::now(),
             context: env.context.clone(),
             command,
         };
-        streams::publish::publish_command(&ctx.js, &ctx.ns, &sub, None, None).await?;
+        streams::publish::publish_command(&ctx.js, &ctx.ns, &ctx.signer, &sub, None, None).await?;
     }
     let mut after = before.clone();
     after.insert("status", "cancelled");

@@ -99,6 +99,25 @@ pub struct Config {
     #[arg(long, env = "TICKETING_MAX_DELIVER", default_value_t = 5)]
     pub max_deliver: i64,
 
+    /// The workers' NATS identity (nats-server refuses anonymous clients).
+    #[arg(long, env = "TICKETING_NATS_USER")]
+    pub nats_user: Option<String>,
+
+    /// The password of `TICKETING_NATS_USER`.
+    #[arg(long, env = "TICKETING_NATS_PASSWORD", hide_env_values = true)]
+    pub nats_password: Option<SecretString>,
+
+    /// The workers' command signing key, `kid:base64(32-byte Ed25519 seed)`: signs the
+    /// commands they fan out and every domain event. Its public half must be in the
+    /// signers registry (`TICKETING_COMMAND_SIGNERS`).
+    #[arg(long, env = "TICKETING_COMMAND_SIGNING_KEY", hide_env_values = true)]
+    pub command_signing_key: Option<SecretString>,
+
+    /// The signers registry: a JSON file of the keys whose commands are applied, each
+    /// with its system, grant and (once rotated out) retirement time.
+    #[arg(long, env = "TICKETING_COMMAND_SIGNERS")]
+    pub command_signers: Option<std::path::PathBuf>,
+
     /// Replicas of streams and buckets (3 in a NATS cluster).
     #[arg(long, env = "TICKETING_STREAM_REPLICAS", default_value_t = 1)]
     pub stream_replicas: usize,

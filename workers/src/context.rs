@@ -40,6 +40,10 @@ pub struct Ctx {
     /// QR signing and verification keys; loaded only by processes that run the
     /// ticketing, scans or queries worker.
     pub qr_keys: Option<Arc<domain::qr::QrKeyRing>>,
+    /// The workers' own key: signs the commands they fan out and every event.
+    pub signer: Arc<streams::proof::CommandSigner>,
+    /// The keys whose commands the workers apply, with their grants.
+    pub trust: Arc<streams::proof::Trust>,
 }
 
 /// Why a handler could not finish. Business refusals are not errors: they are replies.
@@ -115,7 +119,7 @@ impl Ctx {
             after: c.after,
             data: c.data,
         };
-        streams::publish::publish_event(&self.js, &self.ns, &ev).await?;
+        streams::publish::publish_event(&self.js, &self.ns, &self.signer, &ev).await?;
         Ok(())
     }
 }

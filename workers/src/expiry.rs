@@ -150,7 +150,7 @@ async fn expire(ctx: &Ctx, hold_id: ObjectId) {
             reason: ReleaseReason::Expired,
         }),
     };
-    match streams::publish::publish_command(&ctx.js, &ctx.ns, &env, None, None).await {
+    match streams::publish::publish_command(&ctx.js, &ctx.ns, &ctx.signer, &env, None, None).await {
         Ok(p) => debug!(hold = %hold_id, duplicate = p.duplicate, "expiry requested"),
         Err(e) => {
             warn!(hold = %hold_id, error = %e, "expiry command not published; the sweep will retry")
@@ -171,7 +171,7 @@ async fn expire_booking(ctx: &Ctx, booking_id: ObjectId) {
         },
         command: Command::ExpireBooking(BookingRef { booking_id }),
     };
-    match streams::publish::publish_command(&ctx.js, &ctx.ns, &env, None, None).await {
+    match streams::publish::publish_command(&ctx.js, &ctx.ns, &ctx.signer, &env, None, None).await {
         Ok(p) => debug!(booking = %booking_id, duplicate = p.duplicate, "booking expiry requested"),
         Err(e) => {
             warn!(booking = %booking_id, error = %e, "booking expiry not published; the sweep will retry")

@@ -9,11 +9,14 @@ use async_nats::jetstream::{self, AckKind};
 use async_nats::HeaderMap;
 use chrono::Utc;
 use futures::StreamExt;
+use secrecy::ExposeSecret;
 use streams::codes::{ErrorCode, Reply};
 use streams::commands::{Command, CommandEnvelope};
+use streams::events::DomainEvent;
 use streams::headers;
 use streams::locks::SeatLocks;
 use streams::names::Area;
+use streams::proof::{CommandSigner, Refusal, Trust};
 use streams::replies::{respond, Results, StoredResult};
 use streams::setup::{self, WireConfig};
 use streams::Namespace;
@@ -60,11 +63,15 @@ pub fn wire_config(cfg: &Config) -> WireConfig {
 pub async fn run(cfg: Config) -> anyhow::Result<Running> {
     let cfg = Arc::new(cfg);
     let ns = Namespace::new(&cfg.namespace);
-    let client = async_nats::ConnectOptions::new()
-        .name("ticketing-workers")
-        .connect(&cfg.nats_url)
-        .await
-        .map_err(|e| anyhow::anyhow!("connecting to NATS at {}: {e}", cfg.nats_url))?;
+    let (signer, trust) = load_keys(&cfg)?;
+    let client = streams::connect::connect(
+        &cfg.nats_url,
+        "ticketing-workers",
+        cfg.nats_user.as_deref(),
+        cfg.nats_password.as_ref().map(|p| p.expose_secret()),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     let js = jetstream::new(client.clone());
     let wire = wire_config(&cfg);
     setup::ensure_streams(&js, &ns, &wire)
@@ -126,6 +133,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
         js,
         store,
         qr_keys: crate::qrkeys::load_if_needed(&cfg)?.map(Arc::new),
+        signer: Arc::new(signer),
+        trust: Arc::new(trust),
     };
     for (area, name) in [
         (Area::Users, "accounts"),
@@ -174,6 +183,39 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
     }
     info!(namespace = %ns.root(), workers = ?cfg.workers, "workers started");
     Ok(Running { stop, tasks, ctx })
+}
+
+/// The workers' signing key and the registry of trusted signers; the workers' own key
+/// must be in it, or every command they fan out would be refused.
+fn load_keys(cfg: &Config) -> anyhow::Result<(CommandSigner, Trust)> {
+    let spec = cfg.command_signing_key.as_ref().ok_or_else(|| {
+        anyhow::anyhow!("TICKETING_COMMAND_SIGNING_KEY is not set: the workers sign the commands they fan out and every event (scripts/up.sh makes development keys under .data/dev/keys)")
+    })?;
+    let signer = CommandSigner::parse(spec.expose_secret())
+        .map_err(|e| anyhow::anyhow!("TICKETING_COMMAND_SIGNING_KEY: {e}"))?;
+    let path = cfg.command_signers.as_ref().ok_or_else(|| {
+        anyhow::anyhow!("TICKETING_COMMAND_SIGNERS is not set: the workers apply only commands signed by a key in that registry")
+    })?;
+    let trust = Trust::load(path).map_err(|e| anyhow::anyhow!("TICKETING_COMMAND_SIGNERS: {e}"))?;
+    match trust.entry(signer.kid()) {
+        Some(e) if e.public_key == signer.public_key() => {}
+        Some(_) => anyhow::bail!(
+            "the signers registry {} has another public key for the workers' key {}",
+            path.display(),
+            signer.kid()
+        ),
+        None => anyhow::bail!(
+            "the workers' key {} is not in the signers registry {}",
+            signer.kid(),
+            path.display()
+        ),
+    }
+    info!(
+        signers = trust.len(),
+        kid = signer.kid(),
+        "command signers loaded"
+    );
+    Ok((signer, trust))
 }
 
 async fn command_loop(
@@ -251,6 +293,27 @@ async fn handle_message(ctx: &Ctx, msg: jetstream::Message) {
         }
     };
     let span = tracing::info_span!("command", id = %env.id, kind = ?env.command.route(), request_id = %request_id, delivered);
+    // Before anything else, the results bucket included: an unproven sender learns
+    // nothing, not even another command's stored answer.
+    let stored_at = msg
+        .info()
+        .ok()
+        .and_then(|i| {
+            chrono::DateTime::from_timestamp(i.published.unix_timestamp(), i.published.nanosecond())
+        })
+        .unwrap_or_else(Utc::now);
+    if let Err(refusal) = ctx.trust.check_command(
+        msg.headers.as_ref(),
+        &msg.payload,
+        msg.subject.as_str(),
+        &env,
+        stored_at,
+    ) {
+        refuse(ctx, &msg, inbox.as_deref(), &env, &refusal, delivered)
+            .instrument(span)
+            .await;
+        return;
+    }
     async {
         // Applied before (a redelivery, or the same id from another publisher): answer
         // with the first result.
@@ -313,6 +376,63 @@ async fn handle_message(ctx: &Ctx, msg: jetstream::Message) {
     .await
 }
 
+/// A command whose sender is not proven: answered with the refusal's code, recorded as
+/// a failed `command.refused` event (the audit log keeps the claimed issuer), dead-lettered
+/// with the reason and terminated. No result is kept under its id, so a forged command
+/// cannot answer for a real one.
+async fn refuse(
+    ctx: &Ctx,
+    msg: &jetstream::Message,
+    inbox: Option<&str>,
+    env: &CommandEnvelope,
+    refusal: &Refusal,
+    delivered: i64,
+) {
+    let code = refusal.code();
+    let reason = refusal.to_string();
+    let (area, verb) = env.command.route();
+    let signer = header(msg.headers.as_ref(), headers::SIGNER).map(str::to_string);
+    warn!(
+        code = code.as_str(),
+        reason = %reason,
+        signer = signer.as_deref().unwrap_or("-"),
+        claimed_issuer = ?env.issuer,
+        "command refused: its sender is not proven"
+    );
+    let now = Utc::now();
+    let ev = DomainEvent {
+        id: format!("{}:command.refused", env.id),
+        kind: "command.refused".into(),
+        occurred_at: now,
+        command_id: env.id.clone(),
+        actor: env.issuer.clone(),
+        context: env.context.clone(),
+        action: "command_refused".into(),
+        entity_type: "command".into(),
+        entity_id: domain::ids::derive_object_id("command", &env.id, now.timestamp()),
+        event_id: None,
+        before: None,
+        after: None,
+        data: serde_json::json!({
+            "failureReason": format!("{}: {reason}", code.as_str()),
+            "statusCode": code.status(),
+            "code": code.as_str(),
+            "command": format!("{}.{verb}", area.as_str()),
+            "subject": msg.subject.as_str(),
+            "signer": signer,
+        }),
+    };
+    if let Err(e) = streams::publish::publish_event(&ctx.js, &ctx.ns, &ctx.signer, &ev).await {
+        // Terminated anyway: the dead letter and the log line still record it.
+        error!(error = %e, "refusal event not published");
+    }
+    if let Some(inbox) = inbox {
+        let _ = respond(&ctx.client, inbox, &Reply::error(code, reason.clone())).await;
+    }
+    dead_letter(ctx, msg, &format!("{}: {reason}", code.as_str()), delivered).await;
+    let _ = msg.ack_with(AckKind::Term).await;
+}
+
 async fn ack(msg: &jetstream::Message) {
     if let Err(e) = msg.double_ack().await {
         warn!(error = %e, "ack not confirmed; a redelivery will find the result");
@@ -327,6 +447,23 @@ async fn finish_failed(
     reason: &str,
     delivered: i64,
 ) {
+    dead_letter(ctx, msg, reason, delivered).await;
+    if let Some(inbox) = inbox {
+        let _ = respond(
+            &ctx.client,
+            inbox,
+            &Reply::error(
+                ErrorCode::Internal,
+                "the command could not be applied; operators have been told",
+            ),
+        )
+        .await;
+    }
+    let _ = msg.ack_with(AckKind::Term).await;
+}
+
+/// Copies the message to DEADLETTERS with its reason and delivery count.
+async fn dead_letter(ctx: &Ctx, msg: &jetstream::Message, reason: &str, delivered: i64) {
     let mut h = msg.headers.clone().unwrap_or_default();
     h.insert(headers::DEADLETTER_REASON, reason);
     h.insert(
@@ -346,18 +483,6 @@ async fn finish_failed(
         }
         Err(e) => error!(error = %e, "dead letter not published"),
     }
-    if let Some(inbox) = inbox {
-        let _ = respond(
-            &ctx.client,
-            inbox,
-            &Reply::error(
-                ErrorCode::Internal,
-                "the command could not be applied; operators have been told",
-            ),
-        )
-        .await;
-    }
-    let _ = msg.ack_with(AckKind::Term).await;
 }
 
 async fn dispatch(ctx: &Ctx, env: &CommandEnvelope) -> Result<Reply, HandlerError> {

@@ -128,9 +128,10 @@ fn record_download(ctx: &Ctx, issuer: Issuer, ticket_id: ObjectId) {
         context: Default::default(),
         command: Command::RecordTicketDownload(TicketRef { ticket_id }),
     };
-    let (js, ns) = (ctx.js.clone(), ctx.ns.clone());
+    let (js, ns, signer) = (ctx.js.clone(), ctx.ns.clone(), ctx.signer.clone());
     tokio::spawn(async move {
-        if let Err(e) = streams::publish::publish_command(&js, &ns, &env, None, None).await {
+        if let Err(e) = streams::publish::publish_command(&js, &ns, &signer, &env, None, None).await
+        {
             tracing::warn!(ticket = %ticket_id, error = %e, "download not recorded");
         }
     });

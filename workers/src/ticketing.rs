@@ -380,7 +380,7 @@ async fn emit_issued(
             "count": ids.len(),
         }),
     };
-    streams::publish::publish_event(&ctx.js, &ctx.ns, &ev).await?;
+    streams::publish::publish_event(&ctx.js, &ctx.ns, &ctx.signer, &ev).await?;
     Ok(())
 }
 

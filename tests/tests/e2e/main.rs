@@ -3,6 +3,7 @@
 
 mod accounts;
 mod analytics;
+mod auth;
 mod bad_input;
 mod events;
 mod holds;

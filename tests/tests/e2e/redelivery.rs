@@ -55,14 +55,15 @@ pub(crate) async fn publish_again(
     .await
 }
 
-/// Publishes `payload` to `subject` under `msg_id` with a reply inbox of ours, and waits
-/// for the worker's answer there.
+/// Publishes `payload` to `subject` under `msg_id`, signed by the gateway's key, with a
+/// reply inbox of ours, and waits for the worker's answer there.
 async fn publish_raw(app: &e2e::TestApp, subject: &str, payload: Vec<u8>, msg_id: &str) -> Reply {
     let inbox = app.nats.new_inbox();
     let mut sub = app.nats.subscribe(inbox.clone()).await.unwrap();
     let mut h = HeaderMap::new();
     h.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
     h.insert(streams::headers::REPLY_TO, inbox.as_str());
+    app.signer.sign_into(&mut h, &payload);
     app.js
         .publish_with_headers(subject.to_string(), h, payload.into())
         .await
@@ -144,7 +145,7 @@ async fn a_command_sent_twice_through_jetstream_dedup_is_applied_once() {
     );
     let first = app.send_command(&env).await.expect("reply");
     assert_eq!(first.status, 201);
-    let p = streams::publish::publish_command(&app.js, &app.ns, &env, None, None)
+    let p = streams::publish::publish_command(&app.js, &app.ns, &app.signer, &env, None, None)
         .await
         .unwrap();
     assert!(

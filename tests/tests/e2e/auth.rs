@@ -1,0 +1,433 @@
+//! Who may send commands: nats-server refuses anonymous clients and holds each identity
+//! to its subjects; the workers apply a command only when a key they trust signed it,
+//! inside that key's grant.
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use async_nats::HeaderMap;
+use bson::doc;
+use bson::oid::ObjectId;
+use domain::user::Role;
+use e2e::{envelope, nats_as, nats_password, nats_url, spawn_app, TestApp};
+use futures::StreamExt;
+use streams::commands::{Command, CommandEnvelope, CreateHold, EventRef, Issuer};
+use streams::headers;
+use streams::names::Area;
+use streams::proof::{CommandSigner, Registry, SignerEntry, Trust, ANY};
+use streams::Reply;
+
+/// Publishes `body` to `subject` through `client` under `msg_id`, with `proof` applied to
+/// the headers, and waits for the worker's answer on an inbox of that client's.
+async fn send(
+    client: &async_nats::Client,
+    subject: &str,
+    msg_id: &str,
+    body: &[u8],
+    proof: impl FnOnce(&mut HeaderMap),
+) -> Option<Reply> {
+    let inbox = client.new_inbox();
+    let mut sub = client.subscribe(inbox.clone()).await.unwrap();
+    let mut h = HeaderMap::new();
+    h.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
+    h.insert(headers::REPLY_TO, inbox.as_str());
+    proof(&mut h);
+    let js = jetstream::new(client.clone());
+    js.publish_with_headers(subject.to_string(), h, body.to_vec().into())
+        .await
+        .unwrap()
+        .await
+        .expect("stored by JetStream");
+    let msg = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .ok()??;
+    serde_json::from_slice(&msg.payload).ok()
+}
+
+fn issuer(id: &str, role: Role) -> Issuer {
+    Issuer {
+        user_id: ObjectId::parse_str(id).unwrap(),
+        role,
+    }
+}
+
+async fn event_status(app: &TestApp, event: &str) -> String {
+    let r = app.get(&format!("/v1/events/{event}"), None).await;
+    r.body["status"].as_str().unwrap_or_default().to_string()
+}
+
+/// The dead letter of the last refused command on `subject`: its reason and message id.
+async fn last_dead_letter(app: &TestApp, subject: &str) -> (String, String) {
+    let stream = app.js.get_stream(app.ns.deadletter_stream()).await.unwrap();
+    let m = stream
+        .get_last_raw_message_by_subject(&app.ns.deadletter_for(subject))
+        .await
+        .expect("a dead letter");
+    let h = m.headers;
+    let get = |n: &str| h.get(n).map(|v| v.as_str().to_string()).unwrap_or_default();
+    (
+        get(headers::DEADLETTER_REASON),
+        get(async_nats::header::NATS_MESSAGE_ID.as_ref()),
+    )
+}
+
+#[tokio::test]
+async fn an_anonymous_or_wrongly_authenticated_nats_client_is_refused() {
+    assert!(
+        async_nats::connect(nats_url()).await.is_err(),
+        "nats-server must refuse a client without credentials"
+    );
+    let wrong = async_nats::ConnectOptions::with_user_and_password(
+        "operator".into(),
+        "not-the-password".into(),
+    )
+    .connect(nats_url())
+    .await;
+    assert!(wrong.is_err(), "a wrong password must be refused");
+    // And a known identity with its password gets in.
+    let ok = nats_as("boxoffice").await;
+    assert_eq!(
+        ok.connection_state(),
+        async_nats::connection::State::Connected
+    );
+    assert!(!nats_password("gateway").is_empty());
+}
+
+#[tokio::test]
+async fn forged_changed_unknown_expired_and_ungranted_commands_change_nothing_and_are_audited() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let event = app.published_event(&admin, 1, 2).await;
+    let event_oid = ObjectId::parse_str(&event).unwrap();
+    let subject = app.ns.command(Area::Events, "cancel");
+    // The claimed issuer: an admin id the forger made up.
+    let claimed = issuer("000000000000000000000001", Role::Admin);
+    let cancel = |id: &str| {
+        envelope(
+            id,
+            Some(claimed.clone()),
+            Command::CancelEvent(EventRef {
+                event_id: event_oid,
+            }),
+        )
+    };
+    let stranger = CommandSigner::generate("stranger-1").unwrap();
+    let body_of = |env: &CommandEnvelope| serde_json::to_vec(env).unwrap();
+
+    struct Case {
+        id: &'static str,
+        code: &'static str,
+        status: u16,
+    }
+    let cases = [
+        Case {
+            id: "forged-1",
+            code: "command_unsigned",
+            status: 401,
+        },
+        Case {
+            id: "forged-changed",
+            code: "command_signature_invalid",
+            status: 401,
+        },
+        Case {
+            id: "forged-stranger",
+            code: "command_signer_unknown",
+            status: 401,
+        },
+        Case {
+            id: "forged-boxoffice",
+            code: "command_not_granted",
+            status: 403,
+        },
+        Case {
+            id: "forged-expired",
+            code: "command_expired",
+            status: 401,
+        },
+    ];
+    for case in &cases {
+        let env = cancel(case.id);
+        let body = body_of(&env);
+        let reply = match case.id {
+            // The forgery: no proof at all.
+            "forged-1" => send(&app.nats, &subject, case.id, &body, |_| {}).await,
+            // The gateway's valid signature over another body (the payload changed after
+            // signing: another event id).
+            "forged-changed" => {
+                let mut other = env.clone();
+                other.command = Command::CancelEvent(EventRef {
+                    event_id: ObjectId::new(),
+                });
+                let signed_body = body_of(&other);
+                send(&app.nats, &subject, case.id, &body, |h| {
+                    app.signer.sign_into(h, &signed_body);
+                })
+                .await
+            }
+            "forged-stranger" => {
+                send(&app.nats, &subject, case.id, &body, |h| {
+                    stranger.sign_into(h, &body)
+                })
+                .await
+            }
+            // A trusted system outside its grant (holds.create as user only).
+            "forged-boxoffice" => {
+                send(&app.nats, &subject, case.id, &body, |h| {
+                    app.boxoffice.sign_into(h, &body)
+                })
+                .await
+            }
+            // Validly signed by the gateway, but ten minutes before it was stored (a
+            // captured envelope sent again).
+            _ => {
+                let mut old = env.clone();
+                old.issued_at = chrono::Utc::now() - chrono::Duration::minutes(10);
+                let body = body_of(&old);
+                send(&app.nats, &subject, case.id, &body, |h| {
+                    app.signer.sign_into(h, &body)
+                })
+                .await
+            }
+        }
+        .unwrap_or_else(|| panic!("{}: no reply", case.id));
+        assert_eq!(reply.status, case.status, "{}: {reply:?}", case.id);
+        assert_eq!(reply.code(), Some(case.code), "{}: {reply:?}", case.id);
+
+        // Dead-lettered with the reason, and terminated (not redelivered).
+        let (reason, msg_id) = last_dead_letter(&app, &subject).await;
+        assert_eq!(msg_id, case.id);
+        assert!(reason.starts_with(case.code), "{}: {reason}", case.id);
+        // No result kept under the id: a forged command answers for nobody.
+        let results = app.js.get_key_value(app.ns.results_bucket()).await.unwrap();
+        assert!(results.get(case.id).await.unwrap().is_none());
+        // The audit log has the refusal, with the claimed issuer.
+        let entry = app
+            .find_when(
+                "audit_logs",
+                doc! {"commandId": case.id, "action": "command_refused"},
+            )
+            .await
+            .unwrap_or_else(|| panic!("{}: no audit entry", case.id));
+        assert_eq!(entry.get_str("status").unwrap(), "failure");
+        assert_eq!(
+            entry.get_object_id("userId").unwrap(),
+            claimed.user_id,
+            "the claimed issuer is recorded"
+        );
+        assert!(entry
+            .get_str("failureReason")
+            .unwrap()
+            .starts_with(case.code));
+    }
+    // Nothing changed: the event is still on sale, and no refusal is pending redelivery.
+    assert_eq!(event_status(&app, &event).await, "published");
+    let consumer = app
+        .js
+        .get_stream(app.ns.commands_stream())
+        .await
+        .unwrap()
+        .consumer_info(app.ns.command_consumer(Area::Events))
+        .await
+        .unwrap();
+    assert_eq!(consumer.num_ack_pending, 0);
+    assert_eq!(consumer.num_pending, 0);
+    // The same cancellation signed by the gateway key (an admin through the API would) is
+    // applied: the refusals above were about the proof, not the command.
+    let env = cancel("genuine-cancel");
+    let body = body_of(&env);
+    let reply = send(&app.nats, &subject, "genuine-cancel", &body, |h| {
+        app.signer.sign_into(h, &body)
+    })
+    .await
+    .expect("reply");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(event_status(&app, &event).await, "cancelled");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_second_system_holds_seats_through_nats_once_but_cannot_cancel_an_event() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let event = app.published_event(&admin, 1, 4).await;
+    let seats = app.seat_ids(&event).await;
+    let (user_id, _) = app.new_user().await;
+    // The box office's own NATS identity: it may publish holds.create only and hears
+    // replies on _INBOX.boxoffice.> only.
+    let boxoffice = nats_as("boxoffice").await;
+    let env = envelope(
+        "boxoffice-hold-1",
+        Some(issuer(&user_id, Role::User)),
+        Command::CreateHold(CreateHold {
+            event_id: ObjectId::parse_str(&event).unwrap(),
+            seat_ids: vec![ObjectId::parse_str(&seats[0]).unwrap()],
+        }),
+    );
+    let body = serde_json::to_vec(&env).unwrap();
+    let subject = app.ns.command(Area::Holds, "create");
+    let reply = send(&boxoffice, &subject, "boxoffice-hold-1", &body, |h| {
+        app.boxoffice.sign_into(h, &body)
+    })
+    .await
+    .expect("the box office hears its reply");
+    assert_eq!(reply.status, 201, "{reply:?}");
+    let hold_id = reply.body["id"].as_str().expect("hold id").to_string();
+    assert_eq!(reply.body["seatIds"][0].as_str(), Some(seats[0].as_str()));
+    // The seat is held for everyone.
+    let held = app.seat_ids_with(&event, Some("held")).await;
+    assert_eq!(held, vec![seats[0].clone()]);
+
+    // Delivered again under a new message id (past JetStream's duplicate window): the
+    // first answer, no second hold.
+    let again = send(&boxoffice, &subject, "boxoffice-hold-1-again", &body, |h| {
+        app.boxoffice.sign_into(h, &body)
+    })
+    .await
+    .expect("reply");
+    assert_eq!(again.body["id"].as_str(), Some(hold_id.as_str()));
+    assert_eq!(
+        app.settled_count(
+            "seat_holds",
+            doc! {"eventId": ObjectId::parse_str(&event).unwrap()},
+            1
+        )
+        .await,
+        1
+    );
+
+    // Cancelling the event: nats-server does not even take it from this identity.
+    let cancel = envelope(
+        "boxoffice-cancel",
+        Some(issuer(&user_id, Role::Admin)),
+        Command::CancelEvent(EventRef {
+            event_id: ObjectId::parse_str(&event).unwrap(),
+        }),
+    );
+    let body = serde_json::to_vec(&cancel).unwrap();
+    let mut h = HeaderMap::new();
+    h.insert(async_nats::header::NATS_MESSAGE_ID, "boxoffice-cancel");
+    app.boxoffice.sign_into(&mut h, &body);
+    let js = jetstream::new(boxoffice.clone());
+    let stored = tokio::time::timeout(Duration::from_secs(3), async {
+        js.publish_with_headers(app.ns.command(Area::Events, "cancel"), h, body.into())
+            .await
+            .ok()?
+            .await
+            .ok()
+    })
+    .await
+    .ok()
+    .flatten();
+    assert!(
+        stored.is_none(),
+        "the box office's publish to events.cancel must not be stored"
+    );
+    // Nor may it read another client's replies.
+    let snoop = boxoffice.subscribe("_INBOX.gateway.>").await;
+    if let Ok(mut snoop) = snoop {
+        let got = tokio::time::timeout(Duration::from_millis(1500), snoop.next()).await;
+        assert!(!matches!(got, Ok(Some(_))), "it heard the gateway's inbox");
+    }
+    assert_eq!(event_status(&app, &event).await, "published");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn stored_commands_and_events_still_verify_after_the_gateway_key_is_rotated() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let event = app.published_event(&admin, 1, 3).await;
+    let seats = app.seat_ids(&event).await;
+    let (_, token) = app.new_user().await;
+    let r = app
+        .post(
+            &format!("/v1/events/{event}/holds"),
+            Some(&token),
+            serde_json::json!({"seatIds": [seats[0]]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    // Made now: after the rotation this stack's gateway still signs with the old key.
+    let (user_id, _) = app.new_user().await;
+
+    // Rotation: the gateway gets a new key; the old one stays in the registry, retired.
+    app.stop_workers().await;
+    let new_gateway = CommandSigner::generate("gateway-test-2").unwrap();
+    let mut registry: Registry = app.registry.clone();
+    for e in &mut registry.signers {
+        if e.kid == app.signer.kid() {
+            e.retired_at = Some(chrono::Utc::now());
+        }
+    }
+    registry
+        .signers
+        .push(SignerEntry::new(&new_gateway, "gateway", &[ANY], &[ANY]));
+    let path = app.workers_cfg.command_signers.clone().unwrap();
+    std::fs::write(&path, serde_json::to_vec(&registry).unwrap()).unwrap();
+    let trust = Trust::new(registry).unwrap();
+
+    // Every stored command and event verifies with the rotated registry, as a replay
+    // would check them.
+    for (stream_name, is_command) in [
+        (app.ns.commands_stream(), true),
+        (app.ns.events_stream(), false),
+    ] {
+        let stream = app.js.get_stream(&stream_name).await.unwrap();
+        let last = stream.cached_info().state.last_sequence;
+        let mut checked = 0;
+        for seq in 1..=last {
+            let Ok(m) = stream.get_raw_message(seq).await else {
+                continue;
+            };
+            let stored_at =
+                chrono::DateTime::from_timestamp(m.time.unix_timestamp(), m.time.nanosecond())
+                    .unwrap();
+            if is_command {
+                let env: CommandEnvelope = serde_json::from_slice(&m.payload).unwrap();
+                trust
+                    .check_command(Some(&m.headers), &m.payload, &m.subject, &env, stored_at)
+                    .unwrap_or_else(|e| panic!("{} #{seq}: {e}", m.subject));
+            } else {
+                let signer = trust
+                    .verify(Some(&m.headers), &m.payload)
+                    .unwrap_or_else(|e| panic!("{} #{seq}: {e}", m.subject));
+                assert_eq!(signer.system, "workers");
+            }
+            checked += 1;
+        }
+        assert!(checked >= 2, "{stream_name}: only {checked} messages");
+    }
+
+    // After the rotation the workers refuse what the retired key signs, and apply what
+    // the new one signs.
+    app.start_workers().await;
+    let hold = |id: &str, seat: &str| {
+        envelope(
+            id,
+            Some(issuer(&user_id, Role::User)),
+            Command::CreateHold(CreateHold {
+                event_id: ObjectId::parse_str(&event).unwrap(),
+                seat_ids: vec![ObjectId::parse_str(seat).unwrap()],
+            }),
+        )
+    };
+    let subject = app.ns.command(Area::Holds, "create");
+    let old = hold("rotated-old", &seats[1]);
+    let body = serde_json::to_vec(&old).unwrap();
+    let reply = send(&app.nats, &subject, "rotated-old", &body, |h| {
+        app.signer.sign_into(h, &body)
+    })
+    .await
+    .expect("reply");
+    assert_eq!(reply.code(), Some("command_expired"), "{reply:?}");
+    let new = hold("rotated-new", &seats[1]);
+    let body = serde_json::to_vec(&new).unwrap();
+    let reply = send(&app.nats, &subject, "rotated-new", &body, |h| {
+        new_gateway.sign_into(h, &body)
+    })
+    .await
+    .expect("reply");
+    assert_eq!(reply.status, 201, "{reply:?}");
+    app.shutdown().await;
+}
