@@ -13,7 +13,7 @@ use crate::DomainError;
 pub const MAX_SEATS_PER_EVENT: usize = 100_000;
 pub const MAX_SEATS_PER_ROW: u32 = 500;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Category {
     Concert,
@@ -33,7 +33,7 @@ pub enum EventStatus {
     Completed,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CancellationPolicy {
     pub days_before_cancellation: u32,
@@ -115,10 +115,12 @@ pub struct SectionSummary {
 
 /// One section as the admin sends it: `rows` is a letter range such as `"A-J"` or a
 /// single letter.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SectionSpec {
     pub name: String,
+    /// A decimal string, such as "49.90".
+    #[schemars(with = "String")]
     pub price: Decimal,
     pub rows: String,
     pub seats_per_row: u32,

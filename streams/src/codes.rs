@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     // 400
@@ -174,9 +174,12 @@ impl ErrorCode {
 
 /// What a worker answers: an HTTP-shaped status and a JSON body. Errors have the body
 /// `{"error": {"code", "message", "details"?}}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Reply {
+    /// The HTTP status the gateway answers with (201 created, 409 conflict...).
     pub status: u16,
+    /// The resource as the HTTP API returns it, or `{"error": {"code", "message",
+    /// "details"?}}`.
     pub body: Value,
 }
 

@@ -4,20 +4,22 @@ use chrono::{DateTime, Utc};
 use domain::event::{CancellationPolicy, Category, SectionSpec};
 use domain::user::Role;
 use domain::ObjectId;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::names::Area;
 
 /// Who sent a command. `None` for anonymous requests (register).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Issuer {
+    #[schemars(with = "crate::catalogue::Oid")]
     pub user_id: ObjectId,
     pub role: Role,
 }
 
 /// The HTTP request a command came from, for the audit trail.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestContext {
     pub request_id: Option<String>,
@@ -27,7 +29,7 @@ pub struct RequestContext {
 
 /// Every command travels in this envelope. `id` is also the `Nats-Msg-Id`, so JetStream
 /// drops a duplicate inside the window, and it keys the worker's idempotency records.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CommandEnvelope {
     pub id: String,
@@ -39,7 +41,7 @@ pub struct CommandEnvelope {
     pub command: Command,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", content = "payload", rename_all = "snake_case")]
 pub enum Command {
     RegisterUser(RegisterUser),
@@ -103,7 +105,7 @@ impl Command {
 
 /// The password arrives already hashed (argon2id, at the gateway): plain passwords never
 /// travel over NATS or reach a log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegisterUser {
     pub email: String,
@@ -112,7 +114,7 @@ pub struct RegisterUser {
     pub phone: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateEvent {
     pub name: String,
@@ -129,20 +131,23 @@ pub struct CreateEvent {
     pub cancellation_policy: Option<CancellationPolicy>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EventRef {
+    #[schemars(with = "crate::catalogue::Oid")]
     pub event_id: ObjectId,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateHold {
+    #[schemars(with = "crate::catalogue::Oid")]
     pub event_id: ObjectId,
+    #[schemars(with = "Vec<crate::catalogue::Oid>")]
     pub seat_ids: Vec<ObjectId>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReleaseReason {
     /// The owner let the hold go (`DELETE /v1/holds/{id}`).
@@ -151,30 +156,34 @@ pub enum ReleaseReason {
     Expired,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReleaseHold {
+    #[schemars(with = "crate::catalogue::Oid")]
     pub hold_id: ObjectId,
     pub reason: ReleaseReason,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateBooking {
+    #[schemars(with = "crate::catalogue::Oid")]
     pub hold_id: ObjectId,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BookingRef {
+    #[schemars(with = "crate::catalogue::Oid")]
     pub booking_id: ObjectId,
 }
 
 /// The card number never travels in a command (the COMMANDS stream keeps a week): the
 /// gateway puts it in the `card-vault` KV bucket (short TTL) and sends the key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PayBooking {
+    #[schemars(with = "crate::catalogue::Oid")]
     pub booking_id: ObjectId,
     /// `card` (the simulated gateway handles cards only).
     pub method: String,
@@ -185,7 +194,7 @@ pub struct PayBooking {
 }
 
 /// Why a booking is cancelled; decides the refund.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CancelCause {
     /// The owner (or an admin on their behalf): the event's cancellation policy applies.
@@ -194,16 +203,17 @@ pub enum CancelCause {
     EventCancelled,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CancelBooking {
+    #[schemars(with = "crate::catalogue::Oid")]
     pub booking_id: ObjectId,
     pub cause: CancelCause,
     pub note: Option<String>,
 }
 
 /// One scan at a gate. The QR string is checked by the scans worker, not the gateway.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ScanTicket {
     pub qr_string: String,
@@ -211,36 +221,38 @@ pub struct ScanTicket {
     pub gate: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TicketRef {
+    #[schemars(with = "crate::catalogue::Oid")]
     pub ticket_id: ObjectId,
 }
 
 /// A one-time token from an e-mail (verification); only its SHA-256 is ever stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OneTimeToken {
     pub token: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PasswordResetRequest {
     pub email: String,
 }
 
 /// The new password arrives hashed (argon2id, at the gateway), like a registration's.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PasswordResetConfirm {
     pub token: String,
     pub password_hash: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NotificationRef {
+    #[schemars(with = "crate::catalogue::Oid")]
     pub notification_id: ObjectId,
 }
 

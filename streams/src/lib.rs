@@ -5,6 +5,7 @@
 //! Subjects, stream names and bucket names are spelled only in [`names`]; everything else
 //! calls it.
 
+pub mod catalogue;
 pub mod codes;
 pub mod commands;
 pub mod connect;
