@@ -10,6 +10,7 @@ pub mod ceilings;
 pub mod cli;
 pub mod plan;
 pub mod procmem;
+pub mod proofcost;
 pub mod report;
 pub mod storm;
 

@@ -340,6 +340,20 @@ async fn ceilings_report(
     };
     r.line("holds/s : NATS KV create ceiling", ratio(kv_rate));
     r.line("holds/s : MongoDB update ceiling", ratio(mongo_rate));
+    // The command proof's CPU on the hold path, beside the storm it was part of.
+    let proof = bench::proofcost::measure(20_000);
+    r.line(
+        "command proof: sign / check (1 core)",
+        format!("{:.1} us / {:.1} us", proof.sign_us, proof.check_us),
+    );
+    r.line(
+        "command proof per hold (2 signs + 1 check)",
+        format!(
+            "{:.1} us: {:.2}% of one core at {holds:.1} holds/s",
+            proof.per_hold_us(),
+            proof.per_hold_us() * holds / 1e4
+        ),
+    );
 }
 
 async fn mongo_loop(args: &Args, filter: UpdateFilter, limits: &Limits) -> anyhow::Result<Ceiling> {

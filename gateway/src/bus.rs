@@ -168,11 +168,23 @@ impl Bus for NatsBus {
     }
 
     fn ask<'a>(&'a self, req: &'a QueryRequest) -> BoxFuture<'a, Result<Reply, WireError>> {
-        Box::pin(ask(&self.client, &self.ns, req, self.query_timeout))
+        Box::pin(ask(
+            &self.client,
+            &self.ns,
+            &self.signer,
+            req,
+            self.query_timeout,
+        ))
     }
 
     fn ask_raw<'a>(&'a self, req: &'a QueryRequest) -> BoxFuture<'a, Result<RawReply, WireError>> {
-        Box::pin(ask_raw(&self.client, &self.ns, req, self.query_timeout))
+        Box::pin(ask_raw(
+            &self.client,
+            &self.ns,
+            &self.signer,
+            req,
+            self.query_timeout,
+        ))
     }
 
     fn vault_card<'a>(

@@ -27,7 +27,7 @@ use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, Verifying
 use serde::{Deserialize, Serialize};
 
 use crate::codes::ErrorCode;
-use crate::commands::CommandEnvelope;
+use crate::commands::{CommandEnvelope, Issuer};
 use crate::headers;
 
 /// How long after signing a command may be stored.
@@ -332,6 +332,39 @@ impl Trust {
             .verify(body, &sig)
             .map_err(|_| Refusal::BadSignature(kid.to_string()))?;
         Ok(&trusted.entry)
+    }
+
+    /// Verifies a query (core request-reply, never stored): the signature, then the key's
+    /// grant for `queries.<name>` (or `*`) and the claimed role.
+    pub fn check_query(
+        &self,
+        h: Option<&HeaderMap>,
+        body: &[u8],
+        name: &str,
+        issuer: Option<&Issuer>,
+    ) -> Result<&SignerEntry, Refusal> {
+        let signer = self.verify(h, body)?;
+        if let Some(retired_at) = signer.retired_at {
+            if Utc::now() > retired_at {
+                return Err(Refusal::Retired {
+                    kid: signer.kid.clone(),
+                    retired_at,
+                });
+            }
+        }
+        let grant = format!("queries.{name}");
+        let role = issuer.map_or(ANONYMOUS, |i| i.role.as_str());
+        if !SignerEntry::grants(&signer.commands, &grant)
+            || !SignerEntry::grants(&signer.roles, role)
+        {
+            return Err(Refusal::NotGranted {
+                system: signer.system.clone(),
+                kid: signer.kid.clone(),
+                command: grant,
+                role: role.to_string(),
+            });
+        }
+        Ok(signer)
     }
 
     /// Verifies a command: the signature, then the key's grant for the command (which

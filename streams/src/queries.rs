@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::codes::{ErrorCode, Reply};
 use crate::commands::Issuer;
 use crate::names::Namespace;
+use crate::proof::CommandSigner;
 use crate::WireError;
 
 /// A query and who asks it (ownership is checked by the worker against `issuer`).
@@ -192,10 +193,11 @@ impl RawReply {
 pub async fn ask(
     client: &async_nats::Client,
     ns: &Namespace,
+    signer: &CommandSigner,
     req: &QueryRequest,
     timeout: Duration,
 ) -> Result<Reply, WireError> {
-    match ask_payload(client, ns, req, timeout).await? {
+    match ask_payload(client, ns, signer, req, timeout).await? {
         Ok(payload) => Ok(serde_json::from_slice(&payload)?),
         Err(reply) => Ok(reply),
     }
@@ -205,10 +207,11 @@ pub async fn ask(
 pub async fn ask_raw(
     client: &async_nats::Client,
     ns: &Namespace,
+    signer: &CommandSigner,
     req: &QueryRequest,
     timeout: Duration,
 ) -> Result<RawReply, WireError> {
-    match ask_payload(client, ns, req, timeout).await? {
+    match ask_payload(client, ns, signer, req, timeout).await? {
         Ok(payload) => RawReply::decode(&payload),
         Err(reply) => Ok(reply.into()),
     }
@@ -218,6 +221,7 @@ pub async fn ask_raw(
 async fn ask_payload(
     client: &async_nats::Client,
     ns: &Namespace,
+    signer: &CommandSigner,
     req: &QueryRequest,
     timeout: Duration,
 ) -> Result<Result<bytes::Bytes, Reply>, WireError> {
@@ -229,6 +233,9 @@ async fn ask_payload(
         crate::headers::DEADLINE,
         crate::headers::deadline_in(timeout).as_str(),
     );
+    // Signed like a command: the queries worker answers only a trusted key, so the
+    // issuer (whose bookings, tickets...) is vouched for, not claimed.
+    signer.sign_into(&mut h, &payload);
     let fut = client.request_with_headers(ns.query(req.query.name()), h, payload.into());
     let late = || {
         Reply::error(

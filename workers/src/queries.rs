@@ -142,6 +142,18 @@ async fn serve(ctx: Ctx, mut sub: async_nats::Subscriber, mut stopped: watch::Re
                 continue;
             }
         };
+        if let Err(refusal) = ctx.trust.check_query(
+            msg.headers.as_ref(),
+            &msg.payload,
+            req.query.name(),
+            req.issuer.as_ref(),
+        ) {
+            warn!(query = req.query.name(), reason = %refusal, "query refused: its sender is not proven");
+            let ctx = ctx.clone();
+            let reply = Reply::error(refusal.code(), refusal.to_string());
+            inflight.spawn(async move { send(&ctx, reply_to, &reply).await });
+            continue;
+        }
         let gate = match lane(&req.query) {
             Lane::Ordinary => &ordinary,
             Lane::Heavy => &heavy,

@@ -431,3 +431,43 @@ async fn stored_commands_and_events_still_verify_after_the_gateway_key_is_rotate
     assert_eq!(reply.status, 201, "{reply:?}");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_query_is_answered_only_when_a_trusted_key_signed_it_within_its_grant() {
+    use streams::queries::{Query, QueryRequest};
+    let app = spawn_app().await;
+    let (user_id, token) = app.new_user().await;
+    let req = QueryRequest {
+        issuer: Some(issuer(&user_id, Role::User)),
+        query: Query::Me,
+    };
+    let body = serde_json::to_vec(&req).unwrap();
+    let ask = |h: HeaderMap| {
+        let body = body.clone();
+        let client = app.nats.clone();
+        let subject = app.ns.query(req.query.name());
+        async move {
+            let m = client
+                .request_with_headers(subject, h, body.into())
+                .await
+                .expect("an answer");
+            serde_json::from_slice::<Reply>(&m.payload).expect("a reply")
+        }
+    };
+    // Claimed, not proven: the queries worker says who is not proven and reads nothing.
+    let unsigned = ask(HeaderMap::new()).await;
+    assert_eq!(unsigned.code(), Some("command_unsigned"), "{unsigned:?}");
+    let mut h = HeaderMap::new();
+    app.boxoffice.sign_into(&mut h, &body);
+    let outside = ask(h).await;
+    assert_eq!(outside.code(), Some("command_not_granted"), "{outside:?}");
+    let mut h = HeaderMap::new();
+    app.signer.sign_into(&mut h, &body);
+    let ok = ask(h).await;
+    assert_eq!(ok.status, 200, "{ok:?}");
+    assert_eq!(ok.body["id"].as_str(), Some(user_id.as_str()));
+    // And the gateway's own reads still pass.
+    let me = app.get("/v1/me", Some(&token)).await;
+    assert_eq!(me.status, 200, "{me:?}");
+    app.shutdown().await;
+}
