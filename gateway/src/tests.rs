@@ -74,6 +74,7 @@ impl FakeBus {
             id.to_string(),
             StoredResult {
                 issuer_id,
+                system: None,
                 reply,
                 completed_at: Utc::now(),
             },

@@ -162,6 +162,11 @@ pub struct SignerEntry {
     /// stored before still verify.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retired_at: Option<DateTime<Utc>>,
+    /// What the ids of this key's commands must start with (`boxoffice-`): the id is the
+    /// idempotency key, so a system can neither take another's ids first nor read the
+    /// results kept under them. Unset for the gateway and the workers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_prefix: Option<String>,
 }
 
 impl SignerEntry {
@@ -174,6 +179,20 @@ impl SignerEntry {
             commands: commands.iter().map(|s| s.to_string()).collect(),
             roles: roles.iter().map(|s| s.to_string()).collect(),
             retired_at: None,
+            id_prefix: None,
+        }
+    }
+
+    /// An entry for another system: its command ids must start with `<system>-`.
+    pub fn for_system(
+        signer: &CommandSigner,
+        system: &str,
+        commands: &[&str],
+        roles: &[&str],
+    ) -> Self {
+        SignerEntry {
+            id_prefix: Some(format!("{system}-")),
+            ..Self::new(signer, system, commands, roles)
         }
     }
 
@@ -221,6 +240,8 @@ pub enum Refusal {
     },
     #[error("the command {claimed} arrived on the subject of {subject}")]
     WrongSubject { claimed: String, subject: String },
+    #[error("system {system:?} must give its commands ids starting with {prefix:?}")]
+    IdOutsidePrefix { system: String, prefix: String },
 }
 
 impl Refusal {
@@ -230,9 +251,9 @@ impl Refusal {
             Refusal::UnknownSigner(_) => ErrorCode::CommandSignerUnknown,
             Refusal::BadSignature(_) => ErrorCode::CommandSignatureInvalid,
             Refusal::Retired { .. } | Refusal::Expired { .. } => ErrorCode::CommandExpired,
-            Refusal::NotGranted { .. } | Refusal::WrongSubject { .. } => {
-                ErrorCode::CommandNotGranted
-            }
+            Refusal::NotGranted { .. }
+            | Refusal::WrongSubject { .. }
+            | Refusal::IdOutsidePrefix { .. } => ErrorCode::CommandNotGranted,
         }
     }
 }
@@ -389,7 +410,8 @@ impl Trust {
         }
         let (area, verb) = env.command.route();
         let command = format!("{}.{verb}", area.as_str());
-        if !subject.ends_with(&format!(".cmd.{command}")) {
+        // Exactly `<root>.cmd.<area>.<verb>` (the root is one token).
+        if subject.split('.').count() != 4 || !subject.ends_with(&format!(".cmd.{command}")) {
             return Err(Refusal::WrongSubject {
                 claimed: command,
                 subject: subject.to_string(),
@@ -408,6 +430,14 @@ impl Trust {
                 command,
                 role: role.to_string(),
             });
+        }
+        if let Some(prefix) = &signer.id_prefix {
+            if !env.id.starts_with(prefix.as_str()) {
+                return Err(Refusal::IdOutsidePrefix {
+                    system: signer.system.clone(),
+                    prefix: prefix.clone(),
+                });
+            }
         }
         if stored_at - env.issued_at > MAX_SIGNED_TO_STORED
             || env.issued_at - stored_at > MAX_CLOCK_AHEAD
@@ -430,7 +460,7 @@ mod tests {
 
     fn hold_env(role: Role, issued_at: DateTime<Utc>) -> CommandEnvelope {
         CommandEnvelope {
-            id: new_command_id(),
+            id: format!("boxoffice-{}", new_command_id()),
             issuer: Some(Issuer {
                 user_id: ObjectId::new(),
                 role,
@@ -459,7 +489,7 @@ mod tests {
         let trust = Trust::new(Registry {
             signers: vec![
                 SignerEntry::new(&gw, "gateway", &[ANY], &[ANY]),
-                SignerEntry::new(&bo, "boxoffice", &["holds.create"], &["user"]),
+                SignerEntry::for_system(&bo, "boxoffice", &["holds.create"], &["user"]),
             ],
         })
         .unwrap();
@@ -545,6 +575,27 @@ mod tests {
         assert!(matches!(
             trust.check_command(Some(&h), &body, "ticketing.cmd.events.cancel", &env, now),
             Err(Refusal::WrongSubject { .. })
+        ));
+        // Nor on a longer subject that merely ends like its own.
+        assert!(matches!(
+            trust.check_command(
+                Some(&h),
+                &body,
+                "ticketing.cmd.events.cmd.holds.create",
+                &env,
+                now
+            ),
+            Err(Refusal::WrongSubject { .. })
+        ));
+        // An id outside the system's prefix (another's idempotency key).
+        let other = CommandEnvelope {
+            id: "idem-0123".into(),
+            ..hold_env(Role::User, now)
+        };
+        let (h, body) = signed(&bo, &other);
+        assert!(matches!(
+            trust.check_command(Some(&h), &body, HOLDS, &other, now),
+            Err(Refusal::IdOutsidePrefix { .. })
         ));
     }
 

@@ -20,8 +20,26 @@ use crate::WireError;
 pub struct StoredResult {
     /// Only this user may read it back (`None`: an anonymous command).
     pub issuer_id: Option<String>,
+    /// The system whose key signed the command: another system reusing the id gets
+    /// `idempotency_key_reused`, not this answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
     pub reply: Reply,
     pub completed_at: DateTime<Utc>,
+}
+
+/// Whether `inbox` may receive a worker's answer: a plain inbox subject of a client
+/// (`_INBOX.<user>.<token>...`), never a wildcard nor anything else the workers could
+/// write to (a KV key, the JetStream API): the header is the sender's to choose.
+pub fn is_reply_inbox(inbox: &str) -> bool {
+    inbox.len() <= 256
+        && inbox.starts_with("_INBOX.")
+        && inbox.split('.').count() >= 3
+        && inbox.split('.').all(|t| {
+            !t.is_empty()
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
 }
 
 #[derive(Clone)]
@@ -59,11 +77,17 @@ impl Results {
 }
 
 /// Sends a worker's reply to the caller's inbox (fire and forget: the result is also kept).
+/// A subject that is not a client's inbox ([`is_reply_inbox`]) gets nothing.
 pub async fn respond(
     client: &async_nats::Client,
     inbox: &str,
     reply: &Reply,
 ) -> Result<(), WireError> {
+    if !is_reply_inbox(inbox) {
+        return Err(WireError::Nats(format!(
+            "not answering on {inbox:?}: replies go to _INBOX.<user>.<token> subjects only"
+        )));
+    }
     client
         .publish(inbox.to_string(), serde_json::to_vec(reply)?.into())
         .await
@@ -144,6 +168,29 @@ impl Drop for PendingReply {
     fn drop(&mut self) {
         if let Ok(mut m) = self.pending.lock() {
             m.remove(&self.key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod inbox_tests {
+    use super::is_reply_inbox;
+
+    #[test]
+    fn only_plain_client_inboxes_receive_answers() {
+        assert!(is_reply_inbox("_INBOX.gateway.abc123.4f"));
+        assert!(is_reply_inbox("_INBOX.boxoffice.reply-1"));
+        for bad in [
+            "$KV.seat-locks.e.s",
+            "$JS.API.STREAM.DELETE.EVENTS",
+            "ticketing.evt.hold.created",
+            "_INBOX.>",
+            "_INBOX.gateway.*",
+            "_INBOX.gateway",
+            "_INBOX..x",
+            "_INBOX.a.b c",
+        ] {
+            assert!(!is_reply_inbox(bad), "{bad}");
         }
     }
 }

@@ -153,7 +153,7 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
         signers: vec![
             SignerEntry::new(&signer, "gateway", &[ANY], &[ANY]),
             SignerEntry::new(&workers_key, "workers", WORKERS_COMMANDS, &[ANY]),
-            SignerEntry::new(&boxoffice, "boxoffice", &["holds.create"], &["user"]),
+            SignerEntry::for_system(&boxoffice, "boxoffice", &["holds.create"], &["user"]),
         ],
     };
     let registry_file = std::env::temp_dir().join(format!("{ns_root}-signers.json"));
@@ -424,9 +424,12 @@ impl TestApp {
     }
 
     pub async fn start_workers(&self) {
-        let running = workers::run(self.workers_cfg.clone())
-            .await
-            .expect("workers restart");
+        self.start_workers_with(self.workers_cfg.clone()).await;
+    }
+
+    /// Starts the workers with another configuration (a rotated key, say).
+    pub async fn start_workers_with(&self, cfg: workers::Config) {
+        let running = workers::run(cfg).await.expect("workers restart");
         *self.workers.lock().await = Some(running);
     }
 

@@ -122,7 +122,13 @@ async fn serve(ctx: Ctx, mut sub: async_nats::Subscriber, mut stopped: watch::Re
             m = sub.next() => m,
         };
         let Some(msg) = msg else { break };
-        let Some(reply_to) = msg.reply.clone() else {
+        // Only a client's inbox gets an answer: the requester picks the reply subject,
+        // and the workers' identity may write to KV and the JetStream API.
+        let Some(reply_to) = msg
+            .reply
+            .clone()
+            .filter(|r| streams::replies::is_reply_inbox(r.as_str()))
+        else {
             continue;
         };
         // The caller gave up already: doing the read now would only load the database

@@ -302,25 +302,40 @@ async fn handle_message(ctx: &Ctx, msg: jetstream::Message) {
             chrono::DateTime::from_timestamp(i.published.unix_timestamp(), i.published.nanosecond())
         })
         .unwrap_or_else(Utc::now);
-    if let Err(refusal) = ctx.trust.check_command(
+    let system = match ctx.trust.check_command(
         msg.headers.as_ref(),
         &msg.payload,
         msg.subject.as_str(),
         &env,
         stored_at,
     ) {
-        refuse(ctx, &msg, inbox.as_deref(), &env, &refusal, delivered)
-            .instrument(span)
-            .await;
-        return;
-    }
+        Ok(signer) => signer.system.clone(),
+        Err(refusal) => {
+            refuse(ctx, &msg, inbox.as_deref(), &env, &refusal, delivered)
+                .instrument(span)
+                .await;
+            return;
+        }
+    };
+    let issuer_id = env.issuer.as_ref().map(|i| i.user_id.to_hex());
     async {
         // Applied before (a redelivery, or the same id from another publisher): answer
-        // with the first result.
+        // with the first result, but only to the same system for the same issuer.
         match ctx.results.get(&env.id).await {
             Ok(Some(stored)) => {
+                let same = stored.issuer_id == issuer_id
+                    && stored.system.as_deref().is_none_or(|s| s == system);
+                let reply = if same {
+                    stored.reply
+                } else {
+                    warn!(system = %system, "command id already used by another sender");
+                    Reply::error(
+                        ErrorCode::IdempotencyKeyReused,
+                        "this command id was already used for another command; choose a new id",
+                    )
+                };
                 if let Some(inbox) = &inbox {
-                    let _ = respond(&ctx.client, inbox, &stored.reply).await;
+                    let _ = respond(&ctx.client, inbox, &reply).await;
                 }
                 ack(&msg).await;
                 return;
@@ -346,7 +361,8 @@ async fn handle_message(ctx: &Ctx, msg: jetstream::Message) {
                     }
                 }
                 let stored = StoredResult {
-                    issuer_id: env.issuer.as_ref().map(|i| i.user_id.to_hex()),
+                    issuer_id: issuer_id.clone(),
+                    system: Some(system.clone()),
                     reply,
                     completed_at: Utc::now(),
                 };
@@ -400,8 +416,11 @@ async fn refuse(
         "command refused: its sender is not proven"
     );
     let now = Utc::now();
+    // The stream sequence makes each refused message its own event: a second forgery
+    // under the same id is audited too, not dropped as a duplicate.
+    let seq = msg.info().map(|i| i.stream_sequence).unwrap_or_default();
     let ev = DomainEvent {
-        id: format!("{}:command.refused", env.id),
+        id: format!("{}:command.refused:{seq}", env.id),
         kind: "command.refused".into(),
         occurred_at: now,
         command_id: env.id.clone(),

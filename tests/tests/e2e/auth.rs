@@ -136,7 +136,7 @@ async fn forged_changed_unknown_expired_and_ungranted_commands_change_nothing_an
             status: 401,
         },
         Case {
-            id: "forged-boxoffice",
+            id: "boxoffice-forged",
             code: "command_not_granted",
             status: 403,
         },
@@ -172,7 +172,7 @@ async fn forged_changed_unknown_expired_and_ungranted_commands_change_nothing_an
                 .await
             }
             // A trusted system outside its grant (holds.create as user only).
-            "forged-boxoffice" => {
+            "boxoffice-forged" => {
                 send(&app.nats, &subject, case.id, &body, |h| {
                     app.boxoffice.sign_into(h, &body)
                 })
@@ -296,7 +296,26 @@ async fn a_second_system_holds_seats_through_nats_once_but_cannot_cancel_an_even
         1
     );
 
-    // Cancelling the event: nats-server does not even take it from this identity.
+    // Cancelling the event: nats-server does not even take it from this identity. A
+    // connection that reports the server's errors shows the permission violations.
+    let (tx, mut violations) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let watched = async_nats::ConnectOptions::with_user_and_password(
+        "boxoffice".into(),
+        nats_password("boxoffice"),
+    )
+    .custom_inbox_prefix("_INBOX.boxoffice")
+    .event_callback(move |event| {
+        let tx = tx.clone();
+        async move {
+            if let async_nats::Event::ServerError(e) = event {
+                let _ = tx.send(e.to_string());
+            }
+        }
+    })
+    .connect(nats_url())
+    .await
+    .unwrap();
+    let boxoffice = watched;
     let cancel = envelope(
         "boxoffice-cancel",
         Some(issuer(&user_id, Role::Admin)),
@@ -323,18 +342,98 @@ async fn a_second_system_holds_seats_through_nats_once_but_cannot_cancel_an_even
         stored.is_none(),
         "the box office's publish to events.cancel must not be stored"
     );
-    // Nor may it read another client's replies.
-    let snoop = boxoffice.subscribe("_INBOX.gateway.>").await;
-    if let Ok(mut snoop) = snoop {
-        let got = tokio::time::timeout(Duration::from_millis(1500), snoop.next()).await;
-        assert!(!matches!(got, Ok(Some(_))), "it heard the gateway's inbox");
-    }
+    let v = tokio::time::timeout(Duration::from_secs(5), violations.recv())
+        .await
+        .expect("a permissions violation reported")
+        .unwrap();
+    assert!(
+        v.to_lowercase().contains("permissions violation") && v.contains("events.cancel"),
+        "{v}"
+    );
+    // The operator sees no such message in COMMANDS.
+    let commands = app.js.get_stream(app.ns.commands_stream()).await.unwrap();
+    assert!(commands
+        .get_last_raw_message_by_subject(&app.ns.command(Area::Events, "cancel"))
+        .await
+        .is_err());
+    // Nor may it read another client's replies: the subscription is refused while the
+    // gateway answers a request.
+    let mut snoop = boxoffice.subscribe("_INBOX.gateway.>").await.unwrap();
+    let v = tokio::time::timeout(Duration::from_secs(5), violations.recv())
+        .await
+        .expect("a permissions violation reported")
+        .unwrap();
+    assert!(v.contains("_INBOX.gateway"), "{v}");
+    let _ = app.get(&format!("/v1/events/{event}"), None).await;
+    let heard = tokio::time::timeout(Duration::from_millis(500), snoop.next()).await;
+    assert!(
+        !matches!(heard, Ok(Some(_))),
+        "it heard the gateway's inbox"
+    );
+
+    // A reply subject aimed at something the workers may write (a seat's lock key) gets
+    // nothing: only a client's inbox is answered.
+    let target_seat = &seats[2];
+    let lock_key = format!("{event}.{target_seat}");
+    let mut h = HeaderMap::new();
+    h.insert(async_nats::header::NATS_MESSAGE_ID, "boxoffice-aimed");
+    h.insert(
+        headers::REPLY_TO,
+        format!("$KV.{}.{lock_key}", app.ns.seat_locks_bucket()).as_str(),
+    );
+    let aimed = envelope(
+        "boxoffice-aimed",
+        Some(issuer(&user_id, Role::User)),
+        Command::CreateHold(CreateHold {
+            event_id: ObjectId::parse_str(&event).unwrap(),
+            seat_ids: vec![ObjectId::parse_str(&seats[1]).unwrap()],
+        }),
+    );
+    let body = serde_json::to_vec(&aimed).unwrap();
+    // Unsigned: refused, and the refusal is not written into the lock key either.
+    js.publish_with_headers(subject.clone(), h, body.into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(
+        e2e::wait_until(Duration::from_secs(5), || async {
+            app.find_one("audit_logs", doc! {"commandId": "boxoffice-aimed"})
+                .await
+                .is_some()
+        })
+        .await
+    );
+    let locks = app
+        .js
+        .get_key_value(app.ns.seat_locks_bucket())
+        .await
+        .unwrap();
+    assert!(locks.get(&lock_key).await.unwrap().is_none());
+
+    // Another sender's id (the gateway's idempotency key of someone's request) is not
+    // the box office's to use: refused before the stored result is looked at.
+    let theirs = envelope(
+        "idem-0123456789abcdef",
+        Some(issuer(&user_id, Role::User)),
+        Command::CreateHold(CreateHold {
+            event_id: ObjectId::parse_str(&event).unwrap(),
+            seat_ids: vec![ObjectId::parse_str(&seats[1]).unwrap()],
+        }),
+    );
+    let body = serde_json::to_vec(&theirs).unwrap();
+    let reply = send(&boxoffice, &subject, "idem-0123456789abcdef", &body, |h| {
+        app.boxoffice.sign_into(h, &body)
+    })
+    .await
+    .expect("reply");
+    assert_eq!(reply.code(), Some("command_not_granted"), "{reply:?}");
     assert_eq!(event_status(&app, &event).await, "published");
     app.shutdown().await;
 }
 
 #[tokio::test]
-async fn stored_commands_and_events_still_verify_after_the_gateway_key_is_rotated() {
+async fn stored_commands_and_events_still_verify_after_the_keys_are_rotated() {
     let app = spawn_app().await;
     let admin = app.admin_token().await;
     let event = app.published_event(&admin, 1, 3).await;
@@ -351,57 +450,42 @@ async fn stored_commands_and_events_still_verify_after_the_gateway_key_is_rotate
     // Made now: after the rotation this stack's gateway still signs with the old key.
     let (user_id, _) = app.new_user().await;
 
-    // Rotation: the gateway gets a new key; the old one stays in the registry, retired.
+    // Rotation of both keys: the gateway's and the workers' get successors; the old ones
+    // stay in the registry, retired.
     app.stop_workers().await;
     let new_gateway = CommandSigner::generate("gateway-test-2").unwrap();
+    let new_workers = CommandSigner::generate("workers-test-2").unwrap();
+    let old_workers_kid = app
+        .registry
+        .signers
+        .iter()
+        .find(|e| e.system == "workers")
+        .unwrap()
+        .kid
+        .clone();
     let mut registry: Registry = app.registry.clone();
+    let retired_at = chrono::Utc::now();
     for e in &mut registry.signers {
-        if e.kid == app.signer.kid() {
-            e.retired_at = Some(chrono::Utc::now());
+        if e.kid == app.signer.kid() || e.kid == old_workers_kid {
+            e.retired_at = Some(retired_at);
         }
     }
     registry
         .signers
         .push(SignerEntry::new(&new_gateway, "gateway", &[ANY], &[ANY]));
+    registry.signers.push(SignerEntry::new(
+        &new_workers,
+        "workers",
+        streams::proof::WORKERS_COMMANDS,
+        &[ANY],
+    ));
     let path = app.workers_cfg.command_signers.clone().unwrap();
     std::fs::write(&path, serde_json::to_vec(&registry).unwrap()).unwrap();
-    let trust = Trust::new(registry).unwrap();
+    let mut cfg = app.workers_cfg.clone();
+    cfg.command_signing_key = Some(new_workers.to_spec().into());
+    app.start_workers_with(cfg).await;
 
-    // Every stored command and event verifies with the rotated registry, as a replay
-    // would check them.
-    for (stream_name, is_command) in [
-        (app.ns.commands_stream(), true),
-        (app.ns.events_stream(), false),
-    ] {
-        let stream = app.js.get_stream(&stream_name).await.unwrap();
-        let last = stream.cached_info().state.last_sequence;
-        let mut checked = 0;
-        for seq in 1..=last {
-            let Ok(m) = stream.get_raw_message(seq).await else {
-                continue;
-            };
-            let stored_at =
-                chrono::DateTime::from_timestamp(m.time.unix_timestamp(), m.time.nanosecond())
-                    .unwrap();
-            if is_command {
-                let env: CommandEnvelope = serde_json::from_slice(&m.payload).unwrap();
-                trust
-                    .check_command(Some(&m.headers), &m.payload, &m.subject, &env, stored_at)
-                    .unwrap_or_else(|e| panic!("{} #{seq}: {e}", m.subject));
-            } else {
-                let signer = trust
-                    .verify(Some(&m.headers), &m.payload)
-                    .unwrap_or_else(|e| panic!("{} #{seq}: {e}", m.subject));
-                assert_eq!(signer.system, "workers");
-            }
-            checked += 1;
-        }
-        assert!(checked >= 2, "{stream_name}: only {checked} messages");
-    }
-
-    // After the rotation the workers refuse what the retired key signs, and apply what
-    // the new one signs.
-    app.start_workers().await;
+    // The workers refuse what the retired key signs now, and apply what the new one signs.
     let hold = |id: &str, seat: &str| {
         envelope(
             id,
@@ -429,6 +513,84 @@ async fn stored_commands_and_events_still_verify_after_the_gateway_key_is_rotate
     .await
     .expect("reply");
     assert_eq!(reply.status, 201, "{reply:?}");
+
+    // Replayed with the rotated registry, every stored command and event verifies: those
+    // from before the rotation by the retired keys, the new ones by their successors.
+    let trust = Trust::new(registry).unwrap();
+    let mut event_signers = std::collections::BTreeSet::new();
+    for (stream_name, is_command) in [
+        (app.ns.commands_stream(), true),
+        (app.ns.events_stream(), false),
+    ] {
+        let stream = app.js.get_stream(&stream_name).await.unwrap();
+        let last = stream.cached_info().state.last_sequence;
+        let mut checked = 0;
+        for seq in 1..=last {
+            let Ok(m) = stream.get_raw_message(seq).await else {
+                continue;
+            };
+            let stored_at =
+                chrono::DateTime::from_timestamp(m.time.unix_timestamp(), m.time.nanosecond())
+                    .unwrap();
+            if is_command {
+                let env: CommandEnvelope = serde_json::from_slice(&m.payload).unwrap();
+                let verdict =
+                    trust.check_command(Some(&m.headers), &m.payload, &m.subject, &env, stored_at);
+                if env.id == "rotated-old" {
+                    assert!(verdict.is_err(), "stored after its key's retirement");
+                } else {
+                    verdict.unwrap_or_else(|e| panic!("{} #{seq}: {e}", m.subject));
+                }
+            } else {
+                let signer = trust
+                    .verify(Some(&m.headers), &m.payload)
+                    .unwrap_or_else(|e| panic!("{} #{seq}: {e}", m.subject));
+                assert_eq!(signer.system, "workers");
+                event_signers.insert(signer.kid.clone());
+            }
+            checked += 1;
+        }
+        assert!(checked >= 3, "{stream_name}: only {checked} messages");
+    }
+    assert_eq!(
+        event_signers,
+        [old_workers_kid, new_workers.kid().to_string()].into(),
+        "events from both sides of the rotation"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stored_result_answers_only_the_sender_and_issuer_that_made_it() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let event = app.published_event(&admin, 1, 3).await;
+    let seats = app.seat_ids(&event).await;
+    let (alice, _) = app.new_user().await;
+    let (bob, _) = app.new_user().await;
+    let hold = |user: &str| {
+        envelope(
+            "shared-id-1",
+            Some(issuer(user, Role::User)),
+            Command::CreateHold(CreateHold {
+                event_id: ObjectId::parse_str(&event).unwrap(),
+                seat_ids: vec![ObjectId::parse_str(&seats[0]).unwrap()],
+            }),
+        )
+    };
+    let first = app.send_command(&hold(&alice)).await.expect("reply");
+    assert_eq!(first.status, 201, "{first:?}");
+    // The same id for another issuer, under a fresh Nats-Msg-Id (past the duplicate
+    // window): not Alice's hold.
+    let body = serde_json::to_vec(&hold(&bob)).unwrap();
+    let subject = app.ns.command(Area::Holds, "create");
+    let reply = send(&app.nats, &subject, "shared-id-1-bob", &body, |h| {
+        app.signer.sign_into(h, &body)
+    })
+    .await
+    .expect("reply");
+    assert_eq!(reply.code(), Some("idempotency_key_reused"), "{reply:?}");
+    assert!(reply.body.get("id").is_none());
     app.shutdown().await;
 }
 

@@ -162,10 +162,36 @@ fn main() -> anyhow::Result<()> {
                     bail!("unknown role {role:?} (user, staff, admin, anonymous or *)");
                 }
             }
+            let known: Vec<String> = streams::catalogue::samples()
+                .iter()
+                .map(|c| {
+                    let (area, verb) = c.route();
+                    format!("{}.{verb}", area.as_str())
+                })
+                .collect();
+            for c in &commands {
+                if c != ANY && !known.contains(c) {
+                    bail!(
+                        "unknown command {c:?}: one of {} (docs/commands.md)",
+                        known.join(", ")
+                    );
+                }
+            }
             let commands: Vec<&str> = commands.iter().map(String::as_str).collect();
             let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
-            r.signers
-                .push(SignerEntry::new(&k, &system, &commands, &roles));
+            // The gateway and the workers choose ids of every shape; any other system's
+            // ids start with its name, so it cannot take or read another's.
+            let entry = if system == "gateway" || system == "workers" {
+                SignerEntry::new(&k, &system, &commands, &roles)
+            } else {
+                if !system.starts_with(|c: char| c.is_ascii_lowercase())
+                    || ["idem", "expire", "evcancel", "issue"].contains(&system.as_str())
+                {
+                    bail!("a system's name starts with a lowercase letter and is not idem, expire, evcancel or issue (prefixes of our own ids)");
+                }
+                SignerEntry::for_system(&k, &system, &commands, &roles)
+            };
+            r.signers.push(entry);
             write_registry(&registry, &r)?;
         }
         Cmd::Retire { registry, kid } => {
