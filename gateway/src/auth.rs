@@ -1,7 +1,9 @@
 //! Access tokens (JWT, HS256) and the [`AuthUser`] extractor.
 //!
-//! A token carries `{sub: user id hex, role, iat, exp}`; nothing is looked up per
-//! request. A missing or malformed `Authorization` header is 401 `unauthorized`, a token
+//! A token carries `{sub: user id hex, role, iat, exp}`. A `user` token is taken as it
+//! is; a `staff` or `admin` token's role is confirmed against the account (cached for a
+//! minute, [`RoleCache`]), so the JWT secret alone cannot make an admin that does not
+//! exist, and a demoted or disabled admin loses the rights within a minute. A missing or malformed `Authorization` header is 401 `unauthorized`, a token
 //! that fails its signature or shape is 401 `invalid_token`, an expired one 401
 //! `token_expired`, and a role too low 403 `forbidden`.
 
@@ -128,6 +130,53 @@ impl AuthUser {
     }
 }
 
+/// Staff and admin roles confirmed recently, by user: `(role, when)`.
+pub struct RoleCache {
+    confirmed: std::sync::Mutex<std::collections::HashMap<ObjectId, (Role, std::time::Instant)>>,
+    ttl: Duration,
+}
+
+impl Default for RoleCache {
+    fn default() -> Self {
+        RoleCache {
+            confirmed: Default::default(),
+            ttl: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RoleCache {
+    /// `user` as the token says, once its staff or admin role is confirmed.
+    pub async fn confirm(&self, state: &AppState, user: AuthUser) -> Result<AuthUser, ApiError> {
+        if user.role == Role::User {
+            return Ok(user);
+        }
+        let fresh = self
+            .confirmed
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&user.user_id).copied())
+            .is_some_and(|(role, at)| role == user.role && at.elapsed() < self.ttl);
+        if fresh {
+            return Ok(user);
+        }
+        if state.bus.account_holds_role(&user.issuer()).await? {
+            if let Ok(mut m) = self.confirmed.lock() {
+                if m.len() > 10_000 {
+                    m.clear();
+                }
+                m.insert(user.user_id, (user.role, std::time::Instant::now()));
+            }
+            Ok(user)
+        } else {
+            Err(ApiError::new(
+                ErrorCode::InvalidToken,
+                "the token's account does not hold that role (sign in again)",
+            ))
+        }
+    }
+}
+
 /// The bearer token of a request: `None` without an `Authorization` header.
 fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
     let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
@@ -151,7 +200,7 @@ impl FromRequestParts<AppState> for AuthUser {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         match bearer(parts)? {
-            Some(token) => state.jwt.verify(token),
+            Some(token) => state.roles.confirm(state, state.jwt.verify(token)?).await,
             None => Err(ApiError::unauthorized(
                 "sign in first: send `Authorization: Bearer <token>`",
             )),
@@ -169,7 +218,11 @@ impl OptionalFromRequestParts<AppState> for AuthUser {
         state: &AppState,
     ) -> Result<Option<Self>, Self::Rejection> {
         match bearer(parts)? {
-            Some(token) => state.jwt.verify(token).map(Some),
+            Some(token) => state
+                .roles
+                .confirm(state, state.jwt.verify(token)?)
+                .await
+                .map(Some),
             None => Ok(None),
         }
     }

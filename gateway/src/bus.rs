@@ -8,10 +8,10 @@ use std::time::Duration;
 use async_nats::jetstream;
 use futures::future::BoxFuture;
 use streams::codes::Reply;
-use streams::commands::CommandEnvelope;
+use streams::commands::{CommandEnvelope, Issuer};
 use streams::proof::CommandSigner;
 use streams::publish::publish_command_until;
-use streams::queries::{ask, ask_raw, QueryRequest, RawReply};
+use streams::queries::{ask, ask_raw, Query, QueryRequest, RawReply};
 use streams::replies::{ReplyRouter, Results, StoredResult};
 use streams::{Namespace, WireError};
 
@@ -44,6 +44,27 @@ pub trait Bus: Send + Sync + 'static {
 
     /// Asks the queries worker (503 `unavailable` replies when nobody answers in time).
     fn ask<'a>(&'a self, req: &'a QueryRequest) -> BoxFuture<'a, Result<Reply, WireError>>;
+
+    /// Whether the account `who` exists, is active and has the role `who.role` (the
+    /// queries worker's `me`): staff and admin rights are confirmed against the account,
+    /// so a token minted with a leaked JWT secret cannot invent an admin.
+    fn account_holds_role<'a>(&'a self, who: &'a Issuer) -> BoxFuture<'a, Result<bool, WireError>> {
+        Box::pin(async move {
+            let req = QueryRequest {
+                issuer: Some(who.clone()),
+                query: Query::Me,
+            };
+            let reply = self.ask(&req).await?;
+            match reply.status {
+                200 => Ok(reply.body["role"].as_str() == Some(who.role.as_str())
+                    && reply.body["status"].as_str() == Some("active")),
+                401 | 403 | 404 => Ok(false),
+                s => Err(WireError::Nats(format!(
+                    "confirming the account's role: the queries worker answered {s}"
+                ))),
+            }
+        })
+    }
 
     /// [`Bus::ask`], the answer's body kept as the worker's JSON text, for bodies the
     /// gateway forwards untouched (seat maps).

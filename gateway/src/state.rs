@@ -18,6 +18,8 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub bus: Arc<dyn Bus>,
     pub jwt: JwtKeys,
+    /// Staff and admin roles confirmed against their accounts.
+    pub roles: crate::auth::RoleCache,
     pub passwords: Passwords,
     pub token_ttl: Duration,
     pub max_seats_per_hold: usize,
@@ -30,6 +32,7 @@ impl AppState {
         AppState(Arc::new(Inner {
             bus,
             jwt: JwtKeys::new(&cfg.jwt_secret),
+            roles: Default::default(),
             passwords: Passwords::new(cfg.fast_hashing),
             token_ttl: cfg.token_ttl(),
             max_seats_per_hold: cfg.max_seats_per_hold,

@@ -33,6 +33,8 @@ type OnQuery = Box<dyn Fn(&QueryRequest) -> Reply + Send + Sync>;
 struct FakeBus {
     connected: bool,
     down: bool,
+    /// The accounts behind staff and admin tokens no longer hold those roles.
+    roles_revoked: bool,
     /// How long each query takes.
     query_delay: Duration,
     sent: Mutex<Vec<CommandEnvelope>>,
@@ -47,6 +49,7 @@ impl FakeBus {
         FakeBus {
             connected: true,
             down: false,
+            roles_revoked: false,
             query_delay: Duration::ZERO,
             sent: Mutex::default(),
             asked: Mutex::default(),
@@ -117,6 +120,14 @@ impl Bus for FakeBus {
 
     fn stored<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<StoredResult>, WireError>> {
         Box::pin(async move { Ok(self.stored.lock().unwrap().get(id).cloned()) })
+    }
+
+    /// Every token's role holds unless a test says otherwise.
+    fn account_holds_role<'a>(
+        &'a self,
+        _: &'a streams::commands::Issuer,
+    ) -> BoxFuture<'a, Result<bool, WireError>> {
+        Box::pin(async move { Ok(!self.roles_revoked) })
     }
 
     fn ask<'a>(&'a self, req: &'a QueryRequest) -> BoxFuture<'a, Result<Reply, WireError>> {
@@ -1143,4 +1154,28 @@ async fn a_tickets_qr_code_is_served_as_png_and_scan_keys_are_for_staff() {
         .call("GET", "/v1/tickets/nope/qr.png", Some(&user), None, &[])
         .await;
     assert_eq!(r.code(), "invalid_id");
+}
+
+#[tokio::test]
+async fn a_staff_or_admin_token_whose_account_lacks_the_role_is_refused_and_sends_nothing() {
+    let mut bus = FakeBus::echo();
+    bus.roles_revoked = true;
+    let app = app(bus);
+    let (_, admin) = app.token(Role::Admin);
+    let r = app
+        .call("POST", "/v1/events", Some(&admin), Some(event_body()), &[])
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNAUTHORIZED, "invalid_token"),
+        "{:?}",
+        r.body
+    );
+    assert!(app.bus.sent().is_empty(), "nothing reached NATS");
+    // A user token needs no confirmation: its rights are the user's own.
+    let (_, user) = app.token(Role::User);
+    let r = app
+        .call("GET", "/v1/me/bookings", Some(&user), None, &[])
+        .await;
+    assert_ne!(r.status, StatusCode::UNAUTHORIZED, "{:?}", r.body);
 }

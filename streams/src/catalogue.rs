@@ -260,12 +260,15 @@ pub fn markdown() -> String {
          an error body is `{{\"error\": {{\"code\", \"message\", \"details\"?}}}}`. A success body is\n\
          the resource as the HTTP API returns it (see the gateway's `/openapi.json`).\n\n\
          **Idempotency.** The envelope `id` is the idempotency key: choose it once per intended\n\
-         change (a UUID, or a hash of your own request id) and reuse it on every retry. Within\n\
-         {} s JetStream drops the duplicate; after that the worker answers with the first\n\
-         result, kept for {} h in the `{}` KV bucket (key: the id). A command whose proof is\n\
-         refused keeps no result under its id.\n\n\
-         **Missed the reply?** Publish the same envelope again (same id): you get the stored\n\
-         result, with no second effect.\n",
+         change and reuse it on every retry. It must start with your system's name and `-`\n\
+         (`boxoffice-7f3a...`), so no system can take or read another's ids. Set\n\
+         `Nats-Msg-Id` to it: within {} s JetStream drops a second publish; after that the\n\
+         worker answers with the first result, kept for {} h in the `{}` KV bucket (key: the\n\
+         id), to the same system for the same issuer only (anyone else reusing the id gets\n\
+         `idempotency_key_reused`). A command whose proof is refused keeps no result.\n\n\
+         **Missed the reply?** Within the duplicate window a second publish is dropped and\n\
+         nothing answers; after it, publish the same id again, re-signed with a fresh\n\
+         `issuedAt`: you get the stored result, with no second effect.\n",
         MAX_SIGNED_TO_STORED.num_seconds(),
         MAX_CLOCK_AHEAD.num_seconds(),
         wire.duplicate_window.as_secs(),

@@ -633,3 +633,33 @@ async fn a_query_is_answered_only_when_a_trusted_key_signed_it_within_its_grant(
     assert_eq!(me.status, 200, "{me:?}");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_token_minted_with_the_jwt_secret_cannot_invent_an_admin() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let event = app.published_event(&admin, 1, 2).await;
+    // What a thief of the JWT secret can mint: an admin token for an invented account,
+    // and an admin token for a real account that is only a user.
+    let keys = gateway::auth::JwtKeys::new(&gateway::config::DEV_JWT_SECRET.to_string().into());
+    let ttl = Duration::from_secs(600);
+    let invented = keys
+        .issue(&ObjectId::new(), Role::Admin, ttl)
+        .expect("token");
+    let (user_id, _) = app.new_user().await;
+    let promoted = keys
+        .issue(&ObjectId::parse_str(&user_id).unwrap(), Role::Admin, ttl)
+        .expect("token");
+    for token in [&invented, &promoted] {
+        let r = app
+            .post(
+                &format!("/v1/events/{event}/cancel"),
+                Some(token),
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!((r.status, r.code()), (401, "invalid_token"), "{r:?}");
+    }
+    assert_eq!(event_status(&app, &event).await, "published");
+    app.shutdown().await;
+}
