@@ -223,6 +223,10 @@ CONF
   if ! running nats; then
     "$BIN/nats-server" -c "$RUN/nats.conf" >"$RUN/nats.log" 2>&1 &
     echo $! > "$RUN/nats.pid"
+  else
+    # Already running (perhaps from an older config without the identities): reload, so
+    # the identities and permissions just written apply.
+    kill -HUP "$(cat "$RUN/nats.pid")" 2>/dev/null || true
   fi
   pg_start
   if ! running ferretdb; then

@@ -663,3 +663,88 @@ async fn a_token_minted_with_the_jwt_secret_cannot_invent_an_admin() {
     assert_eq!(event_status(&app, &event).await, "published");
     app.shutdown().await;
 }
+
+/// The README's worked example, as written there, with the nats CLI that
+/// `scripts/servers.sh build` installs.
+#[tokio::test]
+async fn the_readme_example_holds_a_seat_with_the_nats_cli() {
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let event = app.published_event(&admin, 1, 2).await;
+    let seats = app.seat_ids(&event).await;
+    let (user_id, _) = app.new_user().await;
+    let nats = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.data/bin/nats");
+    assert!(
+        nats.exists(),
+        "{} (scripts/servers.sh build)",
+        nats.display()
+    );
+    let cli = |args: &[&str]| {
+        let mut c = tokio::process::Command::new(&nats);
+        c.args(["--server", &nats_url(), "--user", "boxoffice", "--password"])
+            .arg(nats_password("boxoffice"))
+            .args(["--inbox-prefix", "_INBOX.boxoffice"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        c
+    };
+    let id = format!("boxoffice-cli-{}", &app.ns.root()[1..]);
+    let body = format!(
+        r#"{{"id":"{id}","issuer":{{"userId":"{user_id}","role":"user"}},"issuedAt":"{}","type":"create_hold","payload":{{"eventId":"{event}","seatIds":["{}"]}}}}"#,
+        chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ"),
+        seats[0]
+    );
+    let sig = app.boxoffice.sign(body.as_bytes());
+    let inbox = format!("_INBOX.boxoffice.{id}");
+    let sub = cli(&["sub", "--count", "1", &inbox])
+        .spawn()
+        .expect("nats sub");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let subject = app.ns.command(Area::Holds, "create");
+    let pubd = cli(&[
+        "pub",
+        &subject,
+        &body,
+        "-H",
+        &format!("Nats-Msg-Id:{id}"),
+        "-H",
+        &format!("Ticketing-Signer:{}", app.boxoffice.kid()),
+        "-H",
+        &format!("Ticketing-Signature:{sig}"),
+        "-H",
+        &format!("Ticketing-Reply-To:{inbox}"),
+    ])
+    .output()
+    .await
+    .expect("nats pub");
+    assert!(
+        pubd.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pubd.stderr)
+    );
+    let out = tokio::time::timeout(Duration::from_secs(15), sub.wait_with_output())
+        .await
+        .expect("the reply within 15 s")
+        .expect("nats sub output");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(r#""status":201"#), "{text}");
+    assert_eq!(
+        app.seat_ids_with(&event, Some("held")).await,
+        vec![seats[0].clone()]
+    );
+    // The same identity may not publish an event's cancellation at all.
+    let refused = cli(&["pub", &app.ns.command(Area::Events, "cancel"), "{}"])
+        .output()
+        .await
+        .expect("nats pub");
+    let err = format!(
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    )
+    .to_lowercase();
+    assert!(err.contains("permissions violation"), "{err}");
+    app.shutdown().await;
+}
