@@ -51,6 +51,18 @@ fn issuer(id: &str, role: Role) -> Issuer {
     }
 }
 
+/// A `create_hold` of one seat by `user` (hex ids, as the API gives them).
+fn hold_of(id: &str, user: &str, event: &str, seat: &str) -> CommandEnvelope {
+    envelope(
+        id,
+        Some(issuer(user, Role::User)),
+        Command::CreateHold(CreateHold {
+            event_id: ObjectId::parse_str(event).unwrap(),
+            seat_ids: vec![ObjectId::parse_str(seat).unwrap()],
+        }),
+    )
+}
+
 async fn event_status(app: &TestApp, event: &str) -> String {
     let r = app.get(&format!("/v1/events/{event}"), None).await;
     r.body["status"].as_str().unwrap_or_default().to_string()
@@ -256,14 +268,7 @@ async fn a_second_system_holds_seats_through_nats_once_but_cannot_cancel_an_even
     // The box office's own NATS identity: it may publish holds.create only and hears
     // replies on _INBOX.boxoffice.> only.
     let boxoffice = nats_as("boxoffice").await;
-    let env = envelope(
-        "boxoffice-hold-1",
-        Some(issuer(&user_id, Role::User)),
-        Command::CreateHold(CreateHold {
-            event_id: ObjectId::parse_str(&event).unwrap(),
-            seat_ids: vec![ObjectId::parse_str(&seats[0]).unwrap()],
-        }),
-    );
+    let env = hold_of("boxoffice-hold-1", &user_id, &event, &seats[0]);
     let body = serde_json::to_vec(&env).unwrap();
     let subject = app.ns.command(Area::Holds, "create");
     let reply = send(&boxoffice, &subject, "boxoffice-hold-1", &body, |h| {
@@ -381,14 +386,7 @@ async fn a_second_system_holds_seats_through_nats_once_but_cannot_cancel_an_even
         headers::REPLY_TO,
         format!("$KV.{}.{lock_key}", app.ns.seat_locks_bucket()).as_str(),
     );
-    let aimed = envelope(
-        "boxoffice-aimed",
-        Some(issuer(&user_id, Role::User)),
-        Command::CreateHold(CreateHold {
-            event_id: ObjectId::parse_str(&event).unwrap(),
-            seat_ids: vec![ObjectId::parse_str(&seats[1]).unwrap()],
-        }),
-    );
+    let aimed = hold_of("boxoffice-aimed", &user_id, &event, &seats[1]);
     let body = serde_json::to_vec(&aimed).unwrap();
     // Unsigned: refused, and the refusal is not written into the lock key either.
     js.publish_with_headers(subject.clone(), h, body.into())
@@ -413,14 +411,7 @@ async fn a_second_system_holds_seats_through_nats_once_but_cannot_cancel_an_even
 
     // Another sender's id (the gateway's idempotency key of someone's request) is not
     // the box office's to use: refused before the stored result is looked at.
-    let theirs = envelope(
-        "idem-0123456789abcdef",
-        Some(issuer(&user_id, Role::User)),
-        Command::CreateHold(CreateHold {
-            event_id: ObjectId::parse_str(&event).unwrap(),
-            seat_ids: vec![ObjectId::parse_str(&seats[1]).unwrap()],
-        }),
-    );
+    let theirs = hold_of("idem-0123456789abcdef", &user_id, &event, &seats[1]);
     let body = serde_json::to_vec(&theirs).unwrap();
     let reply = send(&boxoffice, &subject, "idem-0123456789abcdef", &body, |h| {
         app.boxoffice.sign_into(h, &body)
@@ -486,16 +477,7 @@ async fn stored_commands_and_events_still_verify_after_the_keys_are_rotated() {
     app.start_workers_with(cfg).await;
 
     // The workers refuse what the retired key signs now, and apply what the new one signs.
-    let hold = |id: &str, seat: &str| {
-        envelope(
-            id,
-            Some(issuer(&user_id, Role::User)),
-            Command::CreateHold(CreateHold {
-                event_id: ObjectId::parse_str(&event).unwrap(),
-                seat_ids: vec![ObjectId::parse_str(seat).unwrap()],
-            }),
-        )
-    };
+    let hold = |id: &str, seat: &str| hold_of(id, &user_id, &event, seat);
     let subject = app.ns.command(Area::Holds, "create");
     let old = hold("rotated-old", &seats[1]);
     let body = serde_json::to_vec(&old).unwrap();
@@ -568,16 +550,7 @@ async fn a_stored_result_answers_only_the_sender_and_issuer_that_made_it() {
     let seats = app.seat_ids(&event).await;
     let (alice, _) = app.new_user().await;
     let (bob, _) = app.new_user().await;
-    let hold = |user: &str| {
-        envelope(
-            "shared-id-1",
-            Some(issuer(user, Role::User)),
-            Command::CreateHold(CreateHold {
-                event_id: ObjectId::parse_str(&event).unwrap(),
-                seat_ids: vec![ObjectId::parse_str(&seats[0]).unwrap()],
-            }),
-        )
-    };
+    let hold = |user: &str| hold_of("shared-id-1", user, &event, &seats[0]);
     let first = app.send_command(&hold(&alice)).await.expect("reply");
     assert_eq!(first.status, 201, "{first:?}");
     // The same id for another issuer, under a fresh Nats-Msg-Id (past the duplicate
