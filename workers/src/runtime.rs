@@ -344,8 +344,11 @@ async fn handle_message(ctx: &Ctx, msg: jetstream::Message) {
             Err(e) => warn!(error = %e, "results bucket unreadable; applying idempotently"),
         }
         // Nobody waits for the answer any more: recorded as not applied, so the
-        // caller's `GET /v1/commands/{id}` says so, and the work is not done.
-        let outcome = if streams::headers::past_deadline(msg.headers.as_ref()) {
+        // caller's `GET /v1/commands/{id}` says so, and the work is not done. Only on a
+        // first delivery: a redelivered command may have made its effects before the
+        // process that took it died (locks taken, event published), so it is finished
+        // (idempotently), never recorded as "not applied".
+        let outcome = if delivered == 1 && streams::headers::past_deadline(msg.headers.as_ref()) {
             Ok(Reply::error(
                 ErrorCode::RequestExpired,
                 "the request waited past its deadline and was not applied; nothing changed (send it again with a new Idempotency-Key)",
