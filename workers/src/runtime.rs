@@ -448,10 +448,11 @@ async fn refuse(
         // Terminated anyway: the dead letter and the log line still record it.
         error!(error = %e, "refusal event not published");
     }
+    // Stored before the answer: a sender told "refused" finds it in DEADLETTERS.
+    dead_letter(ctx, msg, &format!("{}: {reason}", code.as_str()), delivered).await;
     if let Some(inbox) = inbox {
         let _ = respond(&ctx.client, inbox, &Reply::error(code, reason.clone())).await;
     }
-    dead_letter(ctx, msg, &format!("{}: {reason}", code.as_str()), delivered).await;
     let _ = msg.ack_with(AckKind::Term).await;
 }
 
