@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 # One image with both product binaries: ticketing-gateway (the default command) and
-# ticketing-workers. docker-compose.yml runs it once as the gateway and once per worker.
+# ticketing-workers, plus ticketing-keys and ticket-verify for operators.
+# docker-compose.yml runs it once as the gateway and once per worker.
 #
 #   docker build -t ticketing .
 
@@ -12,7 +13,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked -p gateway -p workers -p verifier \
  && mkdir -p /out \
- && cp target/release/ticketing-gateway target/release/ticketing-workers target/release/ticket-verify /out/
+ && cp target/release/ticketing-gateway target/release/ticketing-workers target/release/ticketing-keys target/release/ticket-verify /out/
 
 FROM debian:bookworm-slim
 RUN apt-get update \
