@@ -199,6 +199,32 @@ impl SignerEntry {
     fn grants(list: &[String], word: &str) -> bool {
         list.iter().any(|g| g == ANY || g == word)
     }
+
+    /// Whether this key, at `at`, may send `grant` (`holds.create`, `queries.me`) in the
+    /// role `issuer` claims: not retired by then, and both inside its grant.
+    fn allows(
+        &self,
+        at: DateTime<Utc>,
+        grant: String,
+        issuer: Option<&Issuer>,
+    ) -> Result<(), Refusal> {
+        if let Some(retired_at) = self.retired_at.filter(|r| at > *r) {
+            return Err(Refusal::Retired {
+                kid: self.kid.clone(),
+                retired_at,
+            });
+        }
+        let role = issuer.map_or(ANONYMOUS, |i| i.role.as_str());
+        if !Self::grants(&self.commands, &grant) || !Self::grants(&self.roles, role) {
+            return Err(Refusal::NotGranted {
+                system: self.system.clone(),
+                kid: self.kid.clone(),
+                command: grant,
+                role: role.to_string(),
+            });
+        }
+        Ok(())
+    }
 }
 
 /// The registry file: `{"signers": [...]}`.
@@ -365,26 +391,7 @@ impl Trust {
         issuer: Option<&Issuer>,
     ) -> Result<&SignerEntry, Refusal> {
         let signer = self.verify(h, body)?;
-        if let Some(retired_at) = signer.retired_at {
-            if Utc::now() > retired_at {
-                return Err(Refusal::Retired {
-                    kid: signer.kid.clone(),
-                    retired_at,
-                });
-            }
-        }
-        let grant = format!("queries.{name}");
-        let role = issuer.map_or(ANONYMOUS, |i| i.role.as_str());
-        if !SignerEntry::grants(&signer.commands, &grant)
-            || !SignerEntry::grants(&signer.roles, role)
-        {
-            return Err(Refusal::NotGranted {
-                system: signer.system.clone(),
-                kid: signer.kid.clone(),
-                command: grant,
-                role: role.to_string(),
-            });
-        }
+        signer.allows(Utc::now(), format!("queries.{name}"), issuer)?;
         Ok(signer)
     }
 
@@ -400,35 +407,14 @@ impl Trust {
         stored_at: DateTime<Utc>,
     ) -> Result<&SignerEntry, Refusal> {
         let signer = self.verify(h, body)?;
-        if let Some(retired_at) = signer.retired_at {
-            if stored_at > retired_at {
-                return Err(Refusal::Retired {
-                    kid: signer.kid.clone(),
-                    retired_at,
-                });
-            }
-        }
         let (area, verb) = env.command.route();
         let command = format!("{}.{verb}", area.as_str());
+        signer.allows(stored_at, command.clone(), env.issuer.as_ref())?;
         // Exactly `<root>.cmd.<area>.<verb>` (the root is one token).
         if subject.split('.').count() != 4 || !subject.ends_with(&format!(".cmd.{command}")) {
             return Err(Refusal::WrongSubject {
                 claimed: command,
                 subject: subject.to_string(),
-            });
-        }
-        let role = match &env.issuer {
-            Some(i) => i.role.as_str(),
-            None => ANONYMOUS,
-        };
-        if !SignerEntry::grants(&signer.commands, &command)
-            || !SignerEntry::grants(&signer.roles, role)
-        {
-            return Err(Refusal::NotGranted {
-                system: signer.system.clone(),
-                kid: signer.kid.clone(),
-                command,
-                role: role.to_string(),
             });
         }
         if let Some(prefix) = &signer.id_prefix {

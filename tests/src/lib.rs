@@ -515,6 +515,9 @@ impl TestApp {
         }
         self.stop_workers().await;
         let _ = self.db.drop().await;
+        if let Some(registry) = &self.workers_cfg.command_signers {
+            let _ = std::fs::remove_file(registry);
+        }
     }
 }
 
