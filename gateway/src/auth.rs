@@ -38,6 +38,17 @@ pub struct Claims {
     pub iat: i64,
     /// Expires at, Unix seconds.
     pub exp: i64,
+    /// Issued at, Unix milliseconds: what a revocation's `notBefore` is compared with
+    /// (a sign-in in the same second as a logout must survive it). Tokens without it
+    /// count from `iat`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat_ms: Option<i64>,
+}
+
+impl Claims {
+    fn issued_at_ms(&self) -> i64 {
+        self.iat_ms.unwrap_or(self.iat.saturating_mul(1000))
+    }
 }
 
 /// Signing and verification keys.
@@ -63,12 +74,14 @@ impl JwtKeys {
 
     /// A token for `user_id` with `role`, valid for `ttl`.
     pub fn issue(&self, user_id: &ObjectId, role: Role, ttl: Duration) -> Result<String, ApiError> {
-        let now = Utc::now().timestamp();
+        let now_ms = Utc::now().timestamp_millis();
+        let now = now_ms.div_euclid(1000);
         self.sign(&Claims {
             sub: user_id.to_hex(),
             role,
             iat: now,
             exp: now.saturating_add(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
+            iat_ms: Some(now_ms),
         })
     }
 
@@ -80,6 +93,11 @@ impl JwtKeys {
 
     /// Checks a token's signature, expiry and shape.
     pub fn verify(&self, token: &str) -> Result<AuthUser, ApiError> {
+        self.verify_claims(token).map(|(user, _)| user)
+    }
+
+    /// [`JwtKeys::verify`], with the claims.
+    pub fn verify_claims(&self, token: &str) -> Result<(AuthUser, Claims), ApiError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| match e.kind() {
                 ErrorKind::ExpiredSignature => ApiError::new(
@@ -90,11 +108,122 @@ impl JwtKeys {
             })?;
         let user_id = parse_object_id(&data.claims.sub)
             .ok_or_else(|| ApiError::new(ErrorCode::InvalidToken, "the token is not valid"))?;
-        Ok(AuthUser {
-            user_id,
-            role: data.claims.role,
-        })
+        Ok((
+            AuthUser {
+                user_id,
+                role: data.claims.role,
+            },
+            data.claims,
+        ))
     }
+}
+
+/// Token revocations in memory: by user, the instant before which their tokens are void
+/// (`streams::revocations`). Filled by [`watch_revocations`] and by this gateway's own
+/// logout answers; read on every authenticated request without a round trip.
+#[derive(Default)]
+pub struct Revocations {
+    by_user: std::sync::RwLock<std::collections::HashMap<ObjectId, i64>>,
+}
+
+impl Revocations {
+    /// Tokens of `user` issued before `not_before_ms` are void from now on.
+    pub fn note(&self, user: ObjectId, not_before_ms: i64) {
+        if let Ok(mut m) = self.by_user.write() {
+            let e = m.entry(user).or_insert(not_before_ms);
+            *e = (*e).max(not_before_ms);
+        }
+    }
+
+    /// The revocation of `user` expired from the bucket.
+    pub fn forget(&self, user: &ObjectId) {
+        if let Ok(mut m) = self.by_user.write() {
+            m.remove(user);
+        }
+    }
+
+    /// Whether a token of `user` issued at `issued_at_ms` was revoked.
+    pub fn revoked(&self, user: &ObjectId, issued_at_ms: i64) -> bool {
+        self.by_user
+            .read()
+            .ok()
+            .and_then(|m| m.get(user).copied())
+            .is_some_and(|nb| issued_at_ms < nb)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_user.read().map(|m| m.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Loads every revocation of the bucket (waiting up to five seconds for the ones
+/// already there), then keeps following it in the background, re-watching after an
+/// error. A gateway that started serving knows every revocation made before.
+pub async fn watch_revocations(
+    kv: async_nats::jetstream::kv::Store,
+    revs: std::sync::Arc<Revocations>,
+) {
+    use futures::StreamExt;
+    let (loaded_tx, loaded_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut loaded_tx = Some(loaded_tx);
+    let initial = kv.status().await.map(|s| s.values()).unwrap_or(0);
+    if initial == 0 {
+        if let Some(tx) = loaded_tx.take() {
+            let _ = tx.send(());
+        }
+    }
+    tokio::spawn(async move {
+        loop {
+            match kv.watch_all_from_revision(1).await {
+                Ok(mut w) => {
+                    while let Some(entry) = w.next().await {
+                        let Ok(entry) = entry else { break };
+                        match streams::revocations::decode(&entry) {
+                            Some((user, Some(r))) => {
+                                revs.note(user, r.not_before.timestamp_millis())
+                            }
+                            Some((user, None)) => revs.forget(&user),
+                            None => {}
+                        }
+                        if entry.delta == 0 {
+                            if let Some(tx) = loaded_tx.take() {
+                                let _ = tx.send(());
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot watch the token revocations; retrying")
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    if tokio::time::timeout(Duration::from_secs(5), loaded_rx)
+        .await
+        .is_err()
+    {
+        tracing::warn!("token revocations not loaded within 5 s; serving with what arrived");
+    }
+}
+
+/// A token's caller: signature, expiry, revocation, and (staff and admin) the role.
+async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, ApiError> {
+    let (user, claims) = state.jwt.verify_claims(token)?;
+    if state
+        .revocations
+        .revoked(&user.user_id, claims.issued_at_ms())
+    {
+        return Err(ApiError::new(
+            ErrorCode::TokenRevoked,
+            "the token was revoked (a logout, password reset or suspension since it was issued); sign in again",
+        ));
+    }
+    state.roles.confirm(state, user).await
 }
 
 /// The signed-in caller.
@@ -200,7 +329,7 @@ impl FromRequestParts<AppState> for AuthUser {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         match bearer(parts)? {
-            Some(token) => state.roles.confirm(state, state.jwt.verify(token)?).await,
+            Some(token) => authenticate(state, token).await,
             None => Err(ApiError::unauthorized(
                 "sign in first: send `Authorization: Bearer <token>`",
             )),
@@ -218,11 +347,7 @@ impl OptionalFromRequestParts<AppState> for AuthUser {
         state: &AppState,
     ) -> Result<Option<Self>, Self::Rejection> {
         match bearer(parts)? {
-            Some(token) => state
-                .roles
-                .confirm(state, state.jwt.verify(token)?)
-                .await
-                .map(Some),
+            Some(token) => authenticate(state, token).await.map(Some),
             None => Ok(None),
         }
     }
@@ -260,6 +385,7 @@ mod tests {
                 role: Role::User,
                 iat: now - 7200,
                 exp: now - 3600,
+                iat_ms: None,
             })
             .unwrap();
         assert_eq!(
@@ -280,6 +406,7 @@ mod tests {
                 role: Role::User,
                 iat: now,
                 exp: now + 60,
+                iat_ms: None,
             })
             .unwrap();
         assert_eq!(

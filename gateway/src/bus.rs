@@ -9,6 +9,7 @@ use async_nats::jetstream;
 use futures::future::BoxFuture;
 use streams::codes::Reply;
 use streams::commands::{CommandEnvelope, Issuer};
+use streams::idempotency::{Claim, KeyRecord};
 use streams::proof::CommandSigner;
 use streams::publish::publish_command_until;
 use streams::queries::{ask, ask_raw, Query, QueryRequest, RawReply};
@@ -41,6 +42,14 @@ pub trait Bus: Send + Sync + 'static {
         &'a self,
         command_id: &'a str,
     ) -> BoxFuture<'a, Result<Option<StoredResult>, WireError>>;
+
+    /// Claims an `Idempotency-Key`'s command id for the request `record` describes, or
+    /// returns the record of the request that claimed it first.
+    fn claim_key<'a>(
+        &'a self,
+        command_id: &'a str,
+        record: &'a KeyRecord,
+    ) -> BoxFuture<'a, Result<Claim, WireError>>;
 
     /// Asks the queries worker (503 `unavailable` replies when nobody answers in time).
     fn ask<'a>(&'a self, req: &'a QueryRequest) -> BoxFuture<'a, Result<Reply, WireError>>;
@@ -84,6 +93,15 @@ pub trait Bus: Send + Sync + 'static {
     fn connected(&self) -> bool;
 }
 
+/// The buckets the gateway uses (the workers create them).
+pub struct Buckets {
+    pub results: Results,
+    /// Card numbers in transit to the payments worker.
+    pub vault: async_nats::jetstream::kv::Store,
+    /// `Idempotency-Key` records.
+    pub idempotency: async_nats::jetstream::kv::Store,
+}
+
 /// The bus over a NATS connection.
 pub struct NatsBus {
     client: async_nats::Client,
@@ -92,6 +110,7 @@ pub struct NatsBus {
     replies: ReplyRouter,
     results: Results,
     vault: async_nats::jetstream::kv::Store,
+    idempotency: async_nats::jetstream::kv::Store,
     signer: Arc<CommandSigner>,
     reply_timeout: Duration,
     query_timeout: Duration,
@@ -102,8 +121,7 @@ impl NatsBus {
         client: async_nats::Client,
         ns: Namespace,
         replies: ReplyRouter,
-        results: Results,
-        vault: async_nats::jetstream::kv::Store,
+        buckets: Buckets,
         signer: Arc<CommandSigner>,
         cfg: &crate::config::Config,
     ) -> Arc<Self> {
@@ -113,8 +131,9 @@ impl NatsBus {
             js,
             ns,
             replies,
-            results,
-            vault,
+            results: buckets.results,
+            vault: buckets.vault,
+            idempotency: buckets.idempotency,
             signer,
             reply_timeout: cfg.reply_timeout(),
             query_timeout: cfg.query_timeout(),
@@ -186,6 +205,18 @@ impl Bus for NatsBus {
         command_id: &'a str,
     ) -> BoxFuture<'a, Result<Option<StoredResult>, WireError>> {
         Box::pin(self.results.get(command_id))
+    }
+
+    fn claim_key<'a>(
+        &'a self,
+        command_id: &'a str,
+        record: &'a KeyRecord,
+    ) -> BoxFuture<'a, Result<Claim, WireError>> {
+        Box::pin(streams::idempotency::claim(
+            &self.idempotency,
+            command_id,
+            record,
+        ))
     }
 
     fn ask<'a>(&'a self, req: &'a QueryRequest) -> BoxFuture<'a, Result<Reply, WireError>> {

@@ -12,6 +12,7 @@ use chrono::Utc;
 use serde_json::json;
 use streams::codes::{ErrorCode, Reply};
 use streams::commands::{idempotent_command_id, new_command_id, Command, CommandEnvelope, Issuer};
+use streams::idempotency::{Claim, KeyRecord};
 
 use crate::auth::AuthUser;
 use crate::bus::Sent;
@@ -77,17 +78,8 @@ pub async fn send(
 ) -> Result<Response, ApiError> {
     let id = origin.command_id();
     if origin.key.0.is_some() {
-        if let Some(stored) = state.bus.stored(&id).await? {
-            let ours = origin.issuer.as_ref().map(|i| i.user_id.to_hex());
-            if stored.issuer_id.is_some() && stored.issuer_id != ours {
-                // Cannot happen with scoped ids; refuse rather than show another's result.
-                return Err(ApiError::new(
-                    ErrorCode::IdempotencyKeyReused,
-                    "this Idempotency-Key was used for another request",
-                ));
-            }
-            tracing::debug!(command_id = %id, "answering a retried Idempotency-Key from its stored result");
-            return Ok(command_response(&id, stored.reply));
+        if let Some(answer) = check_key(state, &origin, &id).await? {
+            return Ok(answer);
         }
     }
     let env = CommandEnvelope {
@@ -105,6 +97,68 @@ pub async fn send(
         Sent::Replied(reply) => Ok(command_response(&id, reply)),
         Sent::Pending => Ok(pending_response(&id)),
     }
+}
+
+/// The `Idempotency-Key` rules, before anything is published: the first request with a
+/// key claims it with its fingerprint; a later one with another route or body is 422
+/// `idempotency_key_reused`, the same one gets the stored result, or 409
+/// `idempotency_key_in_flight` while the first is still being applied. `None`: go on and
+/// publish (the first request, or one whose first attempt died before publishing).
+async fn check_key(
+    state: &AppState,
+    origin: &Origin,
+    id: &str,
+) -> Result<Option<Response>, ApiError> {
+    let fingerprint =
+        origin.meta.fingerprint.clone().ok_or_else(|| {
+            ApiError::internal("an Idempotency-Key request without its fingerprint")
+        })?;
+    let record = KeyRecord {
+        fingerprint,
+        claimed_at: Utc::now(),
+    };
+    let first = match state.bus.claim_key(id, &record).await? {
+        Claim::First => return Ok(None),
+        Claim::Taken(first) => first,
+    };
+    if first.fingerprint != record.fingerprint {
+        return Err(ApiError::new(
+            ErrorCode::IdempotencyKeyReused,
+            "this Idempotency-Key was used with another route or body; choose a new key for a new request",
+        ));
+    }
+    if let Some(stored) = state.bus.stored(id).await? {
+        let ours = origin.issuer.as_ref().map(|i| i.user_id.to_hex());
+        if stored.issuer_id.is_some() && stored.issuer_id != ours {
+            // Cannot happen with scoped ids; refuse rather than show another's result.
+            return Err(ApiError::new(
+                ErrorCode::IdempotencyKeyReused,
+                "this Idempotency-Key was used for another request",
+            ));
+        }
+        tracing::debug!(command_id = %id, "answering a retried Idempotency-Key from its stored result");
+        return Ok(Some(command_response(id, stored.reply)));
+    }
+    let age = (record.claimed_at - first.claimed_at)
+        .to_std()
+        .unwrap_or_default();
+    if age < state.in_flight_grace {
+        let location = format!("/v1/commands/{id}");
+        let mut r = ApiError::new(
+            ErrorCode::IdempotencyKeyInFlight,
+            "a request with this Idempotency-Key is still being applied; read its result at the location given",
+        )
+        .with_details(json!({"commandId": id, "location": location}))
+        .into_response();
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        if let Ok(v) = HeaderValue::from_str(&location) {
+            r.headers_mut().insert(header::LOCATION, v);
+        }
+        return Ok(Some(with_command_id(r, id)));
+    }
+    tracing::info!(command_id = %id, "Idempotency-Key claimed long ago with no result: publishing again");
+    Ok(None)
 }
 
 fn with_command_id(mut r: Response, id: &str) -> Response {

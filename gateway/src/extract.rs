@@ -138,12 +138,19 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
     }
 }
 
+/// The fingerprint of a request that carries an `Idempotency-Key` (method, path and
+/// canonical body), put in the request's extensions by `routes::fingerprint`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestFingerprint(pub String);
+
 /// Where a request came from, for the command envelope and the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RequestMeta {
     pub request_id: Option<String>,
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
+    /// Set when the request has an `Idempotency-Key`.
+    pub fingerprint: Option<String>,
 }
 
 impl RequestMeta {
@@ -152,6 +159,7 @@ impl RequestMeta {
             request_id: self.request_id.clone(),
             ip_address: self.ip_address.clone(),
             user_agent: self.user_agent.clone(),
+            fingerprint: self.fingerprint.clone(),
         }
     }
 }
@@ -174,10 +182,15 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(|ua| ua.chars().take(MAX_USER_AGENT).collect());
+        let fingerprint = parts
+            .extensions
+            .get::<RequestFingerprint>()
+            .map(|f| f.0.clone());
         Ok(RequestMeta {
             request_id,
             ip_address,
             user_agent,
+            fingerprint,
         })
     }
 }

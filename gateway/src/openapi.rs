@@ -11,7 +11,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::routes::tickets;
 use crate::routes::{
-    account_tokens, accounts, analytics, bookings, events, holds, notifications, ops,
+    account_tokens, accounts, analytics, bookings, events, holds, notifications, ops, sessions,
 };
 
 /// Every error: `{"error": {"code", "message", "details"?}}`.
@@ -70,6 +70,8 @@ impl Modify for BearerAuth {
         accounts::register,
         accounts::login,
         accounts::me,
+        sessions::logout,
+        sessions::suspend,
         events::create,
         events::list,
         events::read,

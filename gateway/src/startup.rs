@@ -72,6 +72,8 @@ impl Application {
         let wait = std::time::Duration::from_secs(cfg.startup_wait_secs);
         let results = open_bucket(&js, &ns.results_bucket(), wait).await?;
         let vault = open_bucket(&js, &ns.card_vault_bucket(), wait).await?;
+        let idempotency = open_bucket(&js, &ns.idempotency_bucket(), wait).await?;
+        let revocations_kv = open_bucket(&js, &ns.token_revocations_bucket(), wait).await?;
         let replies = ReplyRouter::start(client.clone())
             .await
             .context("subscribing to the reply inbox")?;
@@ -79,12 +81,16 @@ impl Application {
             client.clone(),
             ns.clone(),
             replies,
-            Results::new(results),
-            vault,
+            crate::bus::Buckets {
+                results: Results::new(results),
+                vault,
+                idempotency,
+            },
             signer.clone(),
             &cfg,
         );
         let state = AppState::new(&cfg, bus);
+        crate::auth::watch_revocations(revocations_kv, state.revocations.clone()).await;
         ensure_admin(&cfg, &state, &js, &ns, &signer).await?;
 
         let listener = TcpListener::bind(cfg.listen.as_str())

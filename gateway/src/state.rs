@@ -20,6 +20,12 @@ pub struct Inner {
     pub jwt: JwtKeys,
     /// Staff and admin roles confirmed against their accounts.
     pub roles: crate::auth::RoleCache,
+    /// Token revocations, kept current by a watch of the `token-revocations` bucket.
+    pub revocations: Arc<crate::auth::Revocations>,
+    /// How long an `Idempotency-Key` whose command has no result yet counts as in
+    /// flight (409); after that the first request is taken to have died before
+    /// publishing, and a retry publishes again (same id, so at most once).
+    pub in_flight_grace: Duration,
     pub passwords: Passwords,
     pub token_ttl: Duration,
     pub max_seats_per_hold: usize,
@@ -33,6 +39,8 @@ impl AppState {
             bus,
             jwt: JwtKeys::new(&cfg.jwt_secret),
             roles: Default::default(),
+            revocations: Default::default(),
+            in_flight_grace: (cfg.reply_timeout() * 2).max(Duration::from_secs(30)),
             passwords: Passwords::new(cfg.fast_hashing),
             token_ttl: cfg.token_ttl(),
             max_seats_per_hold: cfg.max_seats_per_hold,

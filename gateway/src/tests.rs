@@ -40,6 +40,7 @@ struct FakeBus {
     sent: Mutex<Vec<CommandEnvelope>>,
     asked: Mutex<Vec<QueryRequest>>,
     stored: Mutex<HashMap<String, StoredResult>>,
+    keys: Mutex<HashMap<String, streams::idempotency::KeyRecord>>,
     on_command: OnCommand,
     on_query: OnQuery,
 }
@@ -54,6 +55,7 @@ impl FakeBus {
             sent: Mutex::default(),
             asked: Mutex::default(),
             stored: Mutex::default(),
+            keys: Mutex::default(),
             on_command,
             on_query,
         }
@@ -78,6 +80,7 @@ impl FakeBus {
             StoredResult {
                 issuer_id,
                 system: None,
+                fingerprint: None,
                 reply,
                 completed_at: Utc::now(),
             },
@@ -120,6 +123,23 @@ impl Bus for FakeBus {
 
     fn stored<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<Option<StoredResult>, WireError>> {
         Box::pin(async move { Ok(self.stored.lock().unwrap().get(id).cloned()) })
+    }
+
+    fn claim_key<'a>(
+        &'a self,
+        id: &'a str,
+        record: &'a streams::idempotency::KeyRecord,
+    ) -> BoxFuture<'a, Result<streams::idempotency::Claim, WireError>> {
+        Box::pin(async move {
+            let mut keys = self.keys.lock().unwrap();
+            Ok(match keys.get(id) {
+                Some(first) => streams::idempotency::Claim::Taken(first.clone()),
+                None => {
+                    keys.insert(id.to_string(), record.clone());
+                    streams::idempotency::Claim::First
+                }
+            })
+        })
     }
 
     /// Every token's role holds unless a test says otherwise.
@@ -418,6 +438,7 @@ async fn tokens_are_checked_missing_garbled_forged_expired_and_role() {
             role: Role::Admin,
             iat: now - 7200,
             exp: now - 3600,
+            iat_ms: None,
         })
         .unwrap();
     let r = app.call("GET", "/v1/me", Some(&expired), None, &[]).await;

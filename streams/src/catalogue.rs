@@ -106,6 +106,8 @@ pub fn samples() -> Vec<Command> {
             notification_id: id,
         }),
         Command::RebuildAnalytics,
+        Command::Logout,
+        Command::SuspendUser(UserRef { user_id: id }),
     ]
 }
 

@@ -15,6 +15,8 @@ pub enum ErrorCode {
     Unauthorized,
     InvalidToken,
     TokenExpired,
+    /// 401: the token was issued before a password reset, a logout or a suspension.
+    TokenRevoked,
     InvalidCredentials,
     Forbidden,
     /// 403: the payer's e-mail is not verified (`TICKETING_REQUIRE_VERIFIED_TO_PAY`).
@@ -44,7 +46,6 @@ pub enum ErrorCode {
     HoldNotActive,
     EventNotOnSale,
     EventNotDraft,
-    IdempotencyKeyReused,
     BookingNotPayable,
     BookingExpired,
     PaymentInProgress,
@@ -52,6 +53,10 @@ pub enum ErrorCode {
     BookingNotCancellable,
     EventStarted,
     EventNotCancellable,
+    /// 409: a request with this `Idempotency-Key` is still being applied.
+    IdempotencyKeyInFlight,
+    /// 422: the `Idempotency-Key` was used before with another route or body.
+    IdempotencyKeyReused,
     // 405
     MethodNotAllowed,
     // Commands over NATS whose sender is not proven (never from the gateway's own
@@ -84,7 +89,7 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             InvalidJson | ValidationFailed | InvalidId => 400,
-            Unauthorized | InvalidToken | TokenExpired | InvalidCredentials => 401,
+            Unauthorized | InvalidToken | TokenExpired | TokenRevoked | InvalidCredentials => 401,
             Forbidden | EmailNotVerified => 403,
             InvalidOrExpiredToken => 400,
             NotificationNotFound => 404,
@@ -96,7 +101,7 @@ impl ErrorCode {
             | HoldNotActive
             | EventNotOnSale
             | EventNotDraft
-            | IdempotencyKeyReused
+            | IdempotencyKeyInFlight
             | BookingNotPayable
             | BookingExpired
             | PaymentInProgress
@@ -104,6 +109,7 @@ impl ErrorCode {
             | BookingNotCancellable
             | EventStarted
             | EventNotCancellable => 409,
+            IdempotencyKeyReused => 422,
             MethodNotAllowed => 405,
             CommandUnsigned | CommandSignatureInvalid | CommandSignerUnknown | CommandExpired => {
                 401
@@ -125,6 +131,7 @@ impl ErrorCode {
             Unauthorized => "unauthorized",
             InvalidToken => "invalid_token",
             TokenExpired => "token_expired",
+            TokenRevoked => "token_revoked",
             InvalidCredentials => "invalid_credentials",
             Forbidden => "forbidden",
             EmailNotVerified => "email_not_verified",
@@ -149,6 +156,7 @@ impl ErrorCode {
             EventNotOnSale => "event_not_on_sale",
             EventNotDraft => "event_not_draft",
             IdempotencyKeyReused => "idempotency_key_reused",
+            IdempotencyKeyInFlight => "idempotency_key_in_flight",
             BookingNotPayable => "booking_not_payable",
             BookingExpired => "booking_expired",
             PaymentInProgress => "payment_in_progress",

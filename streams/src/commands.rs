@@ -25,6 +25,12 @@ pub struct RequestContext {
     pub request_id: Option<String>,
     pub ip_address: Option<String>,
     pub user_agent: Option<String>,
+    /// The `Idempotency-Key` request's fingerprint (SHA-256 of its method, path and
+    /// canonical body, hex), set by the gateway: the workers compare it, not the
+    /// command, when the same id comes again (a retried HTTP request rebuilds its
+    /// command, and some commands carry fresh salts or tokens).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 /// Every command travels in this envelope. `id` is also the `Nats-Msg-Id`, so JetStream
@@ -72,6 +78,10 @@ pub enum Command {
     RecordLogin,
     /// The owner read one of their notifications.
     MarkNotificationRead(NotificationRef),
+    /// The signed-in user: ends every token of theirs issued before the command.
+    Logout,
+    /// Admin: suspends an account (it cannot sign in) and ends its tokens.
+    SuspendUser(UserRef),
     /// Admin: drop the analytics and rebuild them by replaying EVENTS from the start.
     RebuildAnalytics,
 }
@@ -98,6 +108,8 @@ impl Command {
             Command::ConfirmPasswordReset(_) => (Area::Users, "password-reset-confirm"),
             Command::RecordLogin => (Area::Users, "record-login"),
             Command::MarkNotificationRead(_) => (Area::Users, "notification-read"),
+            Command::Logout => (Area::Users, "logout"),
+            Command::SuspendUser(_) => (Area::Users, "suspend"),
             Command::RebuildAnalytics => (Area::Events, "rebuild-analytics"),
         }
     }
@@ -251,6 +263,13 @@ pub struct PasswordResetConfirm {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+pub struct UserRef {
+    #[schemars(with = "crate::catalogue::Oid")]
+    pub user_id: ObjectId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct NotificationRef {
     #[schemars(with = "crate::catalogue::Oid")]
     pub notification_id: ObjectId,
@@ -265,6 +284,17 @@ pub fn idempotent_command_id(scope: &str, key: &str) -> String {
     h.update([0u8]);
     h.update(key.as_bytes());
     format!("idem-{}", hex::encode(&h.finalize()[..16]))
+}
+
+/// What makes two commands with the same id the same request: the gateway's request
+/// fingerprint when it set one, else a SHA-256 of the command (type and payload).
+pub fn fingerprint_of(env: &CommandEnvelope) -> String {
+    use sha2::{Digest, Sha256};
+    if let Some(f) = &env.context.fingerprint {
+        return f.clone();
+    }
+    let body = serde_json::to_vec(&env.command).unwrap_or_default();
+    hex::encode(Sha256::digest(&body))
 }
 
 /// A fresh, time-sortable command id.

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod connect;
 pub mod events;
 pub mod headers;
+pub mod idempotency;
 pub mod live;
 pub mod locks;
 pub mod names;
@@ -18,6 +19,7 @@ pub mod proof;
 pub mod publish;
 pub mod queries;
 pub mod replies;
+pub mod revocations;
 pub mod setup;
 
 pub use codes::{ErrorCode, Reply};

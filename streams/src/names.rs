@@ -116,6 +116,12 @@ impl Namespace {
     pub fn results_bucket(&self) -> String {
         self.bucket("command-results")
     }
+    pub fn idempotency_bucket(&self) -> String {
+        self.bucket("idempotency-keys")
+    }
+    pub fn token_revocations_bucket(&self) -> String {
+        self.bucket("token-revocations")
+    }
 
     /// `<root>.cmd.<area>.<verb>`
     pub fn command(&self, area: Area, verb: &str) -> String {

@@ -24,6 +24,10 @@ pub struct StoredResult {
     /// `idempotency_key_reused`, not this answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system: Option<String>,
+    /// [`crate::commands::fingerprint_of`] the command that made it: the same id with
+    /// another fingerprint is `idempotency_key_reused` (absent on results kept before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
     pub reply: Reply,
     pub completed_at: DateTime<Utc>,
 }

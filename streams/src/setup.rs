@@ -231,6 +231,44 @@ pub async fn open_bucket(
     }
 }
 
+/// `Idempotency-Key` records ([`crate::idempotency`]), kept as long as the results.
+pub async fn ensure_idempotency_keys(
+    js: &jetstream::Context,
+    ns: &Namespace,
+    cfg: &WireConfig,
+) -> Result<kv::Store, WireError> {
+    js.create_or_update_key_value(kv::Config {
+        bucket: ns.idempotency_bucket(),
+        description: "Idempotency-Key records: <command id> -> {fingerprint, claimedAt}.".into(),
+        history: 1,
+        max_age: cfg.results_ttl,
+        storage: stream::StorageType::File,
+        num_replicas: cfg.replicas,
+        ..Default::default()
+    })
+    .await
+    .map_err(WireError::nats)
+}
+
+/// Token revocations ([`crate::revocations`]), watched by every gateway.
+pub async fn ensure_token_revocations(
+    js: &jetstream::Context,
+    ns: &Namespace,
+    cfg: &WireConfig,
+) -> Result<kv::Store, WireError> {
+    js.create_or_update_key_value(kv::Config {
+        bucket: ns.token_revocations_bucket(),
+        description: "Token revocations: <userId> -> {notBefore, reason}.".into(),
+        history: 1,
+        max_age: crate::revocations::REVOCATION_TTL,
+        storage: stream::StorageType::File,
+        num_replicas: cfg.replicas,
+        ..Default::default()
+    })
+    .await
+    .map_err(WireError::nats)
+}
+
 /// The card vault: card numbers on their way from the gateway to the payments worker,
 /// for ten minutes at most, so no card number is kept in the COMMANDS stream.
 pub async fn ensure_card_vault(

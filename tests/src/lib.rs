@@ -408,6 +408,35 @@ impl TestApp {
         pending.wait(Duration::from_secs(10)).await
     }
 
+    /// [`TestApp::send_command`] under another `Nats-Msg-Id` than the envelope's id:
+    /// the same command delivered again after JetStream's duplicate window, as another
+    /// system retrying late would send it.
+    pub async fn send_command_as(&self, env: &CommandEnvelope, msg_id: &str) -> Option<Reply> {
+        use futures::StreamExt;
+        let (area, verb) = env.command.route();
+        let body = serde_json::to_vec(env).expect("json");
+        let inbox = self.nats.new_inbox();
+        let mut sub = self
+            .nats
+            .subscribe(inbox.clone())
+            .await
+            .expect("subscribed");
+        let mut h = async_nats::HeaderMap::new();
+        h.insert(async_nats::header::NATS_MESSAGE_ID, msg_id);
+        h.insert(streams::headers::REPLY_TO, inbox.as_str());
+        self.signer.sign_into(&mut h, &body);
+        self.js
+            .publish_with_headers(self.ns.command(area, verb), h, body.into())
+            .await
+            .expect("published")
+            .await
+            .expect("stored by JetStream");
+        let msg = tokio::time::timeout(Duration::from_secs(10), sub.next())
+            .await
+            .ok()??;
+        serde_json::from_slice(&msg.payload).ok()
+    }
+
     /// Stops the workers (draining in-flight messages).
     pub async fn stop_workers(&self) {
         if let Some(w) = self.workers.lock().await.take() {

@@ -244,6 +244,9 @@ pub async fn confirm_password_reset(
             .unwrap_or(false);
         let mut update = doc! {"$unset": {"resetPasswordToken": "", "resetPasswordExpiry": ""}};
         if live {
+            // Before the password changes: a crash in between is redelivered and finds
+            // the token still there, so the revocation is never skipped.
+            crate::accounts::revoke_tokens(ctx, env, user_id, "password_reset").await?;
             update.insert(
                 "$set",
                 doc! {"passwordHash": &c.password_hash, "updatedAt": now, "passwordChangedAt": now},
@@ -270,7 +273,10 @@ pub async fn confirm_password_reset(
         },
     )
     .await?;
-    Ok(Reply::ok(200, json!({"passwordReset": true})))
+    Ok(Reply::ok(
+        200,
+        json!({"passwordReset": true, "tokensRevokedBefore": env.issued_at}),
+    ))
 }
 
 /// `RecordLogin`: `lastLoginAt` and `loginCount` after a successful sign-in.

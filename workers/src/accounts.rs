@@ -119,3 +119,89 @@ pub async fn register(
     .await?;
     Ok(Reply::ok(201, after))
 }
+
+/// Ends every token of `user` issued before the command (`streams::revocations`): the
+/// gateways stop taking them as soon as their watch of the bucket sees it.
+pub async fn revoke_tokens(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    user: domain::ObjectId,
+    reason: &str,
+) -> Result<streams::revocations::Revocation, HandlerError> {
+    Ok(streams::revocations::revoke(&ctx.revocations, user, env.issued_at, reason).await?)
+}
+
+/// `Logout`: the caller's tokens issued before now stop working, on every gateway.
+pub async fn logout(ctx: &Ctx, env: &CommandEnvelope) -> Result<Reply, HandlerError> {
+    let Some(issuer) = env.issuer.clone() else {
+        return Ok(Reply::error(ErrorCode::Unauthorized, "sign in first"));
+    };
+    let r = revoke_tokens(ctx, env, issuer.user_id, "logout").await?;
+    ctx.emit(
+        env,
+        Change {
+            kind: "user.logged_out",
+            action: "user_logged_out",
+            entity_type: "user",
+            entity_id: issuer.user_id,
+            event_id: None,
+            before: None,
+            after: None,
+            data: json!({"tokensRevokedBefore": r.not_before}),
+        },
+    )
+    .await?;
+    Ok(Reply::ok(200, json!({"tokensRevokedBefore": r.not_before})))
+}
+
+/// `SuspendUser` (admin): the account may no longer sign in, and its tokens end.
+pub async fn suspend(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    c: &streams::commands::UserRef,
+) -> Result<Reply, HandlerError> {
+    if !env.issuer.as_ref().is_some_and(|i| i.role.is_admin()) {
+        return Ok(Reply::error(ErrorCode::Forbidden, "admins only"));
+    }
+    let users = ctx.store.col(names::USERS);
+    let user_id = c.user_id;
+    let before = crate::leases::with_lease(ctx, names::USERS, user_id, || async {
+        let Some(cur) = users.find_one(doc! {"_id": user_id}).await? else {
+            return Ok(None);
+        };
+        if cur.get_str("status") != Ok("suspended") {
+            users
+                .update_one(
+                    doc! {"_id": user_id},
+                    doc! {"$set": {"status": "suspended", "updatedAt": DateTime::now()}},
+                )
+                .await?;
+        }
+        Ok(Some(cur))
+    })
+    .await?;
+    let Some(before) = before else {
+        return Ok(Reply::error(ErrorCode::NotFound, "no such account"));
+    };
+    // After the write: a crash in between is redelivered and revokes then.
+    let r = revoke_tokens(ctx, env, user_id, "suspended").await?;
+    let was = before.get_str("status").unwrap_or("active").to_string();
+    ctx.emit(
+        env,
+        Change {
+            kind: "user.suspended",
+            action: "user_suspended",
+            entity_type: "user",
+            entity_id: user_id,
+            event_id: None,
+            before: Some(json!({"status": was})),
+            after: Some(json!({"status": "suspended"})),
+            data: json!({"tokensRevokedBefore": r.not_before}),
+        },
+    )
+    .await?;
+    Ok(Reply::ok(
+        200,
+        json!({"id": user_id.to_hex(), "status": "suspended", "tokensRevokedBefore": r.not_before}),
+    ))
+}

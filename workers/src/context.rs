@@ -37,6 +37,8 @@ pub struct Ctx {
     pub gate: async_nats::jetstream::kv::Store,
     /// Card numbers in transit from the gateway.
     pub vault: async_nats::jetstream::kv::Store,
+    /// Token revocations the gateways watch (see `streams::revocations`).
+    pub revocations: async_nats::jetstream::kv::Store,
     /// QR signing and verification keys; loaded only by processes that run the
     /// ticketing, scans or queries worker.
     pub qr_keys: Option<Arc<domain::qr::QrKeyRing>>,

@@ -144,6 +144,7 @@ async fn expire(ctx: &Ctx, hold_id: ObjectId) {
             request_id: None,
             ip_address: None,
             user_agent: Some("expiry-worker".into()),
+            fingerprint: None,
         },
         command: Command::ReleaseHold(ReleaseHold {
             hold_id,
@@ -168,6 +169,7 @@ async fn expire_booking(ctx: &Ctx, booking_id: ObjectId) {
             request_id: None,
             ip_address: None,
             user_agent: Some("expiry-worker".into()),
+            fingerprint: None,
         },
         command: Command::ExpireBooking(BookingRef { booking_id }),
     };

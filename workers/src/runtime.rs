@@ -107,6 +107,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
     let gate = setup::ensure_gate_tickets(&js, &ns, &wire)
         .await
         .map_err(|e| anyhow::anyhow!("ensuring gate-tickets bucket: {e}"))?;
+    setup::ensure_idempotency_keys(&js, &ns, &wire)
+        .await
+        .map_err(|e| anyhow::anyhow!("ensuring idempotency-keys bucket: {e}"))?;
+    let revocations = setup::ensure_token_revocations(&js, &ns, &wire)
+        .await
+        .map_err(|e| anyhow::anyhow!("ensuring token-revocations bucket: {e}"))?;
     let (stop, stopped) = watch::channel(false);
     let mut tasks = JoinSet::new();
     // Far enough back for every hold that may still be active or booked.
@@ -118,6 +124,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
         live,
         gateway: Arc::new(crate::payments::gateway::Simulated::new(store.clone())),
         vault,
+        revocations,
         gate,
         locks: SeatLocks::new(js.clone(), locks_kv, ns.seat_locks_bucket()),
         leases: SeatLocks::new(js.clone(), leases_kv, ns.leases_bucket()),
@@ -318,17 +325,20 @@ async fn handle_message(ctx: &Ctx, msg: jetstream::Message) {
         }
     };
     let issuer_id = env.issuer.as_ref().map(|i| i.user_id.to_hex());
+    let fingerprint = streams::commands::fingerprint_of(&env);
     async {
         // Applied before (a redelivery, or the same id from another publisher): answer
-        // with the first result, but only to the same system for the same issuer.
+        // with the first result, but only to the same system for the same issuer and
+        // the same request.
         match ctx.results.get(&env.id).await {
             Ok(Some(stored)) => {
                 let same = stored.issuer_id == issuer_id
-                    && stored.system.as_deref().is_none_or(|s| s == system);
+                    && stored.system.as_deref().is_none_or(|s| s == system)
+                    && stored.fingerprint.as_deref().is_none_or(|f| f == fingerprint);
                 let reply = if same {
                     stored.reply
                 } else {
-                    warn!(system = %system, "command id already used by another sender");
+                    warn!(system = %system, "command id already used by another sender or for another command");
                     Reply::error(
                         ErrorCode::IdempotencyKeyReused,
                         "this command id was already used for another command; choose a new id",
@@ -366,6 +376,7 @@ async fn handle_message(ctx: &Ctx, msg: jetstream::Message) {
                 let stored = StoredResult {
                     issuer_id: issuer_id.clone(),
                     system: Some(system.clone()),
+                    fingerprint: Some(fingerprint.clone()),
                     reply,
                     completed_at: Utc::now(),
                 };
@@ -533,5 +544,7 @@ async fn dispatch(ctx: &Ctx, env: &CommandEnvelope) -> Result<Reply, HandlerErro
         Command::RecordLogin => crate::account_tokens::record_login(ctx, env).await,
         Command::MarkNotificationRead(c) => crate::notifications::mark_read(ctx, env, c).await,
         Command::RebuildAnalytics => crate::analytics::rebuild(ctx, env).await,
+        Command::Logout => crate::accounts::logout(ctx, env).await,
+        Command::SuspendUser(c) => crate::accounts::suspend(ctx, env, c).await,
     }
 }

@@ -9,6 +9,7 @@ pub mod events;
 pub mod holds;
 pub mod notifications;
 pub mod ops;
+pub mod sessions;
 pub mod tickets;
 
 use std::sync::Arc;
@@ -31,6 +32,33 @@ use crate::config::Config;
 use crate::error::{json_response, reply_response, ApiError};
 use crate::state::AppState;
 
+/// For a request with an `Idempotency-Key`: reads its body (within the body limit),
+/// fingerprints method, path and canonical body ([`streams::idempotency::request_fingerprint`])
+/// for the key's record, and hands the body on unchanged.
+async fn fingerprint(State(limit): State<usize>, req: Request, next: Next) -> Response {
+    if !req.headers().contains_key(crate::extract::IDEMPOTENCY_KEY) {
+        return next.run(req).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            return ApiError::new(
+                ErrorCode::PayloadTooLarge,
+                format!("the body is larger than {limit} bytes"),
+            )
+            .into_response()
+        }
+    };
+    let fp =
+        streams::idempotency::request_fingerprint(parts.method.as_str(), parts.uri.path(), &bytes);
+    parts
+        .extensions
+        .insert(crate::extract::RequestFingerprint(fp));
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
+}
+
 /// The whole API with its middleware. Needs no server: tests drive it with `oneshot`.
 pub fn router(state: AppState, cfg: &Config) -> Router {
     Router::new()
@@ -43,11 +71,16 @@ pub fn router(state: AppState, cfg: &Config) -> Router {
         .merge(account_tokens::routes())
         .merge(notifications::routes())
         .merge(analytics::routes())
+        .merge(sessions::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         // Innermost first: each layer wraps the ones above it.
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            cfg.max_body_bytes,
+            fingerprint,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             cfg.request_timeout(),

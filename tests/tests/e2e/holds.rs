@@ -189,11 +189,22 @@ async fn the_same_idempotency_key_returns_the_first_hold_and_applies_once() {
         app.call("POST", &path, Some(&user), Some(body.clone()), &key),
         app.call("POST", &path, Some(&user), Some(body.clone()), &key)
     );
-    let r3 = app.call("POST", &path, Some(&user), Some(body), &key).await;
-    for r in [&r1, &r2, &r3] {
-        assert_eq!(r.status, 201, "{r:?}");
-        assert_eq!(r.body["id"], r1.body["id"]);
+    // The two at once: one applies it; the other sees the first answer, or 409 while
+    // the first is still in flight.
+    let (won, other) = if r1.status == 201 {
+        (&r1, &r2)
+    } else {
+        (&r2, &r1)
+    };
+    assert_eq!(won.status, 201, "{r1:?} {r2:?}");
+    match other.status {
+        201 => assert_eq!(other.body["id"], won.body["id"]),
+        409 => assert_eq!(other.code(), "idempotency_key_in_flight", "{other:?}"),
+        _ => panic!("{other:?}"),
     }
+    let r3 = app.call("POST", &path, Some(&user), Some(body), &key).await;
+    assert_eq!(r3.status, 201, "{r3:?}");
+    assert_eq!(r3.body["id"], won.body["id"]);
     let oid = ObjectId::parse_str(&event).unwrap();
     assert_eq!(
         app.settled_count("seat_holds", doc! {"eventId": oid}, 1)
