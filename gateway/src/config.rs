@@ -127,6 +127,12 @@ pub struct Config {
     #[arg(long, env = "TICKETING_MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT)]
     pub max_in_flight: usize,
 
+    /// Browser origins allowed to call the API (CORS), comma-separated, each exactly
+    /// `scheme://host[:port]` such as `https://shop.example.com`. Empty (the default):
+    /// no CORS headers, so browsers allow only same-origin calls.
+    #[arg(long, env = "TICKETING_CORS_ORIGINS", default_value = "")]
+    pub cors_origins: String,
+
     /// FOR TESTS ONLY: hash passwords with minimal argon2 parameters (m=8 KiB, t=1) so
     /// debug-build test suites run fast. Never enable it in production: such hashes are
     /// cheap to brute-force. Verification reads the parameters from each stored hash, so
@@ -170,7 +176,18 @@ impl Config {
             max_seats_per_hold: DEFAULT_MAX_SEATS_PER_HOLD,
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             fast_hashing: false,
+            cors_origins: String::new(),
         }
+    }
+
+    /// The CORS origins, parsed (see [`Config::validate`]).
+    pub fn cors_origins(&self) -> Vec<axum::http::HeaderValue> {
+        self.cors_origins
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .filter_map(|o| axum::http::HeaderValue::from_str(o).ok())
+            .collect()
     }
 
     pub fn reply_timeout(&self) -> Duration {
@@ -224,6 +241,30 @@ impl Config {
         }
         if self.stream_replicas == 0 {
             return Err("stream replicas must be at least 1".into());
+        }
+        if self.token_ttl_secs > streams::revocations::REVOCATION_TTL.as_secs() {
+            return Err(format!(
+                "TICKETING_TOKEN_TTL_SECS must be at most {} (token revocations are kept that long)",
+                streams::revocations::REVOCATION_TTL.as_secs()
+            ));
+        }
+        for o in self
+            .cors_origins
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+        {
+            let ok = (o.starts_with("https://") || o.starts_with("http://"))
+                && !o.ends_with('/')
+                && o.split("://")
+                    .nth(1)
+                    .is_some_and(|h| !h.is_empty() && !h.contains('/'))
+                && axum::http::HeaderValue::from_str(o).is_ok();
+            if !ok {
+                return Err(format!(
+                    "TICKETING_CORS_ORIGINS: {o:?} is not an origin (scheme://host[:port], no path, no trailing slash)"
+                ));
+            }
         }
         Ok(())
     }

@@ -1200,3 +1200,123 @@ async fn a_staff_or_admin_token_whose_account_lacks_the_role_is_refused_and_send
         .await;
     assert_ne!(r.status, StatusCode::UNAUTHORIZED, "{:?}", r.body);
 }
+
+#[tokio::test]
+async fn cors_is_off_by_default_and_answers_only_the_configured_origins() {
+    let preflight = [
+        ("origin", "https://shop.example.com"),
+        ("access-control-request-method", "POST"),
+        (
+            "access-control-request-headers",
+            "authorization, idempotency-key, content-type",
+        ),
+    ];
+    // Off: no CORS headers, the preflight is a plain 405.
+    let off = app(FakeBus::echo());
+    let r = off
+        .call("OPTIONS", "/v1/bookings", None, None, &preflight)
+        .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(r.headers.get("access-control-allow-origin").is_none());
+
+    let mut cfg = test_config();
+    cfg.cors_origins = "https://shop.example.com, http://localhost:5173".into();
+    cfg.validate().unwrap();
+    let on = app_with(FakeBus::echo(), cfg);
+    let r = on
+        .call("OPTIONS", "/v1/bookings", None, None, &preflight)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.headers["access-control-allow-origin"],
+        "https://shop.example.com"
+    );
+    let allowed = r.headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        allowed.contains("idempotency-key") && allowed.contains("authorization"),
+        "{allowed}"
+    );
+    // A real request from that origin can read the command id and Location.
+    let r = on
+        .call(
+            "GET",
+            "/healthz",
+            None,
+            None,
+            &[("origin", "http://localhost:5173")],
+        )
+        .await;
+    assert_eq!(
+        r.headers["access-control-allow-origin"],
+        "http://localhost:5173"
+    );
+    let exposed = r.headers["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        exposed.contains("ticketing-command-id") && exposed.contains("location"),
+        "{exposed}"
+    );
+    // Another origin gets no grant.
+    let r = on
+        .call(
+            "GET",
+            "/healthz",
+            None,
+            None,
+            &[("origin", "https://evil.example")],
+        )
+        .await;
+    assert!(r.headers.get("access-control-allow-origin").is_none());
+
+    for bad in [
+        "shop.example.com",
+        "https://shop.example.com/",
+        "https://x/path",
+        "*",
+    ] {
+        let mut cfg = test_config();
+        cfg.cors_origins = bad.into();
+        assert!(cfg.validate().is_err(), "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_401_token_revoked_and_a_later_one_works() {
+    let t = app(FakeBus::echo());
+    let (id, old) = t.token(Role::User);
+    let before = t
+        .call("GET", "/v1/me/bookings", Some(&old), None, &[])
+        .await;
+    assert_ne!(before.status, StatusCode::UNAUTHORIZED, "{:?}", before.body);
+    t.state
+        .revocations
+        .note(id, chrono::Utc::now().timestamp_millis() + 1);
+    let r = t
+        .call("GET", "/v1/me/bookings", Some(&old), None, &[])
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNAUTHORIZED, "token_revoked")
+    );
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let fresh = t
+        .state
+        .jwt
+        .issue(&id, Role::User, Duration::from_secs(600))
+        .unwrap();
+    let r = t
+        .call("GET", "/v1/me/bookings", Some(&fresh), None, &[])
+        .await;
+    assert_ne!(r.status, StatusCode::UNAUTHORIZED, "{:?}", r.body);
+    // Others are untouched.
+    let (_, other) = t.token(Role::User);
+    let r = t
+        .call("GET", "/v1/me/bookings", Some(&other), None, &[])
+        .await;
+    assert_ne!(r.status, StatusCode::UNAUTHORIZED, "{:?}", r.body);
+}

@@ -61,7 +61,7 @@ async fn fingerprint(State(limit): State<usize>, req: Request, next: Next) -> Re
 
 /// The whole API with its middleware. Needs no server: tests drive it with `oneshot`.
 pub fn router(state: AppState, cfg: &Config) -> Router {
-    Router::new()
+    let router = Router::new()
         .merge(accounts::routes())
         .merge(events::routes())
         .merge(holds::routes())
@@ -111,7 +111,40 @@ pub fn router(state: AppState, cfg: &Config) -> Router {
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-        .layer(middleware::from_fn(sanitize_request_id))
+        .layer(middleware::from_fn(sanitize_request_id));
+    // Outermost: a browser's preflight is answered before authentication and routing.
+    match cors(&cfg.cors_origins()) {
+        Some(layer) => router.layer(layer),
+        None => router,
+    }
+}
+
+/// CORS for the configured origins (`TICKETING_CORS_ORIGINS`); `None` when none is, and
+/// then browsers on other origins cannot call the API (the preflight is 405).
+fn cors(origins: &[HeaderValue]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{HeaderName, Method};
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins.iter().cloned()))
+            .allow_methods([Method::GET, Method::POST, Method::DELETE])
+            .allow_headers([
+                header::AUTHORIZATION,
+                header::CONTENT_TYPE,
+                HeaderName::from_static(crate::extract::IDEMPOTENCY_KEY),
+                HeaderName::from_static("x-request-id"),
+            ])
+            .expose_headers([
+                header::LOCATION,
+                header::RETRY_AFTER,
+                crate::commands::COMMAND_ID_HEADER,
+                HeaderName::from_static("x-request-id"),
+            ])
+            .max_age(std::time::Duration::from_secs(600)),
+    )
 }
 
 /// Longest client-supplied `x-request-id` kept; longer or odd ones are replaced.
