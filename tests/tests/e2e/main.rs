@@ -11,6 +11,7 @@ mod idempotency;
 mod live;
 mod money;
 mod notifications;
+mod quickstart;
 mod race;
 mod redelivery;
 mod sessions;
