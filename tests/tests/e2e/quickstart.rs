@@ -75,3 +75,50 @@ async fn the_quick_start_script_stops_at_the_first_error_with_the_answer() {
     );
     app.shutdown().await;
 }
+
+/// The README's copy-paste block, taken from the README itself.
+fn readme_block() -> String {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let start = readme
+        .find("```sh\nAPI=${API:-http://127.0.0.1:8080}")
+        .expect("the README's quick start block");
+    let body = &readme[start + "```sh\n".len()..];
+    body[..body.find("```").unwrap()].to_string()
+}
+
+#[tokio::test]
+async fn the_readme_block_runs_as_written() {
+    let app = spawn_app_with(Options {
+        require_verified_to_pay: true,
+        ..Options::default()
+    })
+    .await;
+    let admin = app.admin_token().await;
+    let event = app.published_event(&admin, 1, 5).await;
+    let run = tokio::process::Command::new("bash")
+        .arg("-euo")
+        .arg("pipefail")
+        .arg("-c")
+        .arg(readme_block())
+        .env("API", &app.base)
+        .env("MAILPIT", mailpit_api())
+        .env("EVENT", &event)
+        .output()
+        .await
+        .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        run.status.success(),
+        "the README block failed:\n{stdout}\n{stderr}"
+    );
+    // The payment's answer, the ticket list and the logout's answer are printed.
+    assert!(stdout.contains("\"status\":\"completed\""), "{stdout}");
+    assert!(
+        stdout.contains("\"qrCode") || stdout.contains("\"ticketNumber"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("tokensRevokedBefore"), "{stdout}");
+    app.shutdown().await;
+}
