@@ -196,6 +196,10 @@ pub fn render(kind: &str, d: &Value) -> Rendered {
             vec![
                 "Confirm this address by sending this token to POST /v1/auth/verify:".into(),
                 format!("Verification token: {}", s(d, "token")),
+                format!(
+                    "The request's JSON body: {{\"token\": \"{}\"}}. Paying for bookings needs a verified address.",
+                    s(d, "token")
+                ),
             ],
         ),
         "password_reset" => build(
@@ -204,6 +208,11 @@ pub fn render(kind: &str, d: &Value) -> Rendered {
             vec![
                 "Someone asked to reset the password of this account. If it was you, send this token with your new password to POST /v1/auth/password-reset/confirm:".into(),
                 format!("Reset token: {}", s(d, "token")),
+                format!(
+                    "The request's JSON body: {{\"token\": \"{}\", \"newPassword\": \"<8 to 128 characters>\"}}.",
+                    s(d, "token")
+                ),
+                "Signing in again afterwards is needed everywhere: the reset ends every token issued before it.".into(),
                 format!("It expires at {}. If it was not you, ignore this e-mail.", s(d, "expiresAt")),
             ],
         ),
