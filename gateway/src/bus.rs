@@ -89,6 +89,12 @@ pub trait Bus: Send + Sync + 'static {
         number: &'a str,
     ) -> BoxFuture<'a, Result<(), WireError>>;
 
+    /// Purges `token` from the card vault (harmless when the worker already did).
+    fn forget_card<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<(), WireError>> {
+        let _ = token;
+        Box::pin(async { Ok(()) })
+    }
+
     /// Whether the connection to NATS is up right now.
     fn connected(&self) -> bool;
 }
@@ -251,6 +257,10 @@ impl Bus for NatsBus {
                 .map(|_| ())
                 .map_err(WireError::nats)
         })
+    }
+
+    fn forget_card<'a>(&'a self, token: &'a str) -> BoxFuture<'a, Result<(), WireError>> {
+        Box::pin(async move { self.vault.purge(token).await.map_err(WireError::nats) })
     }
 
     fn connected(&self) -> bool {

@@ -106,6 +106,8 @@ pub struct Options {
     pub smtp_url: Option<String>,
     /// Sending attempts of a notification.
     pub notify_max_attempts: u32,
+    /// Failed payment attempts a booking takes before it is cancelled.
+    pub payment_max_failed_attempts: u32,
 }
 
 impl Default for Options {
@@ -118,6 +120,7 @@ impl Default for Options {
             require_verified_to_pay: false,
             smtp_url: None,
             notify_max_attempts: 3,
+            payment_max_failed_attempts: 5,
         }
     }
 }
@@ -126,7 +129,33 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(Options::default()).await
 }
 
+/// With `TICKETING_TEST_LOG=<file>`, every stack's workers and gateway log (at debug, or
+/// `TICKETING_TEST_LOG_FILTER`) to that file for the whole run, so checks such as
+/// `scripts/check-no-card-numbers.sh` can read what the code wrote. Unset: no logging.
+fn init_test_log() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let Ok(path) = std::env::var("TICKETING_TEST_LOG") else {
+            return;
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("TICKETING_TEST_LOG {path}: {e}"));
+        let filter = std::env::var("TICKETING_TEST_LOG_FILTER").unwrap_or_else(|_| {
+            "info,workers=debug,gateway=debug,streams=debug,e2e=debug,async_nats=debug".into()
+        });
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::sync::Mutex::new(file))
+            .with_ansi(false)
+            .try_init();
+    });
+}
+
 pub async fn spawn_app_with(o: Options) -> TestApp {
+    init_test_log();
     let id = uuid::Uuid::new_v4().simple().to_string();
     let ns_root = format!("t{}", &id[..12]);
     let db_name = format!("test_{}", &id[..12]);
@@ -138,6 +167,7 @@ pub async fn spawn_app_with(o: Options) -> TestApp {
     wcfg.require_verified_to_pay = o.require_verified_to_pay;
     wcfg.smtp_url = o.smtp_url.unwrap_or_else(smtp_url);
     wcfg.notify_max_attempts = o.notify_max_attempts;
+    wcfg.payment_max_failed_attempts = o.payment_max_failed_attempts;
     wcfg.notify_retry_base_ms = 100;
     wcfg.notify_retry_cap_ms = 400;
     wcfg.notify_poll_ms = 100;

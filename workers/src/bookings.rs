@@ -21,6 +21,7 @@ use streams::commands::{BookingRef, CancelBooking, CancelCause, CommandEnvelope,
 use streams::locks::Transferred;
 
 use crate::context::{Change, Ctx, HandlerError};
+use crate::leases::with_lease;
 use crate::seatops::{free_seats, pending_value, sold_value, Owner};
 use crate::store::{api_json, is_duplicate_key, names, to_doc};
 
@@ -407,11 +408,13 @@ impl CancelledBy {
 }
 
 /// Cancels a booking nobody paid for: seats back on sale, booking `cancelled`.
+/// `failed_payment` is the last failed attempt when that is why.
 pub async fn cancel_unpaid(
     ctx: &Ctx,
     env: &CommandEnvelope,
     booking: &Document,
     by: CancelledBy,
+    failed_payment: Option<ObjectId>,
 ) -> Result<Value, HandlerError> {
     let booking_id = oid(booking, "_id")?;
     let event_id = oid(booking, "eventId")?;
@@ -426,7 +429,10 @@ pub async fn cancel_unpaid(
     let mut set = doc! {"status": "cancelled", "cancelledAt": now, "cancellationReason": by.reason(), "expiresAt": Bson::Null, "updatedAt": now};
     if by == CancelledBy::PaymentFailed {
         set.insert("paymentStatus", "failed");
-        set.insert("paymentId", crate::payments::payment_id_for(&booking_id));
+        set.insert(
+            "paymentId",
+            failed_payment.unwrap_or_else(|| crate::payments::payment_id_for(&booking_id)),
+        );
     }
     let after = write_cancelled(ctx, booking, set, now).await?;
     let (kind, action) = match by {
@@ -480,25 +486,31 @@ pub async fn cancel(
     match status {
         BookingStatus::Pending => {
             // A payment in flight decides the booking; cancel only when none is running.
-            let payment = ctx
-                .store
-                .col(names::PAYMENTS)
-                .find_one(doc! {"_id": crate::payments::payment_id_for(&c.booking_id)})
-                .await?;
-            if payment
-                .as_ref()
-                .is_some_and(|p| p.get_str("status").ok() == Some("pending"))
-            {
-                return Ok(Reply::error(
-                    ErrorCode::PaymentInProgress,
-                    "a payment for this booking is in progress",
-                ));
-            }
-            let after = cancel_unpaid(ctx, env, &booking, by).await?;
-            Ok(Reply::ok(
-                200,
-                json!({"booking": after, "refund": Value::Null}),
-            ))
+            // Under the lease a new payment attempt takes, so none starts meanwhile.
+            with_lease(ctx, crate::payments::PAY_LEASE, c.booking_id, || async {
+                if payment_running(ctx, &c.booking_id).await? {
+                    return Ok(Reply::error(
+                        ErrorCode::PaymentInProgress,
+                        "a payment for this booking is in progress",
+                    ));
+                }
+                let now_booking = bookings
+                    .find_one(doc! {"_id": c.booking_id})
+                    .await?
+                    .unwrap_or_else(|| booking.clone());
+                if now_booking.get_str("status").ok() != Some("pending") {
+                    return Ok(Reply::error(
+                        ErrorCode::BookingNotCancellable,
+                        "the booking changed meanwhile; read it again",
+                    ));
+                }
+                let after = cancel_unpaid(ctx, env, &now_booking, by, None).await?;
+                Ok(Reply::ok(
+                    200,
+                    json!({"booking": after, "refund": Value::Null}),
+                ))
+            })
+            .await
         }
         BookingStatus::Confirmed | BookingStatus::Completed => {
             refund_and_cancel(ctx, env, &booking, c, by).await
@@ -744,21 +756,37 @@ pub async fn expire(
         // Not stored as a result (that would answer the real expiry later): retried.
         return Err(HandlerError::Transient("booking not yet expired".into()));
     }
-    let payment = ctx
-        .store
-        .col(names::PAYMENTS)
-        .find_one(doc! {"_id": crate::payments::payment_id_for(&c.booking_id)})
-        .await?;
-    if payment
-        .as_ref()
-        .is_some_and(|p| p.get_str("status").ok() == Some("pending"))
-    {
-        // The payment in flight decides; it confirms or cancels the booking itself.
-        return Ok(Reply::ok(
-            200,
-            json!({"expired": false, "reason": "payment in progress"}),
-        ));
-    }
-    let after = cancel_unpaid(ctx, env, &booking, CancelledBy::Expired).await?;
-    Ok(Reply::ok(200, json!({"expired": true, "booking": after})))
+    with_lease(ctx, crate::payments::PAY_LEASE, c.booking_id, || async {
+        if payment_running(ctx, &c.booking_id).await? {
+            // The payment in flight decides; it confirms the booking, or leaves it
+            // pending (and past due) for the next sweep.
+            return Ok(Reply::ok(
+                200,
+                json!({"expired": false, "reason": "payment in progress"}),
+            ));
+        }
+        let now_booking = ctx
+            .store
+            .col(names::BOOKINGS)
+            .find_one(doc! {"_id": c.booking_id})
+            .await?
+            .unwrap_or_else(|| booking.clone());
+        if now_booking.get_str("status").ok() != Some("pending") {
+            return Ok(Reply::ok(
+                200,
+                json!({"expired": false, "status": now_booking.get_str("status").unwrap_or_default()}),
+            ));
+        }
+        let after = cancel_unpaid(ctx, env, &now_booking, CancelledBy::Expired, None).await?;
+        Ok(Reply::ok(200, json!({"expired": true, "booking": after})))
+    })
+    .await
+}
+
+/// Whether an attempt at paying the booking decides it: its latest payment `pending`, or
+/// `completed` while the booking is not yet confirmed (the attempt is confirming it).
+async fn payment_running(ctx: &Ctx, booking_id: &ObjectId) -> Result<bool, HandlerError> {
+    Ok(crate::payments::latest(ctx, booking_id)
+        .await?
+        .is_some_and(|p| matches!(p.get_str("status"), Ok("pending" | "completed"))))
 }

@@ -411,6 +411,12 @@ pub async fn cancel_event(
             .unwrap_or(now),
     );
     let mut v = api_json(&after);
-    v["cancellation"] = json!({"bookings": bookings.len(), "holds": holds.len()});
+    // The refunds run as one command per booking: GET /v1/events/{id} says when they
+    // are done (`cancellation.status`), each booking when it is (`status`, `paymentStatus`).
+    v["cancellation"] = json!({
+        "bookings": bookings.len(), "holds": holds.len(),
+        "status": if bookings.is_empty() { "done" } else { "processing" },
+        "location": format!("/v1/events/{}", c.event_id.to_hex()),
+    });
     Ok(Reply::ok(200, v))
 }

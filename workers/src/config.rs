@@ -79,6 +79,16 @@ pub struct Config {
     #[arg(long, env = "TICKETING_PAYMENT_MAX_ATTEMPTS", default_value_t = 3)]
     pub payment_max_attempts: u32,
 
+    /// Failed payment attempts (declines, or transient failures given up) a pending
+    /// booking takes before it is cancelled and its seats released; until then the buyer
+    /// may pay again with another card (the booking's expiry still applies).
+    #[arg(
+        long,
+        env = "TICKETING_PAYMENT_MAX_FAILED_ATTEMPTS",
+        default_value_t = 5
+    )]
+    pub payment_max_failed_attempts: u32,
+
     /// First retry delay of a payment, in milliseconds (doubled each attempt, jittered).
     #[arg(long, env = "TICKETING_PAYMENT_RETRY_BASE_MS", default_value_t = 200)]
     pub payment_retry_base_ms: u64,

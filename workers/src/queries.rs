@@ -238,7 +238,13 @@ async fn answer(ctx: &Ctx, req: &QueryRequest) -> Result<Reply, StoreError> {
         Query::ListEvents(f) => list_events(ctx, f, is_admin(&req.issuer)).await?,
         Query::GetEvent { event_id } => {
             match col(names::EVENTS).find_one(doc! {"_id": event_id}).await? {
-                Some(e) if visible(&e, &req.issuer) => Reply::ok(200, api_json(&e)),
+                Some(e) if visible(&e, &req.issuer) => {
+                    let mut v = api_json(&e);
+                    if e.get_str("status").ok() == Some("cancelled") {
+                        v["cancellation"] = cancellation_progress(ctx, event_id).await?;
+                    }
+                    Reply::ok(200, v)
+                }
                 _ => Reply::error(ErrorCode::EventNotFound, "no such event"),
             }
         }
@@ -268,6 +274,8 @@ async fn answer(ctx: &Ctx, req: &QueryRequest) -> Result<Reply, StoreError> {
                     .try_collect()
                     .await?;
                 v["seats"] = Value::Array(seats);
+                let issued = crate::ticket_queries::issued_count(ctx, &b).await?;
+                v["ticketsStatus"] = json!(crate::ticket_queries::tickets_status(&b, issued));
                 Reply::ok(200, v)
             }
             _ => Reply::error(ErrorCode::BookingNotFound, "no such booking"),
@@ -605,6 +613,24 @@ async fn audit_logs(ctx: &Ctx, f: &AuditFilter) -> Result<Reply, StoreError> {
     )
     .await?;
     Ok(Reply::ok(200, body))
+}
+
+/// A cancelled event's undoing: `{status: "processing"|"done", bookingsLeft}`, the
+/// bookings still pending or confirmed (each gets its cancellation command, refunded in
+/// full when paid). One equality count per status, the filters FerretDB pushes down.
+async fn cancellation_progress(
+    ctx: &Ctx,
+    event_id: &domain::ObjectId,
+) -> Result<Value, StoreError> {
+    let bookings = ctx.store.col(names::BOOKINGS);
+    let mut left = 0;
+    for status in ["pending", "confirmed", "completed"] {
+        left += bookings
+            .count_documents(doc! {"eventId": event_id, "status": status})
+            .await?;
+    }
+    let status = if left == 0 { "done" } else { "processing" };
+    Ok(json!({"status": status, "bookingsLeft": left}))
 }
 
 #[cfg(test)]

@@ -36,8 +36,46 @@ async fn ticket(ctx: &Ctx, id: ObjectId) -> Result<Option<Document>, StoreError>
         .await?)
 }
 
-/// `GET /v1/bookings/{id}/tickets`: `{bookingId, items, total}` in seat order. A booking
-/// just confirmed may have none yet: issuing follows confirmation within moments.
+/// Where a booking's tickets stand: `none` (not paid), `issuing` (paid; the ticketing
+/// worker, which follows `booking.confirmed`, has not written them all yet), `issued`
+/// (one per seat), `cancelled` (the booking was cancelled; any tickets are void).
+pub fn tickets_status(booking: &Document, issued: usize) -> &'static str {
+    match booking.get_str("status").unwrap_or_default() {
+        "confirmed" | "completed" if issued >= seat_ids(booking).len() => "issued",
+        "confirmed" | "completed" => "issuing",
+        "cancelled" => "cancelled",
+        _ => "none",
+    }
+}
+
+/// How many of a confirmed booking's tickets exist (read by `_id`); 0 for any other.
+pub async fn issued_count(ctx: &Ctx, booking: &Document) -> Result<usize, StoreError> {
+    if !matches!(
+        booking.get_str("status").unwrap_or_default(),
+        "confirmed" | "completed"
+    ) {
+        return Ok(0);
+    }
+    let Ok(booking_id) = booking.get_object_id("_id") else {
+        return Ok(0);
+    };
+    let ids: Vec<ObjectId> = seat_ids(booking)
+        .iter()
+        .map(|s| ticket_id_for(&booking_id, s))
+        .collect();
+    let mut n = 0;
+    for t in join_all(ids.iter().map(|id| ticket(ctx, *id))).await {
+        if t?.is_some() {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// `GET /v1/bookings/{id}/tickets`: `{bookingId, status, expected, items, total}` in seat
+/// order. A booking just confirmed may have none yet: `status` is `issuing` until every
+/// seat's ticket is written (see [`tickets_status`]), so a client reads again until it
+/// says `issued`, instead of guessing from the count.
 pub async fn booking_tickets(
     ctx: &Ctx,
     issuer: &Option<Issuer>,
@@ -61,9 +99,17 @@ pub async fn booking_tickets(
             items.push(api_json(&t));
         }
     }
+    let status = tickets_status(&booking, items.len());
+    let expected = match status {
+        "issued" | "issuing" => ids.len(),
+        _ => items.len(),
+    };
     Ok(Reply::ok(
         200,
-        json!({"bookingId": booking_id.to_hex(), "total": items.len(), "items": items}),
+        json!({
+            "bookingId": booking_id.to_hex(), "status": status, "expected": expected,
+            "total": items.len(), "items": items,
+        }),
     ))
 }
 

@@ -144,9 +144,9 @@ pub async fn mine(
     request_body = PayRequest,
     params(("id" = String, Path, description = "Booking id"), ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first result")),
     responses(
-        (status = 201, description = "`{payment, booking}`: payment completed, booking confirmed", body = Object),
+        (status = 201, description = "`{payment, booking, tickets}`: payment completed, booking confirmed; `tickets` is `{status: \"issuing\", expected, location}`: the tickets are issued asynchronously, read `location` (GET /v1/bookings/{id}/tickets) until its `status` is `issued`", body = Object),
         (status = 400, description = "`validation_failed` (card number, method, currency)", body = crate::openapi::ErrorBody),
-        (status = 402, description = "`card_declined`, `insufficient_funds`, `processing_error`: the booking is cancelled and its seats released", body = crate::openapi::ErrorBody),
+        (status = 402, description = "`card_declined`, `insufficient_funds`, `processing_error`: details `{payment, booking, failedAttempts, attemptsLeft, bookingPayable}`; the booking stays payable with another card until it expires or has failed `TICKETING_PAYMENT_MAX_FAILED_ATTEMPTS` times (then it is cancelled and its seats released)", body = crate::openapi::ErrorBody),
         (status = 404, description = "`booking_not_found`", body = crate::openapi::ErrorBody),
         (status = 409, description = "`already_paid`, `payment_in_progress`, `booking_expired`, `booking_not_payable`", body = crate::openapi::ErrorBody),
     )
@@ -172,12 +172,22 @@ pub async fn pay(
     let command = Command::PayBooking(PayBooking {
         booking_id,
         method: method.as_str().to_string(),
-        card_token: token,
+        card_token: token.clone(),
         card_last4: card::last4(&number).to_string(),
         card_brand: card::brand(&number).as_str().to_string(),
         currency: body.currency.map(|c| c.trim().to_string()),
     });
-    commands::send(&state, Origin::user(&user, key, meta), command).await
+    let answer = commands::send(&state, Origin::user(&user, key, meta), command).await;
+    // Any final answer ends the card's use: the worker purged it already, unless it never
+    // ran (a retried Idempotency-Key answered from its stored result, a publish error, a
+    // refusal). Only a 202 leaves it to the worker still running the payment.
+    let running = matches!(&answer, Ok(r) if r.status() == axum::http::StatusCode::ACCEPTED);
+    if !running {
+        if let Err(e) = state.bus.forget_card(&token).await {
+            tracing::warn!(error = %e, "card vault entry not purged; it expires by itself");
+        }
+    }
+    answer
 }
 
 /// Cancel one of your bookings: a paid one is refunded by the event's policy.

@@ -216,6 +216,75 @@ async fn a_payment_command_redelivered_after_its_effect_charges_once() {
     app.shutdown().await;
 }
 
+/// A declined attempt's command comes again after another card paid the booking: it
+/// answers its own attempt's decline again, charges nothing and starts no new attempt.
+#[tokio::test]
+async fn a_declined_payment_command_redelivered_after_another_card_paid_charges_nothing() {
+    use streams::commands::PayBooking;
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let event = app.published_event(&admin, 1, 4).await;
+    let seats = app.seat_ids(&event).await;
+    let (user_id, token) = app.new_user().await;
+    let booking = app.book(&token, &event, &seats[..1]).await;
+    let booking_id = ObjectId::parse_str(booking["id"].as_str().unwrap()).unwrap();
+    let vault = app
+        .js
+        .get_key_value(app.ns.card_vault_bucket())
+        .await
+        .unwrap();
+    vault
+        .put("tok-declined", "4000000000000002".into())
+        .await
+        .unwrap();
+    let env = envelope(
+        "redelivered-pay-declined",
+        Some(Issuer {
+            user_id: ObjectId::parse_str(&user_id).unwrap(),
+            role: Role::User,
+        }),
+        Command::PayBooking(PayBooking {
+            booking_id,
+            method: "card".into(),
+            card_token: "tok-declined".into(),
+            card_last4: "0002".into(),
+            card_brand: "Visa".into(),
+            currency: None,
+        }),
+    );
+    let first = app.send_command(&env).await.expect("reply");
+    assert_eq!(first.status, 402, "{first:?}");
+    assert!(
+        vault.get("tok-declined").await.unwrap().is_none(),
+        "the declined card left the vault"
+    );
+    let paid = app
+        .pay(&token, booking["id"].as_str().unwrap(), "4242424242424242")
+        .await;
+    assert_eq!(paid.status, 201, "{paid:?}");
+    forget_result(&app, &env.id).await;
+    let second = publish_again(&app, &env).await;
+    assert_eq!(second.status, 402, "{second:?}");
+    let (a, b) = (
+        &first.body["error"]["details"],
+        &second.body["error"]["details"],
+    );
+    assert_eq!(a["payment"]["id"], b["payment"]["id"], "its own attempt");
+    assert_eq!(b["booking"]["status"], "confirmed", "{second:?}");
+    assert_eq!(b["bookingPayable"], false);
+    assert_eq!(
+        app.count("payment_gateway_ledger", doc! {"type": "charge"})
+            .await,
+        2,
+        "one decline, one approval"
+    );
+    assert_eq!(
+        app.count("payments", doc! {"bookingId": booking_id}).await,
+        2
+    );
+    app.shutdown().await;
+}
+
 #[tokio::test]
 async fn an_undecodable_command_is_dead_lettered_with_its_reason() {
     let app = spawn_app().await;

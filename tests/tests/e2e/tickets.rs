@@ -26,15 +26,21 @@ async fn paid_booking(app: &TestApp, token: &str, event: &str, seats: &[String])
     id
 }
 
-/// The booking's tickets once all `n` are issued.
+/// The booking's tickets once the API says they are issued (`status: issued`); there
+/// must then be `n`.
 async fn tickets_of(app: &TestApp, token: &str, booking: &str, n: usize) -> Vec<Value> {
     let path = format!("/v1/bookings/{booking}/tickets");
     let issued = wait_until(Duration::from_secs(10), || async {
-        app.get(&path, Some(token)).await.body["total"] == n
+        app.get(&path, Some(token)).await.body["status"] == "issued"
     })
     .await;
     let r = app.get(&path, Some(token)).await;
-    assert!(issued, "{n} tickets issued: {r:?}");
+    assert!(issued, "tickets issued: {r:?}");
+    assert_eq!(
+        (r.body["total"].clone(), r.body["expected"].clone()),
+        (n.into(), n.into()),
+        "{r:?}"
+    );
     r.body["items"].as_array().unwrap().clone()
 }
 
