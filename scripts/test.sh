@@ -94,5 +94,9 @@ nats_auth_current() {
 timed "deploy/nats/auth.conf is generated" nats_auth_current || FAILED=1
 timed "cargo fmt --all --check" cargo fmt --all --check || FAILED=1
 timed "cargo clippy --workspace --all-targets -D warnings" cargo clippy --workspace --all-targets -- -D warnings || FAILED=1
-timed "cargo test --workspace" cargo test --workspace "$@" || FAILED=1
+# The e2e stacks log to one file, which is then searched for card numbers together
+# with the servers' logs (scripts/check-no-card-numbers.sh).
+rm -f "$TEST_RUN/e2e.log"
+TICKETING_TEST_LOG="$TEST_RUN/e2e.log" timed "cargo test --workspace" cargo test --workspace "$@" || FAILED=1
+timed "no card number in the logs" bash scripts/check-no-card-numbers.sh "$TEST_RUN"/*.log || FAILED=1
 exit "$FAILED"

@@ -527,7 +527,8 @@ async fn a_card_number_leaves_the_vault_whatever_the_answer() {
     assert_eq!((r.status, r.code()), (409, "booking_not_payable"), "{r:?}");
     assert_vault_empty(&app, APPROVED, "cancelled booking").await;
 
-    // The same Idempotency-Key again: the stored answer, and the new card not kept.
+    // The same Idempotency-Key with another card: another body, 422, and the new card
+    // not kept.
     let keyed = app.book(&user, &event, &seats[3..4]).await;
     let keyed = keyed["id"].as_str().unwrap().to_string();
     let path = format!("/v1/bookings/{keyed}/payments");
@@ -542,7 +543,11 @@ async fn a_card_number_leaves_the_vault_whatever_the_answer() {
     };
     assert_eq!(pay_keyed(APPROVED).await.status, 201);
     let again = pay_keyed(FAILS_TWICE).await;
-    assert_eq!(again.status, 201, "{again:?}");
+    assert_eq!(
+        (again.status, again.code()),
+        (422, "idempotency_key_reused"),
+        "{again:?}"
+    );
     assert_vault_empty(&app, FAILS_TWICE, "retried Idempotency-Key").await;
     assert_eq!(
         app.count("payment_gateway_ledger", doc! {"outcome": "approved"})
