@@ -10,6 +10,7 @@ mod holds;
 mod live;
 mod money;
 mod notifications;
+mod openapi;
 mod race;
 mod redelivery;
 mod store;
