@@ -114,7 +114,8 @@ where
     }
 }
 
-/// The `Idempotency-Key` header, when given: 1 to 200 visible ASCII characters.
+/// The `Idempotency-Key` header, when given: 1 to 200 visible ASCII characters, no spaces
+/// (the document's `IdempotencyKey` schema says the same).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IdempotencyKey(pub Option<String>);
 
@@ -125,16 +126,18 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
         let Some(v) = parts.headers.get(IDEMPOTENCY_KEY) else {
             return Ok(IdempotencyKey(None));
         };
-        let bad = || {
-            ApiError::validation(format!(
-                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
-            ))
-        };
-        let key = v.to_str().map_err(|_| bad())?.trim();
-        if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY {
-            return Err(bad());
+        let key = v.as_bytes();
+        if key.is_empty()
+            || key.len() > MAX_IDEMPOTENCY_KEY
+            || !key.iter().all(u8::is_ascii_graphic)
+        {
+            return Err(ApiError::validation(format!(
+                "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters without spaces"
+            )));
         }
-        Ok(IdempotencyKey(Some(key.to_string())))
+        Ok(IdempotencyKey(Some(
+            String::from_utf8_lossy(key).into_owned(),
+        )))
     }
 }
 
@@ -142,6 +145,55 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
 /// canonical body), put in the request's extensions by `routes::fingerprint`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestFingerprint(pub String);
+
+/// Which instant of a day a plain date stands for in a date parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DayEdge {
+    /// Its first instant (an inclusive lower bound: `from`).
+    Start,
+    /// Its last millisecond (an inclusive upper bound).
+    End,
+    /// The first instant of the next day (an exclusive upper bound: "before").
+    NextStart,
+}
+
+/// A date parameter: an RFC 3339 time (any offset, answered in UTC), or a plain date
+/// `YYYY-MM-DD` meaning that day in UTC, at `edge`. Anything else, an empty value
+/// included, is 400 `validation_failed` naming `field`.
+pub fn date_or_time(
+    field: &str,
+    v: &str,
+    edge: DayEdge,
+) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    use chrono::{Duration, NaiveDate, Utc};
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(v) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let bad = || {
+        ApiError::validation(format!(
+            "{field}: must be an RFC 3339 time like 2027-03-14T20:00:00Z or a date like 2027-03-14"
+        ))
+    };
+    // Exactly `YYYY-MM-DD` (chrono alone would take `2027-3-4`).
+    let shaped = v.len() == 10
+        && v.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    if !shaped {
+        return Err(bad());
+    }
+    let day = NaiveDate::parse_from_str(v, "%Y-%m-%d").map_err(|_| bad())?;
+    let start = day.and_hms_opt(0, 0, 0).ok_or_else(bad)?.and_utc();
+    Ok(match edge {
+        DayEdge::Start => start,
+        DayEdge::End => start + Duration::days(1) - Duration::milliseconds(1),
+        DayEdge::NextStart => start + Duration::days(1),
+    })
+}
 
 /// Where a request came from, for the command envelope and the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -231,6 +283,39 @@ mod tests {
             parse_json::<Body>(br#"{"a": "x"}"#).unwrap_err().code,
             ErrorCode::ValidationFailed
         );
+    }
+
+    #[test]
+    fn dates_are_rfc_3339_times_or_plain_days() {
+        let t = |v: &str, e| date_or_time("from", v, e).map(|t| t.to_rfc3339());
+        assert_eq!(
+            t("2027-01-01", DayEdge::Start).unwrap(),
+            "2027-01-01T00:00:00+00:00"
+        );
+        assert_eq!(
+            t("2027-01-01", DayEdge::End).unwrap(),
+            "2027-01-01T23:59:59.999+00:00"
+        );
+        assert_eq!(
+            t("2027-01-01", DayEdge::NextStart).unwrap(),
+            "2027-01-02T00:00:00+00:00"
+        );
+        assert_eq!(
+            t("2027-01-01T18:30:00+02:00", DayEdge::End).unwrap(),
+            "2027-01-01T16:30:00+00:00"
+        );
+        for bad in [
+            "",
+            " ",
+            "2027-1-1",
+            "2027-13-01",
+            "tomorrow",
+            "2027-01-01T25:00:00Z",
+        ] {
+            let e = t(bad, DayEdge::Start).unwrap_err();
+            assert_eq!(e.code, ErrorCode::ValidationFailed, "{bad:?}");
+            assert!(e.message.starts_with("from:"), "{}", e.message);
+        }
     }
 
     #[test]

@@ -122,6 +122,144 @@ impl ErrorCode {
         }
     }
 
+    /// Every code, in the table's order (a test checks none is missing).
+    pub const ALL: [ErrorCode; 51] = {
+        use ErrorCode::*;
+        [
+            InvalidJson,
+            ValidationFailed,
+            InvalidId,
+            Unauthorized,
+            InvalidToken,
+            TokenExpired,
+            TokenRevoked,
+            InvalidCredentials,
+            Forbidden,
+            EmailNotVerified,
+            InvalidOrExpiredToken,
+            NotificationNotFound,
+            NotFound,
+            EventNotFound,
+            SeatNotFound,
+            HoldNotFound,
+            CommandNotFound,
+            BookingNotFound,
+            PaymentNotFound,
+            RefundNotFound,
+            TicketNotFound,
+            CardDeclined,
+            InsufficientFunds,
+            ProcessingError,
+            CardTokenExpired,
+            EmailTaken,
+            SeatsUnavailable,
+            HoldNotActive,
+            EventNotOnSale,
+            EventNotDraft,
+            BookingNotPayable,
+            BookingExpired,
+            PaymentInProgress,
+            AlreadyPaid,
+            BookingNotCancellable,
+            EventStarted,
+            EventNotCancellable,
+            IdempotencyKeyInFlight,
+            IdempotencyKeyReused,
+            MethodNotAllowed,
+            CommandUnsigned,
+            CommandSignatureInvalid,
+            CommandSignerUnknown,
+            CommandExpired,
+            CommandNotGranted,
+            PayloadTooLarge,
+            UnsupportedMediaType,
+            Internal,
+            Unavailable,
+            RequestExpired,
+            Overloaded,
+        ]
+    };
+
+    /// What the code means, for people: the table in `docs/errors.md` is made from it.
+    pub fn meaning(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            InvalidJson => "The body is not JSON, or could not be read.",
+            ValidationFailed => {
+                "A field, query parameter or header breaks a rule; the message names it."
+            }
+            InvalidId => "An id in the path, the query or the body is not 24 hex digits.",
+            Unauthorized => "No bearer token was sent where one is needed.",
+            InvalidToken => {
+                "The bearer token is malformed, forged, revoked, or its account is gone."
+            }
+            TokenExpired => "The bearer token has expired: sign in again.",
+            TokenRevoked => "The bearer token was issued before a logout, a password reset or a suspension of its account: sign in again.",
+            InvalidCredentials => "Unknown e-mail or wrong password (the same answer for both).",
+            Forbidden => {
+                "Signed in, but not allowed: admins or staff only, or the account is suspended."
+            }
+            EmailNotVerified => {
+                "Paying needs a verified e-mail address (`TICKETING_REQUIRE_VERIFIED_TO_PAY`)."
+            }
+            InvalidOrExpiredToken => {
+                "A verification or password-reset token that is unknown, used or expired."
+            }
+            NotificationNotFound => "No such notification, or it is another user's.",
+            NotFound => "No such resource (an unknown route, or an account that is gone).",
+            EventNotFound => "No such event, or a draft seen by a non-admin.",
+            SeatNotFound => "A seat id that is not a seat of this event.",
+            HoldNotFound => "No such hold, or it is another user's.",
+            CommandNotFound => "No such command result, or it is another user's.",
+            BookingNotFound => "No such booking, or it is another user's.",
+            PaymentNotFound => "No such payment, or it is another user's.",
+            RefundNotFound => "No such refund, or it is another user's.",
+            TicketNotFound => "No such ticket, or it is another user's.",
+            CardDeclined => "The payment gateway declined the card; the booking is cancelled.",
+            InsufficientFunds => "The card has insufficient funds; the booking is cancelled.",
+            ProcessingError => {
+                "The payment gateway failed after retries; the booking is cancelled."
+            }
+            CardTokenExpired => "The stored card token expired before the charge.",
+            EmailTaken => "An account with this e-mail exists.",
+            SeatsUnavailable => "Some seats are held or booked already; `details` names them.",
+            HoldNotActive => "The hold expired, was released, or is booked already.",
+            EventNotOnSale => "The event is not published (draft, cancelled or over).",
+            EventNotDraft => "Only a draft event can be published.",
+            IdempotencyKeyReused => "This `Idempotency-Key` (or command id) was used before with another route or body: choose a new key for a new request.",
+            IdempotencyKeyInFlight => "A request with this `Idempotency-Key` is still being applied: retry after `Retry-After`, or read its result at `Location`.",
+            BookingNotPayable => "The booking is not pending payment.",
+            BookingExpired => "The booking's time to pay ran out.",
+            PaymentInProgress => "A payment of this booking is being processed.",
+            AlreadyPaid => "The booking is paid already.",
+            BookingNotCancellable => "The booking is cancelled or refunded already.",
+            EventStarted => "The event has started (or is past its cancellation deadline).",
+            EventNotCancellable => "The event is cancelled or over already.",
+            MethodNotAllowed => "The route exists, but not with this method (see `Allow`).",
+            CommandUnsigned => {
+                "A command over NATS without `Ticketing-Signer` / `Ticketing-Signature`."
+            }
+            CommandSignatureInvalid => "A command over NATS whose signature does not verify.",
+            CommandSignerUnknown => "A command over NATS signed by a key no registry entry has.",
+            CommandExpired => {
+                "A command over NATS signed too long before it was stored, or by a retired key."
+            }
+            CommandNotGranted => "A command over NATS outside its signer's grant.",
+            PayloadTooLarge => "The body is over the limit (`TICKETING_MAX_BODY_BYTES`).",
+            UnsupportedMediaType => "The body is not sent as `Content-Type: application/json`.",
+            Internal => "An unexpected failure; nothing about it is shown (it is logged).",
+            Unavailable => {
+                "NATS or the database did not answer in time; try again (`Retry-After`)."
+            }
+            RequestExpired => {
+                "The command reached a worker after its caller's deadline and was not applied."
+            }
+            Overloaded => {
+                "Too many requests at once; nothing was applied; try again (`Retry-After`)."
+            }
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         use ErrorCode::*;
         match self {

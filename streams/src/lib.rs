@@ -9,6 +9,7 @@ pub mod catalogue;
 pub mod codes;
 pub mod commands;
 pub mod connect;
+pub mod errors_doc;
 pub mod events;
 pub mod headers;
 pub mod idempotency;

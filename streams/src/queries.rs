@@ -85,9 +85,11 @@ pub enum Query {
 pub struct EventFilter {
     pub city: Option<String>,
     pub category: Option<String>,
-    /// Inclusive lower bound on the event date, `YYYY-MM-DD`.
+    /// Inclusive lower bound on the event date: an RFC 3339 time, or `YYYY-MM-DD` (that
+    /// day's start in UTC).
     pub from: Option<String>,
-    /// Inclusive upper bound on the event date, `YYYY-MM-DD`.
+    /// Inclusive upper bound on the event date: an RFC 3339 time, or `YYYY-MM-DD` (that
+    /// day's end in UTC).
     pub to: Option<String>,
     /// Case-insensitive text searched in name, description, venue and city.
     pub q: Option<String>,

@@ -506,7 +506,12 @@ fn literal_regex(s: &str, whole: bool) -> Bson {
     })
 }
 
+/// A bound of the events list: an RFC 3339 time (what the gateway sends), or a plain date
+/// meaning its first (`end` false) or last millisecond in UTC.
 fn day_bound(s: &str, end: bool) -> Option<bson::DateTime> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(bson::DateTime::from_millis(t.timestamp_millis()));
+    }
     let d = NaiveDate::parse_from_str(s, "%Y-%m-%d").ok()?;
     let t = if end {
         d.and_hms_milli_opt(23, 59, 59, 999)?
@@ -534,7 +539,7 @@ async fn list_events(ctx: &Ctx, f: &EventFilter, admin: bool) -> Result<Reply, S
             None => {
                 return Ok(Reply::error(
                     ErrorCode::ValidationFailed,
-                    "from must be a date like 2027-03-14",
+                    "from must be an RFC 3339 time or a date like 2027-03-14",
                 ))
             }
         };
@@ -545,7 +550,7 @@ async fn list_events(ctx: &Ctx, f: &EventFilter, admin: bool) -> Result<Reply, S
             None => {
                 return Ok(Reply::error(
                     ErrorCode::ValidationFailed,
-                    "to must be a date like 2027-03-14",
+                    "to must be an RFC 3339 time or a date like 2027-03-14",
                 ))
             }
         };
@@ -660,6 +665,16 @@ mod tests {
         let first = waiting.remove(0).permit().await;
         assert!(g.admit().is_some());
         drop(first);
+    }
+
+    #[test]
+    fn list_bounds_are_days_or_rfc_3339_times() {
+        let ms = |s: &str, end| day_bound(s, end).map(|d| d.timestamp_millis());
+        assert_eq!(ms("1970-01-02", false), Some(86_400_000));
+        assert_eq!(ms("1970-01-01", true), Some(86_399_999));
+        assert_eq!(ms("1970-01-01T00:00:01.500Z", true), Some(1_500));
+        assert_eq!(ms("1970-01-01T01:00:00+01:00", false), Some(0));
+        assert_eq!(ms("soon", false), None);
     }
 
     #[test]

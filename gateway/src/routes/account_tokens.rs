@@ -67,8 +67,9 @@ fn scope_of(token: &str) -> String {
 #[utoipa::path(
     post, path = "/v1/auth/verify", tag = "accounts",
     request_body = VerifyRequest,
+    params(("Idempotency-Key" = Option<crate::openapi::params::IdempotencyKey>, Header, description = "Retries with the same key return the first result")),
     responses(
-        (status = 200, description = "`{verified: true, user}`", body = Object),
+        (status = 200, description = "Verified", body = crate::openapi::schemas::Verified),
         (status = 400, description = "`invalid_or_expired_token` (unknown or used), `validation_failed`", body = crate::openapi::ErrorBody),
     )
 )]
@@ -89,7 +90,7 @@ pub async fn verify(
     post, path = "/v1/auth/password-reset", tag = "accounts",
     request_body = ResetRequest,
     responses(
-        (status = 202, description = "`{status: \"accepted\"}`", body = Object),
+        (status = 202, description = "Accepted, whether or not the e-mail has an account", body = crate::openapi::schemas::Accepted),
         (status = 400, description = "`invalid_json`, `validation_failed` (malformed body only)", body = crate::openapi::ErrorBody),
     )
 )]
@@ -116,8 +117,9 @@ pub async fn reset_request(
 #[utoipa::path(
     post, path = "/v1/auth/password-reset/confirm", tag = "accounts",
     request_body = ResetConfirmRequest,
+    params(("Idempotency-Key" = Option<crate::openapi::params::IdempotencyKey>, Header, description = "Retries with the same key return the first result")),
     responses(
-        (status = 200, description = "`{passwordReset: true}`", body = Object),
+        (status = 200, description = "The password is changed", body = crate::openapi::schemas::PasswordReset),
         (status = 400, description = "`invalid_or_expired_token`, `validation_failed`", body = crate::openapi::ErrorBody),
     )
 )]

@@ -33,15 +33,26 @@ pub fn routes() -> Router<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegisterRequest {
-    #[schema(example = "ana@example.com")]
+    /// An e-mail address, without surrounding spaces; kept lower-case.
+    #[schema(example = "ana@example.com", format = Email, max_length = 254)]
     pub email: String,
     /// 8 to 128 characters.
     #[schema(value_type = String, format = Password, min_length = 8, max_length = 128)]
     pub password: SecretString,
-    /// 1 to 100 characters.
-    #[schema(example = "Ana Silva")]
+    /// 1 to 100 characters, not blank.
+    #[schema(
+        example = "Ana Silva",
+        min_length = 1,
+        max_length = 100,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub name: String,
-    #[schema(example = "+351 912 345 678")]
+    /// Up to 32 digits, spaces and `+-().`; blank is none.
+    #[schema(
+        example = "+351 912 345 678",
+        max_length = 32,
+        pattern = "^( *|[0-9 +().-]*[0-9][0-9 +().-]*)$"
+    )]
     pub phone: Option<String>,
 }
 
@@ -54,8 +65,8 @@ pub struct LoginRequest {
     pub password: SecretString,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TokenResponse {
     pub access_token: String,
     /// Always `Bearer`.
@@ -76,14 +87,24 @@ struct Credentials {
 
 /// An optional phone number: up to 32 digits, spaces and `+-().`.
 fn check_phone(phone: Option<String>) -> Result<Option<String>, ApiError> {
-    let Some(p) = phone
-        .map(|p| p.trim().to_string())
-        .filter(|p| !p.is_empty())
-    else {
+    let Some(raw) = phone else {
         return Ok(None);
     };
-    let ok = p.chars().count() <= 32
-        && p.chars().any(|c| c.is_ascii_digit())
+    let bad = || ApiError::validation("phone: must be up to 32 digits, spaces and +-().");
+    if raw.chars().count() > 32 {
+        return Err(bad());
+    }
+    // Spaces around it are dropped (and a final newline, which the document's pattern
+    // lets through).
+    let p = raw
+        .strip_suffix('\n')
+        .unwrap_or(&raw)
+        .trim_matches(' ')
+        .to_string();
+    if p.is_empty() {
+        return Ok(None);
+    }
+    let ok = p.chars().any(|c| c.is_ascii_digit())
         && p.chars()
             .all(|c| c.is_ascii_digit() || " +-().".contains(c));
     if ok {
@@ -99,9 +120,9 @@ fn check_phone(phone: Option<String>) -> Result<Option<String>, ApiError> {
 #[utoipa::path(
     post, path = "/v1/auth/register", tag = "accounts",
     request_body = RegisterRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first result")),
+    params(("Idempotency-Key" = Option<crate::openapi::params::IdempotencyKey>, Header, description = "Retries with the same key return the first result")),
     responses(
-        (status = 201, description = "The new user (no secrets)", body = Object),
+        (status = 201, description = "The new user (no secrets)", body = crate::openapi::schemas::User),
         (status = 202, description = "Accepted, still in flight", body = crate::openapi::PendingCommand),
         (status = 400, description = "`invalid_json`, `validation_failed`", body = crate::openapi::ErrorBody),
         (status = 409, description = "`email_taken`", body = crate::openapi::ErrorBody),
@@ -113,8 +134,16 @@ pub async fn register(
     meta: RequestMeta,
     Json(body): Json<RegisterRequest>,
 ) -> Result<Response, ApiError> {
+    if body.email.trim() != body.email {
+        return Err(ApiError::validation(
+            "email: must be an e-mail address like ana@example.com",
+        ));
+    }
     let email = Email::parse(&body.email)?;
     check_password(body.password.expose_secret())?;
+    if body.name.chars().count() > 100 {
+        return Err(ApiError::validation("name: must be 1 to 100 characters"));
+    }
     let name = check_name(&body.name)?;
     let phone = check_phone(body.phone)?;
     let password_hash = state.passwords.hash(body.password).await?;
@@ -217,7 +246,8 @@ pub async fn login(
     get, path = "/v1/me", tag = "accounts",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "The user (no secrets)", body = Object),
+        (status = 200, description = "The user (no secrets)", body = crate::openapi::schemas::User),
+        (status = 404, description = "`not_found`: the account is gone", body = crate::openapi::ErrorBody),
         (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`", body = crate::openapi::ErrorBody),
     )
 )]

@@ -9,7 +9,7 @@ use streams::commands::Command;
 use streams::queries::Query;
 use utoipa::IntoParams;
 
-use super::{ask, non_blank};
+use super::{ask, one_of};
 use crate::auth::AuthUser;
 use crate::commands::{self, Origin};
 use crate::error::ApiError;
@@ -26,7 +26,8 @@ pub fn routes() -> Router<AppState> {
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct AnalyticsParams {
-    /// hourly, daily (default), weekly or monthly.
+    /// The buckets' size: hourly, daily (default), weekly or monthly.
+    #[param(inline, value_type = Option<crate::openapi::params::Period>)]
     pub period: Option<String>,
 }
 
@@ -34,9 +35,9 @@ pub struct AnalyticsParams {
 #[utoipa::path(
     get, path = "/v1/events/{id}/analytics", tag = "events",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Event id"), AnalyticsParams),
+    params(("id" = crate::openapi::params::ObjectId, Path, description = "Event id"), AnalyticsParams),
     responses(
-        (status = 200, description = "`{eventId, period, items: [{periodStart, periodEnd, metrics}]}`", body = Object),
+        (status = 200, description = "The metrics, oldest period first", body = crate::openapi::schemas::Analytics),
         (status = 400, description = "`invalid_id`, `validation_failed`", body = crate::openapi::ErrorBody),
         (status = 403, description = "`forbidden`: admins only", body = crate::openapi::ErrorBody),
         (status = 404, description = "`event_not_found`", body = crate::openapi::ErrorBody),
@@ -49,7 +50,11 @@ pub async fn read(
     QueryParams(p): QueryParams<AnalyticsParams>,
 ) -> Result<Response, ApiError> {
     user.require_admin()?;
-    let period = non_blank(p.period);
+    let period = one_of(
+        "period",
+        p.period,
+        &["hourly", "daily", "weekly", "monthly"],
+    )?;
     ask(
         &state,
         Some(user.issuer()),
@@ -62,8 +67,9 @@ pub async fn read(
 #[utoipa::path(
     post, path = "/v1/analytics/rebuild", tag = "events",
     security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<crate::openapi::params::IdempotencyKey>, Header, description = "Retries with the same key return the first result")),
     responses(
-        (status = 200, description = "`{rebuilt, replayedEvents, shows}`", body = Object),
+        (status = 200, description = "Rebuilt", body = crate::openapi::schemas::Rebuilt),
         (status = 202, description = "Still running", body = crate::openapi::PendingCommand),
         (status = 403, description = "`forbidden`: admins only", body = crate::openapi::ErrorBody),
     )

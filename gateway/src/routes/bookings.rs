@@ -39,6 +39,7 @@ pub fn routes() -> Router<AppState> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateBookingRequest {
     /// One of your active holds.
+    #[schema(value_type = crate::openapi::params::ObjectId)]
     pub hold_id: String,
 }
 
@@ -72,9 +73,9 @@ pub struct PageParams {
 #[utoipa::path(
     post, path = "/v1/bookings", tag = "bookings", security(("bearer" = [])),
     request_body = CreateBookingRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first result")),
+    params(("Idempotency-Key" = Option<crate::openapi::params::IdempotencyKey>, Header, description = "Retries with the same key return the first result")),
     responses(
-        (status = 201, description = "The booking, `pending`, with bookingReference and expiresAt", body = Object),
+        (status = 201, description = "The booking, `pending`, to be paid before `expiresAt`", body = crate::openapi::schemas::Booking),
         (status = 400, description = "`invalid_id`, `validation_failed`, `invalid_json`", body = crate::openapi::ErrorBody),
         (status = 404, description = "`hold_not_found` (also another user's hold)", body = crate::openapi::ErrorBody),
         (status = 409, description = "`hold_not_active`: expired, released or already booked", body = crate::openapi::ErrorBody),
@@ -99,9 +100,9 @@ pub async fn create(
 /// One of your bookings, with its seats and prices.
 #[utoipa::path(
     get, path = "/v1/bookings/{id}", tag = "bookings", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Booking id")),
+    params(("id" = crate::openapi::params::ObjectId, Path, description = "Booking id")),
     responses(
-        (status = 200, description = "The booking", body = Object),
+        (status = 200, description = "The booking with its seats", body = crate::openapi::schemas::Booking),
         (status = 404, description = "`booking_not_found` (also another user's booking)", body = crate::openapi::ErrorBody),
     )
 )]
@@ -121,8 +122,8 @@ pub async fn read(
 /// Your bookings, newest first.
 #[utoipa::path(
     get, path = "/v1/me/bookings", tag = "bookings", security(("bearer" = [])),
-    params(("page" = Option<u32>, Query, description = "From 1"), ("limit" = Option<u32>, Query, description = "1 to 100, default 20")),
-    responses((status = 200, description = "`{items, page, limit, total}`", body = Object))
+    params(crate::openapi::params::Paging),
+    responses((status = 200, description = "A page of your bookings, newest first", body = crate::openapi::schemas::Page<crate::openapi::schemas::Booking>))
 )]
 pub async fn mine(
     State(state): State<AppState>,
@@ -142,11 +143,12 @@ pub async fn mine(
 #[utoipa::path(
     post, path = "/v1/bookings/{id}/payments", tag = "bookings", security(("bearer" = [])),
     request_body = PayRequest,
-    params(("id" = String, Path, description = "Booking id"), ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first result")),
+    params(("id" = crate::openapi::params::ObjectId, Path, description = "Booking id"), ("Idempotency-Key" = Option<crate::openapi::params::IdempotencyKey>, Header, description = "Retries with the same key return the first result")),
     responses(
-        (status = 201, description = "`{payment, booking, tickets}`: payment completed, booking confirmed; `tickets` is `{status: \"issuing\", expected, location}`: the tickets are issued asynchronously, read `location` (GET /v1/bookings/{id}/tickets) until its `status` is `issued`", body = Object),
+        (status = 201, description = "`{payment, booking, tickets}`: payment completed, booking confirmed; `tickets` is `{status: \"issuing\", expected, location}`: the tickets are issued asynchronously, read `location` (GET /v1/bookings/{id}/tickets) until its `status` is `issued`", body = crate::openapi::schemas::PaymentAnswer),
         (status = 400, description = "`validation_failed` (card number, method, currency)", body = crate::openapi::ErrorBody),
-        (status = 402, description = "`card_declined`, `insufficient_funds`, `processing_error`: details `{payment, booking, failedAttempts, attemptsLeft, bookingPayable}`; the booking stays payable with another card until it expires or has failed `TICKETING_PAYMENT_MAX_FAILED_ATTEMPTS` times (then it is cancelled and its seats released)", body = crate::openapi::ErrorBody),
+        (status = 402, description = "`card_declined`, `insufficient_funds`, `processing_error`, `card_token_expired`: details `{payment, booking, failedAttempts, attemptsLeft, bookingPayable}`; the booking stays payable with another card until it expires or has failed `TICKETING_PAYMENT_MAX_FAILED_ATTEMPTS` times (then it is cancelled and its seats released)", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`email_not_verified` (when paying needs a verified e-mail)", body = crate::openapi::ErrorBody),
         (status = 404, description = "`booking_not_found`", body = crate::openapi::ErrorBody),
         (status = 409, description = "`already_paid`, `payment_in_progress`, `booking_expired`, `booking_not_payable`", body = crate::openapi::ErrorBody),
     )
@@ -194,9 +196,9 @@ pub async fn pay(
 #[utoipa::path(
     post, path = "/v1/bookings/{id}/cancel", tag = "bookings", security(("bearer" = [])),
     request_body = CancelRequest,
-    params(("id" = String, Path, description = "Booking id")),
+    params(("id" = crate::openapi::params::ObjectId, Path, description = "Booking id"), ("Idempotency-Key" = Option<crate::openapi::params::IdempotencyKey>, Header, description = "Retries with the same key return the first result")),
     responses(
-        (status = 200, description = "`{booking, refund}` (refund null for an unpaid booking)", body = Object),
+        (status = 200, description = "The booking, cancelled, and its refund (null for an unpaid booking)", body = crate::openapi::schemas::CancelAnswer),
         (status = 404, description = "`booking_not_found`", body = crate::openapi::ErrorBody),
         (status = 409, description = "`booking_not_cancellable`, `event_started`, `payment_in_progress`", body = crate::openapi::ErrorBody),
     )
@@ -231,9 +233,9 @@ pub async fn cancel(
 /// and holds are released, by commands that survive a restart.
 #[utoipa::path(
     post, path = "/v1/events/{id}/cancel", tag = "events", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Event id")),
+    params(("id" = crate::openapi::params::ObjectId, Path, description = "Event id"), ("Idempotency-Key" = Option<crate::openapi::params::IdempotencyKey>, Header, description = "Retries with the same key return the first result")),
     responses(
-        (status = 200, description = "The event, `cancelled`, with how many bookings and holds are being undone", body = Object),
+        (status = 200, description = "The event, `cancelled`, with how many bookings and holds are being undone", body = crate::openapi::schemas::Event),
         (status = 403, description = "`forbidden`", body = crate::openapi::ErrorBody),
         (status = 404, description = "`event_not_found`", body = crate::openapi::ErrorBody),
         (status = 409, description = "`event_not_cancellable`", body = crate::openapi::ErrorBody),
@@ -258,8 +260,8 @@ pub async fn cancel_event(
 /// One of your payments.
 #[utoipa::path(
     get, path = "/v1/payments/{id}", tag = "bookings", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Payment id")),
-    responses((status = 200, description = "The payment (card: last four digits and brand only)", body = Object),
+    params(("id" = crate::openapi::params::ObjectId, Path, description = "Payment id")),
+    responses((status = 200, description = "The payment (of the card, its brand only)", body = crate::openapi::schemas::Payment),
         (status = 404, description = "`payment_not_found`", body = crate::openapi::ErrorBody))
 )]
 pub async fn payment(
@@ -278,8 +280,8 @@ pub async fn payment(
 /// One of your refunds.
 #[utoipa::path(
     get, path = "/v1/refunds/{id}", tag = "bookings", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Refund id")),
-    responses((status = 200, description = "The refund", body = Object),
+    params(("id" = crate::openapi::params::ObjectId, Path, description = "Refund id")),
+    responses((status = 200, description = "The refund", body = crate::openapi::schemas::Refund),
         (status = 404, description = "`refund_not_found`", body = crate::openapi::ErrorBody))
 )]
 pub async fn refund(

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use chrono::NaiveDate;
+use chrono::SecondsFormat;
 use domain::event::{
     parse_date_time, plan_seats, required_text, CancellationPolicy, Category, SectionSpec,
 };
@@ -23,11 +23,13 @@ use streams::commands::{Command, CreateEvent, EventRef};
 use streams::queries::{EventFilter, Query};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{ask, ask_raw, non_blank, page_and_limit};
+use super::{ask, ask_raw, non_blank, one_of, page_and_limit};
 use crate::auth::AuthUser;
 use crate::commands::{self, Origin};
 use crate::error::ApiError;
-use crate::extract::{IdPath, IdempotencyKey, Json, QueryParams, RequestMeta};
+use crate::extract::{
+    date_or_time, DayEdge, IdPath, IdempotencyKey, Json, QueryParams, RequestMeta,
+};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -41,26 +43,61 @@ pub fn routes() -> Router<AppState> {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateEventRequest {
-    #[schema(example = "Fado Night")]
+    /// 1 to 200 characters, not blank.
+    #[schema(
+        example = "Fado Night",
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub name: String,
     /// Up to 5000 characters; may be empty.
+    #[schema(max_length = 5000)]
     pub description: String,
-    /// `YYYY-MM-DD`.
-    #[schema(example = "2030-05-01")]
+    /// The event's day at the venue: `YYYY-MM-DD`, or an RFC 3339 time whose date (at its
+    /// own offset) is that day; the time of day is `eventTime`.
+    #[schema(value_type = crate::openapi::params::DateOrTime, example = "2030-05-01")]
     pub event_date: String,
-    /// `HH:MM`, local to the venue.
-    #[schema(example = "19:30")]
+    /// `HH:MM`, 24-hour, local to the venue.
+    #[schema(
+        example = "19:30",
+        pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]",
+        min_length = 5,
+        max_length = 5
+    )]
     pub event_time: String,
+    /// 1 to 200 characters, not blank.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub venue: String,
+    /// 1 to 100 characters, not blank.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub city: String,
+    /// 1 to 100 characters, not blank.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub country: String,
-    /// concert, theater, sports, comedy or other.
+    /// concert, theater, sports, comedy or other (any case).
     #[schema(example = "concert")]
     pub category: String,
-    /// ISO 4217 code; USD when absent.
-    #[schema(example = "EUR")]
+    /// ISO 4217 code, three capital letters; USD when absent.
+    #[schema(example = "EUR", pattern = "^[A-Z]{3}", min_length = 3, max_length = 3)]
     pub currency: Option<String>,
+    /// An http(s) URL of at most 2048 characters.
+    #[schema(pattern = "^https?://", max_length = 2048)]
     pub image_url: Option<String>,
+    /// At least one; no row in two sections.
+    #[schema(min_items = 1)]
     pub sections: Vec<SectionRequest>,
     pub cancellation_policy: Option<PolicyRequest>,
 }
@@ -68,7 +105,13 @@ pub struct CreateEventRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SectionRequest {
-    #[schema(example = "Premium")]
+    /// 1 to 50 characters, not blank.
+    #[schema(
+        example = "Premium",
+        min_length = 1,
+        max_length = 50,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub name: String,
     /// Price of each seat in major units, a string or a number with at most two
     /// decimals.
@@ -85,9 +128,11 @@ pub struct SectionRequest {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PolicyRequest {
-    /// Days before the event until which a booking may be cancelled.
+    /// Days before the event until which a booking may be cancelled, 0 to 3650.
+    #[schema(maximum = 3650)]
     pub days_before_cancellation: u32,
     /// 0 to 100.
+    #[schema(maximum = 100)]
     pub refund_percentage: u32,
 }
 
@@ -113,20 +158,41 @@ fn parse_category(s: &str) -> Result<Category, ApiError> {
 }
 
 /// Checks a creation request with the domain's rules and builds the command.
+/// A required text field: at most `max` characters as sent, not blank; trimmed.
+fn text(field: &'static str, v: &str, max: usize) -> Result<String, ApiError> {
+    if v.chars().count() > max {
+        return Err(ApiError::validation(format!(
+            "{field}: must be 1 to {max} characters"
+        )));
+    }
+    Ok(required_text(field, v, max)?)
+}
+
+/// The event's day: `YYYY-MM-DD`, or the date (at its own offset) of an RFC 3339 time.
+fn event_day(v: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(v) {
+        Ok(t) => t.date_naive().format("%Y-%m-%d").to_string(),
+        Err(_) => v.to_string(),
+    }
+}
+
 fn create_command(b: CreateEventRequest) -> Result<CreateEvent, ApiError> {
-    let name = required_text("name", &b.name, 200)?;
+    let name = text("name", &b.name, 200)?;
     if b.description.chars().count() > 5000 {
         return Err(ApiError::validation(
             "description: must be at most 5000 characters",
         ));
     }
-    let (date, time) = parse_date_time(&b.event_date, &b.event_time)?;
-    let venue = required_text("venue", &b.venue, 200)?;
-    let city = required_text("city", &b.city, 100)?;
-    let country = required_text("country", &b.country, 100)?;
+    if b.event_time.len() != 5 {
+        return Err(ApiError::validation("eventTime: must be a time like 19:30"));
+    }
+    let (date, time) = parse_date_time(&event_day(&b.event_date), &b.event_time)?;
+    let venue = text("venue", &b.venue, 200)?;
+    let city = text("city", &b.city, 100)?;
+    let country = text("country", &b.country, 100)?;
     let category = parse_category(&b.category)?;
-    let currency = Currency::parse(b.currency.as_deref().map(str::trim).unwrap_or("USD"))?;
-    let image_url = non_blank(b.image_url);
+    let currency = Currency::parse(b.currency.as_deref().unwrap_or("USD"))?;
+    let image_url = b.image_url;
     if let Some(u) = &image_url {
         if u.len() > 2048 || !(u.starts_with("https://") || u.starts_with("http://")) {
             return Err(ApiError::validation(
@@ -138,7 +204,12 @@ fn create_command(b: CreateEventRequest) -> Result<CreateEvent, ApiError> {
         .sections
         .into_iter()
         .map(|s| SectionSpec {
-            name: s.name.trim().to_string(),
+            name: if s.name.chars().count() > 50 {
+                // Over the limit as sent: refused by plan_seats below.
+                "x".repeat(51)
+            } else {
+                s.name.trim().to_string()
+            },
             price: s.price,
             rows: s.rows.trim().to_string(),
             seats_per_row: s.seats_per_row,
@@ -176,9 +247,9 @@ fn create_command(b: CreateEventRequest) -> Result<CreateEvent, ApiError> {
     post, path = "/v1/events", tag = "events",
     security(("bearer" = [])),
     request_body = CreateEventRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first result")),
+    params(("Idempotency-Key" = Option<crate::openapi::params::IdempotencyKey>, Header, description = "Retries with the same key return the first result")),
     responses(
-        (status = 201, description = "The event, `draft`", body = Object),
+        (status = 201, description = "The event, `draft`", body = crate::openapi::schemas::Event),
         (status = 202, description = "Accepted, still in flight", body = crate::openapi::PendingCommand),
         (status = 400, description = "`invalid_json`, `validation_failed`", body = crate::openapi::ErrorBody),
         (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`", body = crate::openapi::ErrorBody),
@@ -207,11 +278,11 @@ pub async fn create(
     post, path = "/v1/events/{id}/publish", tag = "events",
     security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "Event id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first result"),
+        ("id" = crate::openapi::params::ObjectId, Path, description = "Event id"),
+        ("Idempotency-Key" = Option<crate::openapi::params::IdempotencyKey>, Header, description = "Retries with the same key return the first result"),
     ),
     responses(
-        (status = 200, description = "The event, `published`", body = Object),
+        (status = 200, description = "The event, `published` (also when it already was, for a retried command)", body = crate::openapi::schemas::Event),
         (status = 202, description = "Accepted, still in flight", body = crate::openapi::PendingCommand),
         (status = 400, description = "`invalid_id`", body = crate::openapi::ErrorBody),
         (status = 403, description = "`forbidden`: admins only", body = crate::openapi::ErrorBody),
@@ -237,62 +308,51 @@ pub async fn publish(
 pub struct ListParams {
     /// Exact city, any case.
     pub city: Option<String>,
-    /// concert, theater, sports, comedy or other.
+    #[param(inline, value_type = Option<crate::openapi::params::Category>)]
     pub category: Option<String>,
-    /// Earliest event date, `YYYY-MM-DD`.
+    /// Events starting at or after this time or day (an event's start is `eventDate` at
+    /// `eventTime`, written as UTC).
+    #[param(value_type = Option<crate::openapi::params::DateOrTime>)]
     pub from: Option<String>,
-    /// Latest event date, `YYYY-MM-DD`.
+    /// Events on or before this time or day (a plain date includes that whole day).
+    #[param(value_type = Option<crate::openapi::params::DateOrTime>)]
     pub to: Option<String>,
     /// Text searched in name, description, venue and city.
     pub q: Option<String>,
     /// From 1 (default 1).
-    #[param(value_type = Option<u32>)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1_000_000)]
     pub page: Option<String>,
     /// 1 to 100 (default 20).
-    #[param(value_type = Option<u32>)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
     /// `published` (default) or, for admins, `draft` to include drafts.
+    #[param(inline, value_type = Option<crate::openapi::params::ListStatus>)]
     pub status: Option<String>,
     /// Admins only: include drafts.
     #[param(value_type = Option<bool>)]
     pub include_drafts: Option<String>,
 }
 
-fn parse_day(field: &str, v: Option<String>) -> Result<Option<String>, ApiError> {
-    match non_blank(v) {
-        None => Ok(None),
-        Some(s) => NaiveDate::parse_from_str(&s, "%Y-%m-%d")
-            .map(|d| Some(d.format("%Y-%m-%d").to_string()))
-            .map_err(|_| ApiError::validation(format!("{field}: must be a date like 2027-03-14"))),
-    }
-}
-
 fn event_filter(p: ListParams, admin: bool) -> Result<EventFilter, ApiError> {
     let (page, limit) = page_and_limit(p.page.as_deref(), p.limit.as_deref())?;
-    let category = match non_blank(p.category) {
-        Some(c) => {
-            parse_category(&c)?;
-            Some(c.to_ascii_lowercase())
-        }
-        None => None,
+    let category = one_of(
+        "category",
+        p.category,
+        &["concert", "theater", "sports", "comedy", "other"],
+    )?;
+    // Sent to the queries worker as RFC 3339 times; an empty range finds nothing.
+    let bound = |field: &str, v: Option<String>, edge| {
+        v.map(|v| {
+            date_or_time(field, &v, edge).map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+        })
+        .transpose()
     };
-    let from = parse_day("from", p.from)?;
-    let to = parse_day("to", p.to)?;
-    if let (Some(f), Some(t)) = (&from, &to) {
-        if f > t {
-            return Err(ApiError::validation("from: must not be after to"));
-        }
-    }
-    let wants_drafts = match non_blank(p.status).as_deref() {
-        None | Some("published") => false,
-        Some("draft") => true,
-        Some(_) => return Err(ApiError::validation("status: must be published or draft")),
-    };
-    let include_drafts = match non_blank(p.include_drafts).as_deref() {
-        None | Some("false") => false,
-        Some("true") => true,
-        Some(_) => return Err(ApiError::validation("includeDrafts: must be true or false")),
-    };
+    let from = bound("from", p.from, DayEdge::Start)?;
+    let to = bound("to", p.to, DayEdge::End)?;
+    let wants_drafts =
+        one_of("status", p.status, &["published", "draft"])?.as_deref() == Some("draft");
+    let include_drafts =
+        one_of("includeDrafts", p.include_drafts, &["true", "false"])?.as_deref() == Some("true");
     Ok(EventFilter {
         city: non_blank(p.city),
         category,
@@ -311,7 +371,7 @@ fn event_filter(p: ListParams, admin: bool) -> Result<EventFilter, ApiError> {
     get, path = "/v1/events", tag = "events",
     params(ListParams),
     responses(
-        (status = 200, description = "`{items, page, limit, total}`", body = Object),
+        (status = 200, description = "A page of events, soonest first", body = crate::openapi::schemas::Page<crate::openapi::schemas::Event>),
         (status = 400, description = "`validation_failed`", body = crate::openapi::ErrorBody),
     )
 )]
@@ -328,9 +388,9 @@ pub async fn list(
 /// One event (drafts only for admins).
 #[utoipa::path(
     get, path = "/v1/events/{id}", tag = "events",
-    params(("id" = String, Path, description = "Event id")),
+    params(("id" = crate::openapi::params::ObjectId, Path, description = "Event id")),
     responses(
-        (status = 200, description = "The event", body = Object),
+        (status = 200, description = "The event", body = crate::openapi::schemas::Event),
         (status = 400, description = "`invalid_id`", body = crate::openapi::ErrorBody),
         (status = 404, description = "`event_not_found`", body = crate::openapi::ErrorBody),
     )
@@ -354,16 +414,16 @@ pub async fn read(
 pub struct SeatParams {
     /// Section name, exact.
     pub section: Option<String>,
-    /// available, held, booked or blocked.
+    #[param(inline, value_type = Option<crate::openapi::params::SeatStatus>)]
     pub status: Option<String>,
 }
 
 /// Seats of an event, in row and number order.
 #[utoipa::path(
     get, path = "/v1/events/{id}/seats", tag = "events",
-    params(("id" = String, Path, description = "Event id"), SeatParams),
+    params(("id" = crate::openapi::params::ObjectId, Path, description = "Event id"), SeatParams),
     responses(
-        (status = 200, description = "`{items, total}`", body = Object),
+        (status = 200, description = "The seats", body = crate::openapi::schemas::SeatList),
         (status = 400, description = "`invalid_id`, `validation_failed`", body = crate::openapi::ErrorBody),
         (status = 404, description = "`event_not_found`", body = crate::openapi::ErrorBody),
     )
@@ -374,7 +434,7 @@ pub async fn seats(
     IdPath(event_id): IdPath,
     QueryParams(p): QueryParams<SeatParams>,
 ) -> Result<Response, ApiError> {
-    let status = match non_blank(p.status) {
+    let status = match p.status {
         None => None,
         Some(s) => Some(
             SeatStatus::parse(&s)
@@ -463,10 +523,63 @@ mod tests {
         };
         assert!(event_filter(p(), true).unwrap().include_drafts);
         assert!(!event_filter(p(), false).unwrap().include_drafts);
-        let bad = ListParams {
-            from: Some("tomorrow".into()),
-            ..Default::default()
-        };
-        assert!(event_filter(bad, false).is_err());
+        for (from, to) in [
+            ("tomorrow", "2030-01-01"),
+            ("", "2030-01-01"),
+            ("2030-01-01", ""),
+        ] {
+            let bad = ListParams {
+                from: Some(from.into()),
+                to: Some(to.into()),
+                ..Default::default()
+            };
+            assert!(event_filter(bad, false).is_err(), "{from:?} {to:?}");
+        }
+        for bad in [
+            ListParams {
+                status: Some(String::new()),
+                ..Default::default()
+            },
+            ListParams {
+                category: Some("Opera".into()),
+                ..Default::default()
+            },
+            ListParams {
+                include_drafts: Some("yes".into()),
+                ..Default::default()
+            },
+            ListParams {
+                page: Some(String::new()),
+                ..Default::default()
+            },
+        ] {
+            assert!(event_filter(bad, true).is_err());
+        }
+    }
+
+    #[test]
+    fn date_bounds_take_a_plain_day_or_an_rfc_3339_time() {
+        let f = event_filter(
+            ListParams {
+                from: Some("2027-01-01".into()),
+                to: Some("2027-01-31".into()),
+                ..Default::default()
+            },
+            false,
+        )
+        .unwrap();
+        assert_eq!(f.from.as_deref(), Some("2027-01-01T00:00:00.000Z"));
+        assert_eq!(f.to.as_deref(), Some("2027-01-31T23:59:59.999Z"));
+        let f = event_filter(
+            ListParams {
+                from: Some("2027-01-01T18:00:00+01:00".into()),
+                // An empty range is not an error: it finds nothing.
+                to: Some("2026-01-01".into()),
+                ..Default::default()
+            },
+            false,
+        )
+        .unwrap();
+        assert_eq!(f.from.as_deref(), Some("2027-01-01T17:00:00.000Z"));
     }
 }

@@ -34,7 +34,7 @@ pub fn routes() -> Router<AppState> {
 pub struct CreateHoldRequest {
     /// Seat ids of this event (24 hex digits each), 1 to the configured maximum, no
     /// repeats.
-    #[schema(example = json!(["65f0a0a0a0a0a0a0a0a0a0a0"]))]
+    #[schema(example = json!(["65f0a0a0a0a0a0a0a0a0a0a0"]), min_items = 1, max_items = 10, value_type = Vec<crate::openapi::params::ObjectId>)]
     pub seat_ids: Vec<String>,
 }
 
@@ -44,11 +44,11 @@ pub struct CreateHoldRequest {
     security(("bearer" = [])),
     request_body = CreateHoldRequest,
     params(
-        ("id" = String, Path, description = "Event id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first result"),
+        ("id" = crate::openapi::params::ObjectId, Path, description = "Event id"),
+        ("Idempotency-Key" = Option<crate::openapi::params::IdempotencyKey>, Header, description = "Retries with the same key return the first result"),
     ),
     responses(
-        (status = 201, description = "The hold: id, seats, total price, expiresAt", body = Object),
+        (status = 201, description = "The hold, `active`, with its seats", body = crate::openapi::schemas::Hold),
         (status = 202, description = "Accepted, still in flight", body = crate::openapi::PendingCommand),
         (status = 400, description = "`invalid_id`, `validation_failed`, `invalid_json`", body = crate::openapi::ErrorBody),
         (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`", body = crate::openapi::ErrorBody),
@@ -89,9 +89,9 @@ pub async fn create(
 #[utoipa::path(
     get, path = "/v1/holds/{id}", tag = "holds",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Hold id")),
+    params(("id" = crate::openapi::params::ObjectId, Path, description = "Hold id")),
     responses(
-        (status = 200, description = "The hold", body = Object),
+        (status = 200, description = "The hold", body = crate::openapi::schemas::Hold),
         (status = 400, description = "`invalid_id`", body = crate::openapi::ErrorBody),
         (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`", body = crate::openapi::ErrorBody),
         (status = 404, description = "`hold_not_found` (also for another user's hold)", body = crate::openapi::ErrorBody),
@@ -110,8 +110,8 @@ pub async fn read(
     delete, path = "/v1/holds/{id}", tag = "holds",
     security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "Hold id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first result"),
+        ("id" = crate::openapi::params::ObjectId, Path, description = "Hold id"),
+        ("Idempotency-Key" = Option<crate::openapi::params::IdempotencyKey>, Header, description = "Retries with the same key return the first result"),
     ),
     responses(
         (status = 204, description = "Released (also when it already was)"),

@@ -30,6 +30,7 @@ use tracing::Level;
 
 use crate::config::Config;
 use crate::error::{json_response, reply_response, ApiError};
+use crate::openapi::params::{MAX_LIMIT, MAX_PAGE};
 use crate::state::AppState;
 
 /// For a request with an `Idempotency-Key`: reads its body (within the body limit),
@@ -253,31 +254,65 @@ pub async fn ask_raw(
     Ok(json_response(status, reply.body))
 }
 
-/// Page and page size from the query string: page from 1 (default 1), limit 1 to 100
-/// (default 20); anything else is 400 `validation_failed`.
+/// Page and page size from the query string: page 1 to [`MAX_PAGE`] (default 1), limit 1
+/// to [`MAX_LIMIT`] (default 20); anything else, an empty value included, is 400
+/// `validation_failed`. The document states the same bounds (`openapi::params`).
 pub fn page_and_limit(page: Option<&str>, limit: Option<&str>) -> Result<(u32, u32), ApiError> {
-    let page = match page.map(str::trim).filter(|s| !s.is_empty()) {
+    let page = match page {
         None => 1,
         Some(p) => p
             .parse::<u32>()
             .ok()
-            .filter(|p| *p >= 1)
-            .ok_or_else(|| ApiError::validation("page must be a whole number from 1"))?,
+            .filter(|p| (1..=MAX_PAGE).contains(p))
+            .ok_or_else(|| {
+                ApiError::validation(format!("page must be a whole number from 1 to {MAX_PAGE}"))
+            })?,
     };
-    let limit = match limit.map(str::trim).filter(|s| !s.is_empty()) {
+    let limit = match limit {
         None => 20,
         Some(l) => l
             .parse::<u32>()
             .ok()
-            .filter(|l| (1..=100).contains(l))
-            .ok_or_else(|| ApiError::validation("limit must be a whole number from 1 to 100"))?,
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| {
+                ApiError::validation(format!(
+                    "limit must be a whole number from 1 to {MAX_LIMIT}"
+                ))
+            })?,
     };
     Ok((page, limit))
 }
 
-/// A query-string value with blanks treated as absent.
+/// A query-string value with blanks treated as absent (free text: any value is valid).
 pub fn non_blank(v: Option<String>) -> Option<String> {
     v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// A query-string value that must be one of `allowed` when present; an empty value is
+/// refused like any other value outside the list (the document states the list).
+pub fn one_of(
+    field: &str,
+    v: Option<String>,
+    allowed: &[&str],
+) -> Result<Option<String>, ApiError> {
+    match v {
+        None => Ok(None),
+        Some(s) if allowed.contains(&s.as_str()) => Ok(Some(s)),
+        Some(_) => Err(ApiError::validation(format!(
+            "{field}: must be one of {}",
+            allowed.join(", ")
+        ))),
+    }
+}
+
+/// An optional ObjectId in the query string; an empty value is 400 `invalid_id`.
+pub fn optional_id(field: &str, v: Option<String>) -> Result<Option<domain::ObjectId>, ApiError> {
+    match v {
+        None => Ok(None),
+        Some(s) => domain::ids::parse_object_id(&s)
+            .map(Some)
+            .ok_or_else(|| ApiError::invalid_id(field)),
+    }
 }
 
 #[cfg(test)]
@@ -288,8 +323,17 @@ mod tests {
     fn pages_default_and_bad_numbers_are_refused() {
         assert_eq!(page_and_limit(None, None).unwrap(), (1, 20));
         assert_eq!(page_and_limit(Some("3"), Some("100")).unwrap(), (3, 100));
+        assert_eq!(
+            page_and_limit(Some("1000000"), None).unwrap(),
+            (1_000_000, 20)
+        );
         for (p, l) in [
             (Some("0"), None),
+            (Some(""), None),
+            (Some("1000001"), None),
+            (Some("2147483648"), None),
+            (None, Some("")),
+            (None, Some("0")),
             (Some("x"), None),
             (None, Some("101")),
             (None, Some("-1")),

@@ -26,9 +26,11 @@ pub fn routes() -> Router<AppState> {
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
-    #[param(value_type = Option<u32>)]
+    /// From 1 (default 1).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1_000_000)]
     pub page: Option<String>,
-    #[param(value_type = Option<u32>)]
+    /// 1 to 100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
 }
 
@@ -38,7 +40,7 @@ pub struct PageParams {
     security(("bearer" = [])),
     params(PageParams),
     responses(
-        (status = 200, description = "`{items, page, limit, total}`", body = Object),
+        (status = 200, description = "A page of your notifications, newest first", body = crate::openapi::schemas::Page<crate::openapi::schemas::Notification>),
         (status = 400, description = "`validation_failed`", body = crate::openapi::ErrorBody),
         (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`", body = crate::openapi::ErrorBody),
     )
@@ -61,9 +63,9 @@ pub async fn mine(
 #[utoipa::path(
     post, path = "/v1/me/notifications/{id}/read", tag = "accounts",
     security(("bearer" = [])),
-    params(("id" = String, Path, description = "Notification id")),
+    params(("id" = crate::openapi::params::ObjectId, Path, description = "Notification id"), ("Idempotency-Key" = Option<crate::openapi::params::IdempotencyKey>, Header, description = "Retries with the same key return the first result")),
     responses(
-        (status = 200, description = "The notification", body = Object),
+        (status = 200, description = "The notification, read", body = crate::openapi::schemas::Notification),
         (status = 400, description = "`invalid_id`", body = crate::openapi::ErrorBody),
         (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`", body = crate::openapi::ErrorBody),
         (status = 404, description = "`notification_not_found` (also another user's)", body = crate::openapi::ErrorBody),

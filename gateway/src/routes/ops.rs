@@ -6,18 +6,17 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use domain::ids::parse_object_id;
 use serde::Deserialize;
 use serde_json::json;
 use streams::codes::ErrorCode;
 use streams::queries::{AuditFilter, Query, QueryRequest};
 use utoipa::IntoParams;
 
-use super::{ask, non_blank, page_and_limit};
+use super::{ask, non_blank, one_of, optional_id, page_and_limit};
 use crate::auth::AuthUser;
 use crate::commands::{command_response, is_command_id, pending_response};
 use crate::error::ApiError;
-use crate::extract::QueryParams;
+use crate::extract::{date_or_time, DayEdge, QueryParams};
 use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
@@ -32,7 +31,7 @@ pub fn routes() -> Router<AppState> {
 
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/healthz", tag = "ops",
-    responses((status = 200, description = "`{\"status\": \"ok\"}`", body = Object)))]
+    responses((status = 200, description = "The process answers", body = crate::openapi::schemas::Health)))]
 pub async fn healthz() -> impl IntoResponse {
     axum::Json(json!({"status": "ok"}))
 }
@@ -40,8 +39,8 @@ pub async fn healthz() -> impl IntoResponse {
 /// Readiness: connected to NATS, and the queries worker reaches MongoDB.
 #[utoipa::path(get, path = "/readyz", tag = "ops",
     responses(
-        (status = 200, description = "`{\"nats\": \"ok\", \"mongodb\": \"ok\"}`", body = Object),
-        (status = 503, description = "Which part failed: `down`, or `unknown` when it could not be asked", body = Object),
+        (status = 200, description = "Ready", body = crate::openapi::schemas::Readiness),
+        (status = 503, description = "Which part failed: `down`, or `unknown` when it could not be asked", body = crate::openapi::schemas::Readiness),
     ))]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let nats = state.bus.connected();
@@ -69,7 +68,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// Prometheus metrics: `http_requests_total` and `http_request_duration_seconds` by
 /// method, route and status.
 #[utoipa::path(get, path = "/metrics", tag = "ops",
-    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+    responses(
+        (status = 200, description = "Prometheus text format", content_type = "text/plain"),
+        (status = 503, description = "`unavailable`: metrics are not enabled", body = crate::openapi::ErrorBody),
+    ))]
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let Some(handle) = &state.metrics else {
         return Err(ApiError::new(
@@ -91,8 +93,8 @@ pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "ops",
     responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
-pub async fn openapi() -> impl IntoResponse {
-    axum::Json(crate::openapi::document().clone())
+pub async fn openapi(State(state): State<AppState>) -> impl IntoResponse {
+    axum::Json(crate::openapi::served(state.max_seats_per_hold))
 }
 
 /// The result of a command whose wait timed out (202 pointed here).
@@ -103,9 +105,9 @@ pub async fn openapi() -> impl IntoResponse {
 /// so an id that was never sent also reads as pending. Malformed ids are 404.
 #[utoipa::path(get, path = "/v1/commands/{id}", tag = "ops",
     security((), ("bearer" = [])),
-    params(("id" = String, Path, description = "Command id from `Ticketing-Command-Id`")),
+    params(("id" = crate::openapi::params::CommandId, Path, description = "Command id from `Ticketing-Command-Id`")),
     responses(
-        (status = 200, description = "The command's result, as its worker answered (any status)", body = Object),
+        (status = "default", description = "The command's result, as its worker answered, with its status (200, 201, 204, or one of its errors)", body = Object),
         (status = 202, description = "Not answered yet", body = crate::openapi::PendingCommand),
         (status = 404, description = "`command_not_found`", body = crate::openapi::ErrorBody),
     ))]
@@ -135,52 +137,39 @@ pub async fn command(
 #[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// Id of the changed entity.
+    #[param(value_type = Option<crate::openapi::params::ObjectId>)]
     pub entity_id: Option<String>,
     /// Action such as `hold_created`.
     pub action: Option<String>,
     /// Id of the user who acted.
+    #[param(value_type = Option<crate::openapi::params::ObjectId>)]
     pub user_id: Option<String>,
-    /// success or failure.
+    #[param(inline, value_type = Option<crate::openapi::params::AuditStatus>)]
     pub status: Option<String>,
-    /// Entries at or after this time (RFC 3339).
+    /// Entries at or after this time (a plain date: from that day's start, UTC).
+    #[param(value_type = Option<crate::openapi::params::DateOrTime>)]
     pub from: Option<String>,
-    /// Entries before this time (RFC 3339).
+    /// Entries before this time (a plain date: up to that day's end, UTC, inclusive).
+    #[param(value_type = Option<crate::openapi::params::DateOrTime>)]
     pub to: Option<String>,
-    #[param(value_type = Option<u32>)]
+    /// From 1 (default 1).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1_000_000)]
     pub page: Option<String>,
-    #[param(value_type = Option<u32>)]
+    /// 1 to 100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     pub limit: Option<String>,
-}
-
-fn optional_id(field: &str, v: Option<String>) -> Result<Option<domain::ObjectId>, ApiError> {
-    match non_blank(v) {
-        None => Ok(None),
-        Some(s) => parse_object_id(&s)
-            .map(Some)
-            .ok_or_else(|| ApiError::invalid_id(field)),
-    }
 }
 
 fn audit_filter(p: AuditParams) -> Result<AuditFilter, ApiError> {
     let (page, limit) = page_and_limit(p.page.as_deref(), p.limit.as_deref())?;
-    let status = non_blank(p.status);
-    if let Some(s) = &status {
-        if s != "success" && s != "failure" {
-            return Err(ApiError::validation("status: must be success or failure"));
-        }
-    }
-    let instant = |field: &str, v: Option<String>| match non_blank(v) {
-        None => Ok(None),
-        Some(t) => chrono::DateTime::parse_from_rfc3339(&t)
-            .map(|t| Some(t.with_timezone(&chrono::Utc)))
-            .map_err(|_| {
-                ApiError::validation(format!(
-                    "{field}: must be an RFC 3339 time like 2027-03-14T20:00:00Z"
-                ))
-            }),
-    };
-    let from = instant("from", p.from)?;
-    let to = instant("to", p.to)?;
+    let status = one_of("status", p.status, &["success", "failure"])?;
+    let from = p
+        .from
+        .map(|v| date_or_time("from", &v, DayEdge::Start))
+        .transpose()?;
+    let to =
+        p.to.map(|v| date_or_time("to", &v, DayEdge::NextStart))
+            .transpose()?;
     Ok(AuditFilter {
         from,
         to,
@@ -198,7 +187,7 @@ fn audit_filter(p: AuditParams) -> Result<AuditFilter, ApiError> {
     security(("bearer" = [])),
     params(AuditParams),
     responses(
-        (status = 200, description = "`{items, page, limit, total}`", body = Object),
+        (status = 200, description = "A page of entries, newest first", body = crate::openapi::schemas::Page<crate::openapi::schemas::AuditLog>),
         (status = 400, description = "`invalid_id`, `validation_failed`", body = crate::openapi::ErrorBody),
         (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`", body = crate::openapi::ErrorBody),
         (status = 403, description = "`forbidden`: admins only", body = crate::openapi::ErrorBody),

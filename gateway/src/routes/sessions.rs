@@ -28,10 +28,10 @@ pub fn routes() -> Router<AppState> {
     post, path = "/v1/auth/logout", tag = "accounts",
     security(("bearer" = [])),
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first result"),
+        ("Idempotency-Key" = Option<crate::openapi::params::IdempotencyKey>, Header, description = "Retries with the same key return the first result"),
     ),
     responses(
-        (status = 200, description = "`{tokensRevokedBefore}`: tokens issued before that instant are void", body = Object),
+        (status = 200, description = "`{tokensRevokedBefore}`: tokens issued before that instant are void", body = crate::openapi::schemas::LoggedOut),
         (status = 202, description = "Accepted, still in flight", body = crate::openapi::PendingCommand),
         (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`, `token_revoked`", body = crate::openapi::ErrorBody),
     )
@@ -56,11 +56,11 @@ pub async fn logout(
     post, path = "/v1/users/{id}/suspend", tag = "accounts",
     security(("bearer" = [])),
     params(
-        ("id" = String, Path, description = "User id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first result"),
+        ("id" = crate::openapi::params::ObjectId, Path, description = "User id"),
+        ("Idempotency-Key" = Option<crate::openapi::params::IdempotencyKey>, Header, description = "Retries with the same key return the first result"),
     ),
     responses(
-        (status = 200, description = "`{id, status: suspended, tokensRevokedBefore}`", body = Object),
+        (status = 200, description = "`{id, status: suspended, tokensRevokedBefore}`", body = crate::openapi::schemas::Suspended),
         (status = 202, description = "Accepted, still in flight", body = crate::openapi::PendingCommand),
         (status = 400, description = "`invalid_id`", body = crate::openapi::ErrorBody),
         (status = 401, description = "`unauthorized`, `invalid_token`, `token_expired`, `token_revoked`", body = crate::openapi::ErrorBody),

@@ -42,20 +42,35 @@ pub fn routes() -> Router<AppState> {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ScanRequest {
     /// The text of the ticket's QR code, as read.
-    #[schema(example = "T1.dev-1a2b3c4d.AAAA....BBBB....")]
+    #[schema(
+        example = "T1.dev-1a2b3c4d.AAAA....BBBB....",
+        min_length = 1,
+        max_length = 2048,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub qr_string: String,
-    /// The scanning device, 1 to 128 characters.
+    /// The scanning device, 1 to 128 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub device_id: String,
-    /// The gate or entrance, 1 to 128 characters.
+    /// The gate or entrance, 1 to 128 characters, not blank, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = "[^\\t-\\r \\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]"
+    )]
     pub gate: Option<String>,
 }
 
 /// The tickets of one of your bookings, one per seat, in seat order.
 #[utoipa::path(
     get, path = "/v1/bookings/{id}/tickets", tag = "tickets", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Booking id")),
+    params(("id" = crate::openapi::params::ObjectId, Path, description = "Booking id")),
     responses(
-        (status = 200, description = "`{bookingId, items, total}`; tickets appear moments after the booking is confirmed", body = Object),
+        (status = 200, description = "The tickets; they appear moments after the booking is confirmed", body = crate::openapi::schemas::BookingTickets),
         (status = 404, description = "`booking_not_found` (also another user's booking)", body = crate::openapi::ErrorBody),
     )
 )]
@@ -75,9 +90,9 @@ pub async fn booking_tickets(
 /// One of your tickets: number, event, seat, status and QR string.
 #[utoipa::path(
     get, path = "/v1/tickets/{id}", tag = "tickets", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Ticket id")),
+    params(("id" = crate::openapi::params::ObjectId, Path, description = "Ticket id")),
     responses(
-        (status = 200, description = "The ticket", body = Object),
+        (status = 200, description = "The ticket", body = crate::openapi::schemas::Ticket),
         (status = 404, description = "`ticket_not_found` (also another user's ticket)", body = crate::openapi::ErrorBody),
     )
 )]
@@ -92,7 +107,7 @@ pub async fn read(
 /// The QR code of one of your tickets, as a PNG image. Each download is counted.
 #[utoipa::path(
     get, path = "/v1/tickets/{id}/qr.png", tag = "tickets", security(("bearer" = [])),
-    params(("id" = String, Path, description = "Ticket id")),
+    params(("id" = crate::openapi::params::ObjectId, Path, description = "Ticket id")),
     responses(
         (status = 200, description = "The QR code", content_type = "image/png", body = Vec<u8>),
         (status = 404, description = "`ticket_not_found` (also another user's ticket)", body = crate::openapi::ErrorBody),
@@ -135,8 +150,11 @@ pub async fn qr_png(
 }
 
 fn label(field: &str, v: &str) -> Result<String, ApiError> {
+    // Checked as sent: a control character is refused even where trimming would drop it.
+    let long = v.chars().count() > MAX_LABEL;
+    let control = v.chars().any(char::is_control);
     let v = v.trim();
-    if v.is_empty() || v.chars().count() > MAX_LABEL || v.chars().any(char::is_control) {
+    if long || control || v.is_empty() {
         return Err(ApiError::validation(format!(
             "{field} must be 1 to {MAX_LABEL} printable characters"
         )));
@@ -151,9 +169,9 @@ fn label(field: &str, v: &str) -> Result<String, ApiError> {
 #[utoipa::path(
     post, path = "/v1/scans", tag = "tickets", security(("bearer" = [])),
     request_body = ScanRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first result")),
+    params(("Idempotency-Key" = Option<crate::openapi::params::IdempotencyKey>, Header, description = "Retries with the same key return the first result")),
     responses(
-        (status = 200, description = "`{status, ticket?, reason?, message?, firstScan?, scanId}`", body = Object),
+        (status = 200, description = "The verdict: admitted, or why not", body = crate::openapi::schemas::ScanAnswer),
         (status = 400, description = "`validation_failed`, `invalid_json`", body = crate::openapi::ErrorBody),
         (status = 403, description = "`forbidden`: staff only", body = crate::openapi::ErrorBody),
     )
@@ -166,7 +184,7 @@ pub async fn scan(
     Json(body): Json<ScanRequest>,
 ) -> Result<Response, ApiError> {
     user.require_staff()?;
-    if body.qr_string.trim().is_empty() || body.qr_string.len() > MAX_QR_INPUT {
+    if body.qr_string.trim().is_empty() || body.qr_string.chars().count() > MAX_QR_INPUT {
         return Err(ApiError::validation(format!(
             "qrString must be 1 to {MAX_QR_INPUT} characters"
         )));
@@ -186,7 +204,7 @@ pub async fn scan(
 #[utoipa::path(
     get, path = "/v1/scan-keys", tag = "tickets", security(("bearer" = [])),
     responses(
-        (status = 200, description = "`{keys: [{kid, alg: \"Ed25519\", publicKey}]}` (publicKey: 32 bytes, base64)", body = Object),
+        (status = 200, description = "The public keys", body = crate::openapi::schemas::ScanKeys),
         (status = 403, description = "`forbidden`: staff only", body = crate::openapi::ErrorBody),
     )
 )]

@@ -11,6 +11,7 @@ mod idempotency;
 mod live;
 mod money;
 mod notifications;
+mod openapi;
 mod quickstart;
 mod race;
 mod redelivery;
