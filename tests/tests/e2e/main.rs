@@ -8,6 +8,7 @@ mod bad_input;
 mod events;
 mod holds;
 mod live;
+mod metrics;
 mod money;
 mod notifications;
 mod race;
