@@ -482,6 +482,13 @@ impl TestApp {
         }
     }
 
+    /// `http://host:port/metrics` of the running workers (each stack binds its own port).
+    pub async fn workers_metrics_url(&self) -> Option<String> {
+        let w = self.workers.lock().await;
+        let addr = w.as_ref()?.metrics_addr?;
+        Some(format!("http://{addr}/metrics"))
+    }
+
     pub async fn start_workers(&self) {
         self.start_workers_with(self.workers_cfg.clone()).await;
     }

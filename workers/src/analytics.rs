@@ -71,12 +71,14 @@ pub async fn start(
     )
     .await
     .map_err(|e| anyhow::anyhow!("ensuring analytics consumer: {e}"))?;
+    ctx.metrics.watch(&consumer);
     tasks.spawn(project(ctx.clone(), consumer, stopped));
     Ok(())
 }
 
 async fn project(ctx: Ctx, consumer: PullConsumer, mut stopped: watch::Receiver<bool>) {
     info!("analytics projection started");
+    let label = ctx.metrics.consumer_label(&consumer.cached_info().name);
     loop {
         let Some(msgs) =
             crate::projections::next_batch(&consumer, 500, "analytics", &mut stopped).await
@@ -89,6 +91,8 @@ async fn project(ctx: Ctx, consumer: PullConsumer, mut stopped: watch::Receiver<
         // Caught up: pause after this batch so a storm is recomputed in large batches
         // (each recompute reads every fact of the show).
         let pace = msgs.len() < 500;
+        ctx.metrics.received_batch(&msgs);
+        let started = std::time::Instant::now();
         let events: Vec<DomainEvent> = msgs
             .iter()
             .filter_map(|m| serde_json::from_slice(&m.payload).ok())
@@ -110,6 +114,7 @@ async fn project(ctx: Ctx, consumer: PullConsumer, mut stopped: watch::Receiver<
                 }
             }
         }
+        ctx.metrics.handled(&label, started.elapsed());
         if pace {
             tokio::select! {
                 _ = stopped.changed() => break,

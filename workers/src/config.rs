@@ -216,6 +216,24 @@ pub struct Config {
     #[arg(long, env = "TICKETING_RESET_TOKEN_TTL_SECS", default_value_t = 3600)]
     pub reset_token_ttl_secs: i64,
 
+    /// Where the workers serve their Prometheus metrics (`GET /metrics`): `host:port`
+    /// (port 0: any free port), or `off`. Each workers process on one host needs its own.
+    #[arg(
+        long,
+        env = "TICKETING_WORKERS_METRICS_ADDR",
+        default_value = "127.0.0.1:9464"
+    )]
+    pub metrics_addr: String,
+
+    /// How often the consumers' backlogs (`workers_consumer_pending`) are polled, in
+    /// milliseconds.
+    #[arg(
+        long,
+        env = "TICKETING_WORKERS_METRICS_POLL_MS",
+        default_value_t = 5000
+    )]
+    pub metrics_poll_ms: u64,
+
     /// Log format: text or json.
     #[arg(long, env = "TICKETING_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -224,6 +242,17 @@ pub struct Config {
 impl Config {
     pub fn runs(&self, worker: &str) -> bool {
         self.workers.iter().any(|w| w == "all" || w == worker)
+    }
+
+    /// The metrics endpoint's address, or None when it is `off`.
+    pub fn metrics_listen(&self) -> anyhow::Result<Option<std::net::SocketAddr>> {
+        let v = self.metrics_addr.trim();
+        if v.eq_ignore_ascii_case("off") || v.is_empty() {
+            return Ok(None);
+        }
+        v.parse().map(Some).map_err(|e| {
+            anyhow::anyhow!("TICKETING_WORKERS_METRICS_ADDR {v:?} is not host:port or off: {e}")
+        })
     }
 
     pub fn hold_ttl(&self) -> Duration {
@@ -250,6 +279,9 @@ impl Config {
         c.mongodb_uri = mongodb_uri.into();
         c.mongodb_db = db.into();
         c.namespace = namespace.into();
+        // Many stacks run in one test process: each binds a free port of its own.
+        c.metrics_addr = "127.0.0.1:0".into();
+        c.metrics_poll_ms = 1000;
         // A fresh QR key in memory: tests and tools never read or write a key file.
         c.qr_signing_keys = Some(crate::qrkeys::generate().secret_spec().into());
         c

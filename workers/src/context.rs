@@ -46,6 +46,8 @@ pub struct Ctx {
     pub signer: Arc<streams::proof::CommandSigner>,
     /// The keys whose commands the workers apply, with their grants.
     pub trust: Arc<streams::proof::Trust>,
+    /// This stack's Prometheus metrics (see `metrics`).
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Why a handler could not finish. Business refusals are not errors: they are replies.

@@ -152,8 +152,12 @@ async fn expire(ctx: &Ctx, hold_id: ObjectId) {
         }),
     };
     match streams::publish::publish_command(&ctx.js, &ctx.ns, &ctx.signer, &env, None, None).await {
-        Ok(p) => debug!(hold = %hold_id, duplicate = p.duplicate, "expiry requested"),
+        Ok(p) => {
+            ctx.metrics.expiry_command("hold", true);
+            debug!(hold = %hold_id, duplicate = p.duplicate, "expiry requested")
+        }
         Err(e) => {
+            ctx.metrics.expiry_command("hold", false);
             warn!(hold = %hold_id, error = %e, "expiry command not published; the sweep will retry")
         }
     }
@@ -174,8 +178,12 @@ async fn expire_booking(ctx: &Ctx, booking_id: ObjectId) {
         command: Command::ExpireBooking(BookingRef { booking_id }),
     };
     match streams::publish::publish_command(&ctx.js, &ctx.ns, &ctx.signer, &env, None, None).await {
-        Ok(p) => debug!(booking = %booking_id, duplicate = p.duplicate, "booking expiry requested"),
+        Ok(p) => {
+            ctx.metrics.expiry_command("booking", true);
+            debug!(booking = %booking_id, duplicate = p.duplicate, "booking expiry requested")
+        }
         Err(e) => {
+            ctx.metrics.expiry_command("booking", false);
             warn!(booking = %booking_id, error = %e, "booking expiry not published; the sweep will retry")
         }
     }

@@ -162,6 +162,12 @@ pub async fn create(
         .map(|s| lock_key(&c.event_id, s))
         .collect();
     let outcomes = join_all(keys.iter().map(|k| ctx.locks.acquire(k, &owner, ttl))).await;
+    ctx.metrics.locks_taken(
+        outcomes
+            .iter()
+            .filter(|o| matches!(o, Ok(Acquired::Taken(_))))
+            .count(),
+    );
     let mut taken_by_others = Vec::new();
     let mut failed = None;
     for (seat, o) in c.seat_ids.iter().zip(&outcomes) {
@@ -178,12 +184,16 @@ pub async fn create(
             .filter(|(_, o)| matches!(o, Ok(Acquired::Taken(_)) | Ok(Acquired::AlreadyOurs(_))))
             .map(|(k, _)| k)
             .collect();
+        let mut released = 0;
         for r in join_all(ours.iter().map(|k| ctx.locks.release(k, &owner))).await {
-            if let Err(e) = r {
+            match r {
+                Ok(true) => released += 1,
+                Ok(false) => {}
                 // The lock's TTL frees it anyway.
-                warn!(error = %e, "could not give back a seat lock");
+                Err(e) => warn!(error = %e, "could not give back a seat lock"),
             }
         }
+        ctx.metrics.locks_released("rollback", released);
         if let Some(e) = failed {
             return Err(HandlerError::Transient(format!("seat locks: {e}")));
         }
@@ -266,12 +276,16 @@ fn taken_in_view(ctx: &Ctx, c: &CreateHold, hold_id: ObjectId) -> Vec<String> {
 
 /// Gives back the locks of `keys` that `owner` holds (a hold that cannot go on).
 async fn give_back(ctx: &Ctx, keys: &[String], owner: &str) {
+    let mut released = 0;
     for r in join_all(keys.iter().map(|k| ctx.locks.release(k, owner))).await {
-        if let Err(e) = r {
+        match r {
+            Ok(true) => released += 1,
+            Ok(false) => {}
             // The lock's TTL frees it anyway.
-            warn!(error = %e, "could not give back a seat lock");
+            Err(e) => warn!(error = %e, "could not give back a seat lock"),
         }
     }
+    ctx.metrics.locks_released("rollback", released);
 }
 
 async fn emit_created(

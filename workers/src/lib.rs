@@ -16,6 +16,7 @@ pub mod expiry;
 pub mod gate;
 pub mod holds;
 pub mod leases;
+pub mod metrics;
 pub mod notifications;
 pub mod payments;
 pub mod projections;

@@ -49,6 +49,8 @@ pub async fn start(
         setup::ensure_projection_consumer(&ctx.js, &ctx.ns, "counters", ctx.ns.all_events(), &wire)
             .await
             .map_err(|e| anyhow::anyhow!("ensuring counters projection: {e}"))?;
+    ctx.metrics.watch(&audit);
+    ctx.metrics.watch(&counters);
     tasks.spawn(run(ctx.clone(), audit, "audit", stopped.clone()));
     tasks.spawn(run(ctx.clone(), counters, "counters", stopped));
     Ok(())
@@ -61,6 +63,7 @@ async fn run(
     mut stopped: watch::Receiver<bool>,
 ) {
     info!(projection = name, "projection started");
+    let label = ctx.metrics.consumer_label(&consumer.cached_info().name);
     loop {
         let Some(msgs) = next_batch(&consumer, BATCH, name, &mut stopped).await else {
             break;
@@ -71,6 +74,8 @@ async fn run(
         // A short batch means we are caught up: pause, so the next batch gathers more
         // (one recount serves all of them; FerretDB pays a full scan per recount).
         let caught_up = msgs.len() < BATCH;
+        ctx.metrics.received_batch(&msgs);
+        let started = std::time::Instant::now();
         let events: Vec<DomainEvent> = msgs
             .iter()
             .filter_map(|m| serde_json::from_slice(&m.payload).ok())
@@ -103,6 +108,7 @@ async fn run(
                 }
             }
         }
+        ctx.metrics.handled(&label, started.elapsed());
         if caught_up {
             tokio::select! {
                 _ = stopped.changed() => break,

@@ -2,8 +2,9 @@
 //! durable consumer, bound the handlers in flight, answer once, keep the result, ack; and
 //! dead-letter what exhausts its deliveries.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, AckKind};
 use async_nats::HeaderMap;
@@ -33,6 +34,8 @@ pub struct Running {
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
     pub ctx: Ctx,
+    /// Where `GET /metrics` answers (None when `TICKETING_WORKERS_METRICS_ADDR=off`).
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl Running {
@@ -142,6 +145,23 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
         qr_keys: crate::qrkeys::load_if_needed(&cfg)?.map(Arc::new),
         signer: Arc::new(signer),
         trust: Arc::new(trust),
+        metrics: crate::metrics::Metrics::new(ns.root()),
+    };
+    let metrics_addr = match cfg.metrics_listen()? {
+        Some(addr) => {
+            let (bound, server) =
+                crate::metrics::serve(addr, ctx.metrics.clone(), stopped.clone()).await?;
+            tasks.spawn(server);
+            let every = Duration::from_millis(cfg.metrics_poll_ms.max(100));
+            tasks.spawn(crate::metrics::poll(
+                ctx.metrics.clone(),
+                every,
+                stopped.clone(),
+            ));
+            info!(addr = %bound, "workers' metrics at /metrics");
+            Some(bound)
+        }
+        None => None,
     };
     for (area, name) in [
         (Area::Users, "accounts"),
@@ -157,6 +177,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
                 setup::ensure_command_consumer(&ctx.js, &ns, area, &wire, cfg.concurrency as i64)
                     .await
                     .map_err(|e| anyhow::anyhow!("ensuring consumer {name}: {e}"))?;
+            ctx.metrics.watch(&consumer);
             tasks.spawn(command_loop(ctx.clone(), consumer, name, stopped.clone()));
         }
     }
@@ -189,7 +210,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
         crate::ticketing::start(&ctx, &mut tasks, stopped.clone()).await?;
     }
     info!(namespace = %ns.root(), workers = ?cfg.workers, "workers started");
-    Ok(Running { stop, tasks, ctx })
+    Ok(Running {
+        stop,
+        tasks,
+        ctx,
+        metrics_addr,
+    })
 }
 
 /// The workers' signing key and the registry of trusted signers; the workers' own key
@@ -263,7 +289,10 @@ async fn command_loop(
                 Some(Ok(msg)) => {
                     let ctx = ctx.clone();
                     inflight.spawn(async move {
+                        let consumer = ctx.metrics.received(&msg);
+                        let started = Instant::now();
                         handle_message(&ctx, msg).await;
+                        ctx.metrics.handled(&consumer, started.elapsed());
                         drop(permit);
                     });
                 }
@@ -347,6 +376,7 @@ async fn handle_message(ctx: &Ctx, msg: jetstream::Message) {
                 if let Some(inbox) = &inbox {
                     let _ = respond(&ctx.client, inbox, &reply).await;
                 }
+                ctx.metrics.replayed(&env);
                 ack(&msg).await;
                 return;
             }
@@ -388,6 +418,7 @@ async fn handle_message(ctx: &Ctx, msg: jetstream::Message) {
                         .await;
                     return;
                 }
+                ctx.metrics.answered(&env, &stored.reply);
                 ack(&msg).await;
             }
             Err(HandlerError::Transient(e)) if delivered < ctx.cfg.max_deliver => {
@@ -419,6 +450,7 @@ async fn refuse(
     delivered: i64,
 ) {
     let code = refusal.code();
+    ctx.metrics.refused(env, code);
     let reason = refusal.to_string();
     let (area, verb) = env.command.route();
     let signer = header(msg.headers.as_ref(), headers::SIGNER).map(str::to_string);
@@ -498,6 +530,7 @@ async fn finish_failed(
 
 /// Copies the message to DEADLETTERS with its reason and delivery count.
 async fn dead_letter(ctx: &Ctx, msg: &jetstream::Message, reason: &str, delivered: i64) {
+    ctx.metrics.dead_lettered(msg);
     let mut h = msg.headers.clone().unwrap_or_default();
     h.insert(headers::DEADLETTER_REASON, reason);
     h.insert(

@@ -48,10 +48,17 @@ pub async fn free_seats(
     seats: &[ObjectId],
     owner: Owner,
 ) -> Result<(), HandlerError> {
+    let mut released = 0;
+    let mut failed = None;
     for r in join_all(seats.iter().map(|s| free_seat(ctx, event_id, *s, owner))).await {
-        r?;
+        match r {
+            Ok(true) => released += 1,
+            Ok(false) => {}
+            Err(e) => failed = Some(e),
+        }
     }
-    Ok(())
+    ctx.metrics.locks_released("release", released);
+    failed.map_or(Ok(()), Err)
 }
 
 async fn free_seat(
@@ -59,13 +66,13 @@ async fn free_seat(
     event_id: ObjectId,
     seat: ObjectId,
     owner: Owner,
-) -> Result<(), HandlerError> {
+) -> Result<bool, HandlerError> {
     let key = lock_key(&event_id, &seat);
     let Some((current, rev)) = ctx.locks.owner(&key).await? else {
-        return Ok(());
+        return Ok(false);
     };
     if !owner.lock_values().contains(&current) {
-        return Ok(());
+        return Ok(false);
     }
     match ctx
         .locks
@@ -73,9 +80,9 @@ async fn free_seat(
         .delete_expect_revision(&key, Some(rev))
         .await
     {
-        Ok(()) => Ok(()),
+        Ok(()) => Ok(true),
         Err(e) if e.kind() == async_nats::jetstream::kv::DeleteErrorKind::WrongLastRevision => {
-            Ok(())
+            Ok(false)
         }
         Err(e) => Err(HandlerError::Transient(format!(
             "releasing lock {key}: {e}"

@@ -94,18 +94,22 @@ pub async fn start(
     )
     .await
     .map_err(|e| anyhow::anyhow!("ensuring the ticketing consumer: {e}"))?;
+    ctx.metrics.watch(&consumer);
     tasks.spawn(run(ctx.clone(), consumer, stopped));
     Ok(())
 }
 
 async fn run(ctx: Ctx, consumer: PullConsumer, mut stopped: watch::Receiver<bool>) {
     info!("ticketing worker started");
+    let label = ctx.metrics.consumer_label(&consumer.cached_info().name);
     loop {
         let Some(msgs) =
             crate::projections::next_batch(&consumer, BATCH, "ticketing", &mut stopped).await
         else {
             break;
         };
+        ctx.metrics.received_batch(&msgs);
+        let started = std::time::Instant::now();
         // Handled to the end even when asked to stop: the batch is acked, not dropped.
         let outcomes = crate::projections::with_progress(
             &msgs,
@@ -121,12 +125,16 @@ async fn run(ctx: Ctx, consumer: PullConsumer, mut stopped: watch::Receiver<bool
                 }
                 Err(HandlerError::Permanent(e)) => {
                     error!(error = %e, "ticketing: event cannot be handled; dropped");
+                    ctx.metrics.dead_lettered(m);
                     m.ack_with(AckKind::Term).await
                 }
             };
             if let Err(e) = acked {
                 warn!(error = %e, "ticketing ack failed; the event will be handled again");
             }
+        }
+        if !msgs.is_empty() {
+            ctx.metrics.handled(&label, started.elapsed());
         }
     }
     info!("ticketing worker stopped");

@@ -9,6 +9,7 @@ mod events;
 mod holds;
 mod idempotency;
 mod live;
+mod metrics;
 mod money;
 mod notifications;
 mod openapi;

@@ -62,6 +62,7 @@ pub async fn start(
     .await
     .map_err(|e| anyhow::anyhow!("ensuring notifications consumer: {e}"))?;
     let senders = std::sync::Arc::new(senders::Senders::from_config(&ctx.cfg)?);
+    ctx.metrics.watch(&consumer);
     tasks.spawn(project(ctx.clone(), consumer, stopped.clone()));
     tasks.spawn(dispatch::run(ctx.clone(), senders, stopped));
     Ok(())
@@ -69,13 +70,19 @@ pub async fn start(
 
 async fn project(ctx: Ctx, consumer: PullConsumer, mut stopped: watch::Receiver<bool>) {
     info!("notifications projection started");
+    let label = ctx.metrics.consumer_label(&consumer.cached_info().name);
     loop {
         let Some(msgs) =
             crate::projections::next_batch(&consumer, 100, "notifications", &mut stopped).await
         else {
             break;
         };
-        for m in msgs {
+        if msgs.is_empty() {
+            continue;
+        }
+        ctx.metrics.received_batch(&msgs);
+        let started = std::time::Instant::now();
+        for m in &msgs {
             let ev: DomainEvent = match serde_json::from_slice(&m.payload) {
                 Ok(ev) => ev,
                 Err(e) => {
@@ -94,10 +101,12 @@ async fn project(ctx: Ctx, consumer: PullConsumer, mut stopped: watch::Receiver<
                 }
                 Err(HandlerError::Permanent(e)) => {
                     warn!(event = %ev.id, error = %e, "no notification for this event");
+                    ctx.metrics.dead_lettered(m);
                     let _ = m.ack_with(AckKind::Term).await;
                 }
             }
         }
+        ctx.metrics.handled(&label, started.elapsed());
     }
     info!("notifications projection stopped");
 }
