@@ -11,6 +11,9 @@ pub enum ErrorCode {
     InvalidJson,
     ValidationFailed,
     InvalidId,
+    /// 400: a revocation list version (`since`) that is not a version, or is newer
+    /// than the list: download the whole list again (`since=0`).
+    InvalidSince,
     // 401 / 403
     Unauthorized,
     InvalidToken,
@@ -83,7 +86,7 @@ impl ErrorCode {
     pub fn status(self) -> u16 {
         use ErrorCode::*;
         match self {
-            InvalidJson | ValidationFailed | InvalidId => 400,
+            InvalidJson | ValidationFailed | InvalidId | InvalidSince => 400,
             Unauthorized | InvalidToken | TokenExpired | InvalidCredentials => 401,
             Forbidden | EmailNotVerified => 403,
             InvalidOrExpiredToken => 400,
@@ -122,6 +125,7 @@ impl ErrorCode {
             InvalidJson => "invalid_json",
             ValidationFailed => "validation_failed",
             InvalidId => "invalid_id",
+            InvalidSince => "invalid_since",
             Unauthorized => "unauthorized",
             InvalidToken => "invalid_token",
             TokenExpired => "token_expired",
