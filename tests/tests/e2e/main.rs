@@ -12,5 +12,6 @@ mod money;
 mod notifications;
 mod race;
 mod redelivery;
+mod revocations;
 mod store;
 mod tickets;
