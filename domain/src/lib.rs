@@ -15,6 +15,7 @@ pub mod hold;
 pub mod ids;
 pub mod money;
 pub mod qr;
+pub mod revocation;
 pub mod seat;
 pub mod user;
 

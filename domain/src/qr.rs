@@ -231,6 +231,15 @@ impl QrSigner {
     }
 }
 
+impl QrSigner {
+    /// The base64url Ed25519 signature of `text`, for the other documents these keys sign
+    /// (`crate::revocation`). Each kind of signed text starts with its own format tag
+    /// (`T1.` here, `TRL1.` there), so a signature never verifies as another kind.
+    pub(crate) fn sign_text(&self, text: &str) -> String {
+        b64url(&self.key.sign(text.as_bytes()).to_bytes())
+    }
+}
+
 /// A published verification key: what `GET /v1/scan-keys` lists and the offline
 /// verifier reads.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -291,6 +300,23 @@ impl QrVerifier {
                 public_key: STANDARD.encode(vk.as_bytes()),
             })
             .collect()
+    }
+
+    /// Checks a base64url signature of `text` by the key `kid` (see
+    /// [`QrSigner::sign_text`]).
+    pub(crate) fn verify_text(&self, kid: &str, text: &str, sig: &str) -> Result<(), QrError> {
+        let sig_bytes: [u8; 64] = URL_SAFE_NO_PAD
+            .decode(sig)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or(QrError::Malformed("signature is not 64 bytes of base64url"))?;
+        let (_, key) = self
+            .keys
+            .iter()
+            .find(|(k, _)| k.0 == kid)
+            .ok_or_else(|| QrError::UnknownKey(kid.to_string()))?;
+        key.verify_strict(text.as_bytes(), &Signature::from_bytes(&sig_bytes))
+            .map_err(|_| QrError::BadSignature)
     }
 
     /// Checks the signature of a QR string and decodes what it says. Surrounding

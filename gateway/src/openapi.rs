@@ -110,6 +110,7 @@ impl Modify for BearerAuth {
         tickets::qr_png,
         tickets::scan,
         tickets::scan_keys,
+        tickets::revocations,
         account_tokens::verify,
         account_tokens::reset_request,
         account_tokens::reset_confirm,

@@ -11,6 +11,9 @@ pub enum ErrorCode {
     InvalidJson,
     ValidationFailed,
     InvalidId,
+    /// 400: a revocation list version (`since`) that is not a version, or is newer
+    /// than the list: download the whole list again (`since=0`).
+    InvalidSince,
     // 401 / 403
     Unauthorized,
     InvalidToken,
@@ -88,7 +91,7 @@ impl ErrorCode {
     pub fn status(self) -> u16 {
         use ErrorCode::*;
         match self {
-            InvalidJson | ValidationFailed | InvalidId => 400,
+            InvalidJson | ValidationFailed | InvalidId | InvalidSince => 400,
             Unauthorized | InvalidToken | TokenExpired | TokenRevoked | InvalidCredentials => 401,
             Forbidden | EmailNotVerified => 403,
             InvalidOrExpiredToken => 400,
@@ -123,12 +126,13 @@ impl ErrorCode {
     }
 
     /// Every code, in the table's order (a test checks none is missing).
-    pub const ALL: [ErrorCode; 51] = {
+    pub const ALL: [ErrorCode; 52] = {
         use ErrorCode::*;
         [
             InvalidJson,
             ValidationFailed,
             InvalidId,
+            InvalidSince,
             Unauthorized,
             InvalidToken,
             TokenExpired,
@@ -189,6 +193,7 @@ impl ErrorCode {
                 "A field, query parameter or header breaks a rule; the message names it."
             }
             InvalidId => "An id in the path, the query or the body is not 24 hex digits.",
+            InvalidSince => "A revocation list's `since` is not a whole version this list has reached: download the whole list again.",
             Unauthorized => "No bearer token was sent where one is needed.",
             InvalidToken => {
                 "The bearer token is malformed, forged, revoked, or its account is gone."
@@ -266,6 +271,7 @@ impl ErrorCode {
             InvalidJson => "invalid_json",
             ValidationFailed => "validation_failed",
             InvalidId => "invalid_id",
+            InvalidSince => "invalid_since",
             Unauthorized => "unauthorized",
             InvalidToken => "invalid_token",
             TokenExpired => "token_expired",

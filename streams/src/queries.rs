@@ -70,6 +70,10 @@ pub enum Query {
     TicketQrPng { ticket_id: ObjectId },
     /// The QR verification keys (staff): `{keys: [{kid, alg, publicKey}]}`.
     ScanKeys,
+    /// An event's signed revocation list (staff): the tickets revoked after version
+    /// `since` and the list's version now, as `domain::revocation::SignedRevocations`;
+    /// 400 `invalid_since` when `since` is newer than the list, 404 `event_not_found`.
+    EventRevocations { event_id: ObjectId, since: u64 },
     /// The issuer's notifications, newest first: `{items, page, limit, total}`.
     MyNotifications { page: u32, limit: u32 },
     /// An event's analytics (admins): `{eventId, period, items: [{periodStart, periodEnd,
@@ -138,6 +142,7 @@ impl Query {
             Query::GetTicket { .. } => "get_ticket",
             Query::TicketQrPng { .. } => "ticket_qr_png",
             Query::ScanKeys => "scan_keys",
+            Query::EventRevocations { .. } => "event_revocations",
             Query::MyNotifications { .. } => "my_notifications",
             Query::EventAnalytics { .. } => "event_analytics",
         }

@@ -23,6 +23,7 @@ pub mod projections;
 pub mod qrimage;
 pub mod qrkeys;
 pub mod queries;
+pub mod revocations;
 pub mod runtime;
 pub mod scans;
 pub mod seatmap;

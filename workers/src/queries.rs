@@ -325,6 +325,9 @@ async fn answer(ctx: &Ctx, req: &QueryRequest) -> Result<Reply, StoreError> {
             crate::ticket_queries::qr_png(ctx, &req.issuer, *ticket_id).await?
         }
         Query::ScanKeys => crate::ticket_queries::scan_keys(ctx, &req.issuer),
+        Query::EventRevocations { event_id, since } => {
+            crate::revocations::list(ctx, &req.issuer, *event_id, *since).await?
+        }
         Query::MyNotifications { page, limit } => match &req.issuer {
             Some(i) => crate::notifications::mine(ctx, i.user_id, *page, *limit).await?,
             None => Reply::error(ErrorCode::Unauthorized, "sign in first"),

@@ -95,8 +95,9 @@ pub async fn start(
     .await
     .map_err(|e| anyhow::anyhow!("ensuring the ticketing consumer: {e}"))?;
     ctx.metrics.watch(&consumer);
-    tasks.spawn(run(ctx.clone(), consumer, stopped));
-    Ok(())
+    tasks.spawn(run(ctx.clone(), consumer, stopped.clone()));
+    // The revocation lists follow the tickets' cancellations.
+    crate::revocations::start(ctx, tasks, stopped).await
 }
 
 async fn run(ctx: Ctx, consumer: PullConsumer, mut stopped: watch::Receiver<bool>) {

@@ -577,3 +577,22 @@ pub struct Rebuilt {
     pub replayed_events: u64,
     pub shows: u64,
 }
+
+/// A signed revocation list (`GET /v1/events/{id}/revocations`): `payload` is the
+/// base64url JSON of `{eventId, since, version, issuedAt, entries}`, signed with the QR
+/// signing key whose public half `/v1/scan-keys` gives (docs/gates.md).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignedRevocations {
+    /// Always `TRL1`.
+    #[schema(example = "TRL1")]
+    pub format: String,
+    pub kid: String,
+    /// Always `Ed25519`.
+    #[schema(example = "Ed25519")]
+    pub alg: String,
+    /// base64url of the list's JSON.
+    pub payload: String,
+    /// base64url of the Ed25519 signature of `TRL1.<kid>.<payload>`.
+    pub signature: String,
+}

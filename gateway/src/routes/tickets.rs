@@ -12,15 +12,16 @@ use axum::Router;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde::Deserialize;
+use streams::codes::ErrorCode;
 use streams::commands::{Command, ScanTicket};
 use streams::queries::{Query, QueryRequest};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::ask;
 use crate::auth::AuthUser;
 use crate::commands::{self, Origin};
 use crate::error::{reply_response, ApiError};
-use crate::extract::{IdPath, IdempotencyKey, Json, RequestMeta};
+use crate::extract::{IdPath, IdempotencyKey, Json, QueryParams, RequestMeta};
 use crate::state::AppState;
 
 /// Longest QR string accepted from a scanner (ours are about 200 characters; longer
@@ -36,6 +37,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/tickets/{id}/qr.png", get(qr_png))
         .route("/v1/scans", post(scan))
         .route("/v1/scan-keys", get(scan_keys))
+        .route("/v1/events/{id}/revocations", get(revocations))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -214,4 +216,91 @@ pub async fn scan_keys(
 ) -> Result<Response, ApiError> {
     user.require_staff()?;
     ask(&state, Some(user.issuer()), Query::ScanKeys).await
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct RevocationParams {
+    /// The `version` of the list the device holds: only entries newer than it are sent.
+    /// 0 or absent: the whole list.
+    #[param(value_type = Option<String>, pattern = "^[0-9]{1,19}$")]
+    pub since: Option<String>,
+}
+
+/// `since` as a version: a whole number from 0 (absent or blank: 0).
+pub fn parse_since(since: Option<&str>) -> Result<u64, ApiError> {
+    match since.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(0),
+        Some(s) if s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse::<u64>().map_err(|_| bad_since())
+        }
+        Some(_) => Err(bad_since()),
+    }
+}
+
+fn bad_since() -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidSince,
+        "since must be the version of a revocation list (a whole number from 0)",
+    )
+}
+
+/// Staff: the event's revocation list, signed, for gates that check tickets offline:
+/// tickets cancelled (booking cancelled or refunded, event cancelled) and QR codes
+/// invalidated. The answer is `{format: "TRL1", kid, alg, payload, signature}`: `payload`
+/// is base64url of the JSON `{eventId, since, version, issuedAt, entries: [{version,
+/// ticketId, qrCodeId, qrSha256, bookingId, ticketNumber, reason, revokedAt}]}`, and
+/// `signature` the Ed25519 signature of `TRL1.<kid>.<payload>` by a key of
+/// `GET /v1/scan-keys`. Ask again with `since=<version>` for what changed since.
+#[utoipa::path(
+    get, path = "/v1/events/{id}/revocations", tag = "tickets", security(("bearer" = [])),
+    params(("id" = crate::openapi::params::ObjectId, Path, description = "Event id"), RevocationParams),
+    responses(
+        (status = 200, description = "The signed list: `{format, kid, alg, payload, signature}`", body = crate::openapi::schemas::SignedRevocations),
+        (status = 400, description = "`invalid_id`; `invalid_since`: not a version, or newer than the list (download it whole: `since=0`)", body = crate::openapi::ErrorBody),
+        (status = 403, description = "`forbidden`: staff only", body = crate::openapi::ErrorBody),
+        (status = 404, description = "`event_not_found`", body = crate::openapi::ErrorBody),
+    )
+)]
+pub async fn revocations(
+    State(state): State<AppState>,
+    user: AuthUser,
+    IdPath(event_id): IdPath,
+    QueryParams(p): QueryParams<RevocationParams>,
+) -> Result<Response, ApiError> {
+    user.require_staff()?;
+    let since = parse_since(p.since.as_deref())?;
+    ask(
+        &state,
+        Some(user.issuer()),
+        Query::EventRevocations { event_id, since },
+    )
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_is_a_whole_version_or_absent() {
+        assert_eq!(parse_since(None).unwrap(), 0);
+        assert_eq!(parse_since(Some(" ")).unwrap(), 0);
+        assert_eq!(parse_since(Some("42")).unwrap(), 42);
+        assert_eq!(parse_since(Some(&u64::MAX.to_string())).unwrap(), u64::MAX);
+        for bad in [
+            "v1",
+            "-1",
+            "+1",
+            "1.0",
+            "1e3",
+            "18446744073709551616",
+            "0x10",
+        ] {
+            let e = parse_since(Some(bad)).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidSince, "{bad}");
+            assert_eq!(e.code.status(), 400);
+        }
+    }
 }

@@ -16,6 +16,7 @@ mod openapi;
 mod quickstart;
 mod race;
 mod redelivery;
+mod revocations;
 mod sessions;
 mod store;
 mod tickets;

@@ -123,6 +123,7 @@ async fn the_workers_metrics_count_a_hold_its_booking_its_locks_and_a_forged_com
         "proj-analytics",
         "proj-notifications",
         "proj-ticketing",
+        "proj-revocations",
     ] {
         assert!(
             first.has(PENDING, &[("consumer", consumer)]),

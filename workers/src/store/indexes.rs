@@ -193,6 +193,16 @@ pub fn all(with_ttl: bool) -> Vec<CollectionIndexes> {
                 plain(doc! {"status": 1}),
             ],
         },
+        // Derived from EVENTS (`booking.cancelled`), rebuildable by replaying them; no
+        // audit entry of its own (the event it comes from is audited). `_id` is the
+        // ticket: one entry per ticket, the first revocation's. Read by event and version.
+        CollectionIndexes {
+            collection: names::TICKET_REVOCATIONS,
+            indexes: vec![
+                plain(doc! {"eventId": 1, "version": 1}),
+                plain(doc! {"bookingId": 1}),
+            ],
+        },
         CollectionIndexes {
             collection: names::ANALYTICS,
             indexes: vec![

@@ -52,6 +52,9 @@ pub mod names {
     pub const NOTIFICATIONS: &str = "notifications";
     pub const AUDIT_LOGS: &str = "audit_logs";
     pub const ANALYTICS: &str = "analytics";
+    /// Not in the data model: revoked tickets for gates' offline lists, a projection of
+    /// `booking.cancelled` events (see `crate::revocations`).
+    pub const TICKET_REVOCATIONS: &str = "ticket_revocations";
 
     /// Every collection of the data model.
     pub const ALL: &[&str] = &[
