@@ -82,7 +82,7 @@ async fn analytics_match_the_sales_and_refunds_and_survive_a_rebuild() {
     let (_, u2) = app.new_user().await;
 
     // Sale 1: A1 A2 (50.00). Sale 2: C1 (60.00). Sale 3: A3 C2 (85.00), then cancelled.
-    // A declined payment on B1: a cancellation without a sale.
+    // A declined payment on B1, then the buyer gives up: a cancellation without a sale.
     let mut refunded = 0;
     for (token, picks, cancel) in [
         (&u1, vec![seat("A", 1), seat("A", 2)], false),
@@ -109,6 +109,15 @@ async fn analytics_match_the_sales_and_refunds_and_survive_a_rebuild() {
             .status,
         402
     );
+    // A decline leaves the booking payable; cancelling it releases the seat.
+    let c = app
+        .post(
+            &format!("/v1/bookings/{}/cancel", b["id"].as_str().unwrap()),
+            Some(&u2),
+            json!({}),
+        )
+        .await;
+    assert_eq!(c.status, 200, "{c:?}");
     assert!(refunded > 0);
 
     let path = format!("/v1/events/{event}/analytics?period=monthly");

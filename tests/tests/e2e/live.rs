@@ -58,13 +58,22 @@ async fn the_seat_map_shows_each_hold_payment_and_failure_as_soon_as_it_is_answe
     assert_eq!(paid.status, 201, "{paid:?}");
     assert_eq!(seats_with(&app, &event, "booked").await, pair);
 
-    // A declined payment: the seats are for sale again at once.
+    // A declined payment keeps the seat for another card; cancelling the booking puts
+    // it on sale again at once.
     let other = app.book(&user, &event, &[seats[2].clone()]).await;
     assert!(seats_with(&app, &event, "held").await.contains(&seats[2]));
-    let declined = app
-        .pay(&user, other["id"].as_str().unwrap(), "4000000000000002")
-        .await;
+    let other_id = other["id"].as_str().unwrap();
+    let declined = app.pay(&user, other_id, "4000000000000002").await;
     assert_eq!(declined.status, 402, "{declined:?}");
+    assert!(seats_with(&app, &event, "held").await.contains(&seats[2]));
+    let cancelled = app
+        .post(
+            &format!("/v1/bookings/{other_id}/cancel"),
+            Some(&user),
+            json!({}),
+        )
+        .await;
+    assert_eq!(cancelled.status, 200, "{cancelled:?}");
     let available = seats_with(&app, &event, "available").await;
     assert!(available.contains(&seats[2]), "{available:?}");
     assert_eq!(available.len(), 4);
