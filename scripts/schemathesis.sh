@@ -123,9 +123,12 @@ echo "gateway $URL, demo event $event_id, namespace $TICKETING_NAMESPACE"
 # a real resource as well as random ids (see schemathesis.toml).
 export SCHEMATHESIS_EVENT_ID="$event_id"
 rc=0
+# POST /v1/auth/logout is left out: it would end the admin token every later request
+# runs with (e2e sessions::* covers it).
 timeout --signal=INT --kill-after=30 "$TIMEOUT" \
   env NO_COLOR=1 "$ST" --config-file "$ROOT/scripts/schemathesis.toml" run "$URL/openapi.json" \
   --checks all \
+  --exclude-path /v1/auth/logout \
   --max-examples "$EXAMPLES" \
   --header "Authorization: Bearer $token" \
   --report junit --report-dir "$RUN/report" \

@@ -10,6 +10,8 @@
 #   cargo fmt --all --check
 #   cargo clippy --workspace --all-targets -- -D warnings
 #   cargo test --workspace
+#   scripts/schemathesis.sh (the pinned schemathesis against a running gateway)
+#   scripts/check-no-card-numbers.sh over every log of the run
 # printing the time of each step. A failing check does not hide the others: every step
 # runs, and the script fails at the end if any did. The test servers are stopped at the
 # end (unless they were already running before this script), and on failure the tails of
@@ -98,5 +100,6 @@ timed "cargo clippy --workspace --all-targets -D warnings" cargo clippy --worksp
 # with the servers' logs (scripts/check-no-card-numbers.sh).
 rm -f "$TEST_RUN/e2e.log"
 TICKETING_TEST_LOG="$TEST_RUN/e2e.log" timed "cargo test --workspace" cargo test --workspace "$@" || FAILED=1
-timed "no card number in the logs" bash scripts/check-no-card-numbers.sh "$TEST_RUN"/*.log || FAILED=1
+timed "schemathesis: OpenAPI vs the running API" bash scripts/schemathesis.sh || FAILED=1
+timed "no card number in the logs" bash scripts/check-no-card-numbers.sh "$TEST_RUN"/*.log .data/schemathesis/run/*.log || FAILED=1
 exit "$FAILED"

@@ -163,6 +163,13 @@ pub async fn suspend(
     if !env.issuer.as_ref().is_some_and(|i| i.role.is_admin()) {
         return Ok(Reply::error(ErrorCode::Forbidden, "admins only"));
     }
+    if env.issuer.as_ref().is_some_and(|i| i.user_id == c.user_id) {
+        // The last admin would lock everyone out; another admin can do it.
+        return Ok(Reply::error(
+            ErrorCode::Forbidden,
+            "an admin cannot suspend their own account",
+        ));
+    }
     let users = ctx.store.col(names::USERS);
     let user_id = c.user_id;
     let before = crate::leases::with_lease(ctx, names::USERS, user_id, || async {

@@ -284,15 +284,19 @@ pub async fn list(
     }
     // The version first: every entry up to it is written by now.
     let version = current_version(ctx).await?;
-    if since > version {
-        return Ok(Reply::error_with(
-            ErrorCode::InvalidSince,
-            format!(
-                "since {since} is newer than the revocation list (version {version}): download the whole list (since=0)"
-            ),
-            serde_json::json!({"since": since, "version": version}),
-        ));
-    }
+    // A version the list has not reached: the device's copy is of another history (the
+    // EVENTS stream was recreated). It gets the whole list, which says so (`since: 0`),
+    // and replaces its copy.
+    let since = if since > version {
+        tracing::info!(
+            since,
+            version,
+            "a revocation list asked from beyond its version: sending it whole"
+        );
+        0
+    } else {
+        since
+    };
     let filter = doc! {
         "eventId": event_id,
         "version": {"$gt": since as i64, "$lte": version as i64},

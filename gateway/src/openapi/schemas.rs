@@ -132,16 +132,23 @@ pub struct CancellationPolicy {
     pub refund_percentage: u32,
 }
 
-/// How many bookings and holds an event's cancellation is undoing.
+/// A cancelled event's undoing. The cancellation's answer counts the bookings and holds
+/// it undoes and says where to follow it (`location`); `GET /v1/events/{id}` then says
+/// how many bookings are still to refund (`bookingsLeft`) until `status` is `done`.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CancellationCounts {
-    pub bookings: u64,
-    pub holds: u64,
-    /// `done` once every booking and hold is undone, else `in_progress`.
-    pub status: Option<String>,
-    /// The event: `/v1/events/{id}`.
+    /// Bookings being refunded (the cancellation's answer).
+    pub bookings: Option<u64>,
+    /// Holds released (the cancellation's answer).
+    pub holds: Option<u64>,
+    /// `processing` while refunds run, then `done`.
+    #[schema(example = "processing")]
+    pub status: String,
+    /// The event: `/v1/events/{id}` (the cancellation's answer).
     pub location: Option<String>,
+    /// Bookings still to refund (`GET /v1/events/{id}`).
+    pub bookings_left: Option<u64>,
 }
 
 /// A seat of the seat map.

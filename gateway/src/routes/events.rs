@@ -369,6 +369,7 @@ fn event_filter(p: ListParams, admin: bool) -> Result<EventFilter, ApiError> {
 /// Published events, filtered and paged.
 #[utoipa::path(
     get, path = "/v1/events", tag = "events",
+    security((), ("bearer" = [])),
     params(ListParams),
     responses(
         (status = 200, description = "A page of events, soonest first", body = crate::openapi::schemas::Page<crate::openapi::schemas::Event>),
@@ -388,6 +389,7 @@ pub async fn list(
 /// One event (drafts only for admins).
 #[utoipa::path(
     get, path = "/v1/events/{id}", tag = "events",
+    security((), ("bearer" = [])),
     params(("id" = crate::openapi::params::ObjectId, Path, description = "Event id")),
     responses(
         (status = 200, description = "The event", body = crate::openapi::schemas::Event),
@@ -421,6 +423,7 @@ pub struct SeatParams {
 /// Seats of an event, in row and number order.
 #[utoipa::path(
     get, path = "/v1/events/{id}/seats", tag = "events",
+    security((), ("bearer" = [])),
     params(("id" = crate::openapi::params::ObjectId, Path, description = "Event id"), SeatParams),
     responses(
         (status = 200, description = "The seats", body = crate::openapi::schemas::SeatList),

@@ -210,11 +210,19 @@ async fn an_event_cancellation_revokes_every_ticket_and_lists_are_for_staff_with
         let r = app.get(&format!("{path}?since={bad}"), Some(&admin)).await;
         assert_eq!((r.status, r.code()), (400, "invalid_since"), "{bad}: {r:?}");
     }
-    // A version the list has not reached: the device's copy is not of this list.
+    // A version the list has not reached: the device's copy is not of this list, so
+    // it gets the whole list, which says so (`since` 0).
     let r = app
         .get(&format!("{path}?since=999999999999"), Some(&admin))
         .await;
-    assert_eq!((r.status, r.code()), (400, "invalid_since"), "{r:?}");
+    assert_eq!(r.status, 200, "{r:?}");
+    let payload = r.body["payload"].as_str().unwrap();
+    let list: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(list["since"], 0, "{list}");
     let r = app
         .get(
             &format!(

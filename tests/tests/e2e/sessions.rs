@@ -157,6 +157,21 @@ async fn a_suspended_account_loses_its_tokens_and_cannot_sign_in() {
         .await;
     assert_eq!((bad.status, bad.code()), (400, "invalid_id"));
     assert_eq!(app.get("/v1/me", Some(&token)).await.status, 200);
+    let admin_id = app.get("/v1/me", Some(&admin)).await.body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let own = app
+        .call(
+            "POST",
+            &format!("/v1/users/{admin_id}/suspend"),
+            Some(&admin),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!((own.status, own.code()), (403, "forbidden"), "{own:?}");
+    assert_eq!(app.get("/v1/me", Some(&admin)).await.status, 200);
 
     let done = app.call("POST", &path, Some(&admin), None, &[]).await;
     assert_eq!(done.status, 200, "{done:?}");
