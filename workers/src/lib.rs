@@ -5,33 +5,18 @@
 //! a command once (ids derived from the command id, inserts keyed by them, seat locks in
 //! NATS KV), publishes domain events, answers the caller's inbox and keeps the result.
 
-pub mod account_tokens;
-pub mod accounts;
 pub mod analytics;
+pub mod app;
 pub mod bookings;
-pub mod catalog;
-pub mod config;
-pub mod context;
-pub mod expiry;
-pub mod gate;
+pub mod events;
 pub mod holds;
-pub mod leases;
-pub mod metrics;
 pub mod notifications;
 pub mod payments;
 pub mod projections;
-pub mod qrimage;
-pub mod qrkeys;
 pub mod queries;
-pub mod revocations;
-pub mod runtime;
-pub mod scans;
-pub mod seatmap;
-pub mod seatops;
 pub mod store;
-pub mod ticket_queries;
-pub mod ticketing;
-pub mod tickets_hook;
+pub mod tickets;
+pub mod users;
 
-pub use config::Config;
-pub use runtime::{run, Running};
+pub use app::config::Config;
+pub use app::runtime::{run, Running};

@@ -15,7 +15,7 @@ use tracing::{info, warn};
 
 use super::senders::{Outgoing, SendError, Senders};
 use super::{templates, SECRET_TYPES, STALE_SENDING};
-use crate::context::{Ctx, HandlerError};
+use crate::app::context::{Ctx, HandlerError};
 use crate::store::{bson_to_json, names};
 
 /// Notifications sent at once by one dispatcher.
@@ -97,7 +97,7 @@ pub async fn send_one(ctx: &Ctx, senders: &Senders, id: ObjectId) -> Result<(), 
     let col = ctx.store.col(names::NOTIFICATIONS);
     let claimed = {
         let col = col.clone();
-        crate::leases::with_lease(ctx, names::NOTIFICATIONS, id, || async move {
+        crate::store::leases::with_lease(ctx, names::NOTIFICATIONS, id, || async move {
             let Some(mut d) = col.find_one(doc! {"_id": id}).await? else {
                 return Ok(None);
             };

@@ -35,8 +35,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::context::{Ctx, HandlerError};
-use crate::runtime::wire_config;
+use crate::app::context::{Ctx, HandlerError};
+use crate::app::runtime::wire_config;
 use crate::store::{api_json, bson_to_json, is_duplicate_key, names, to_doc};
 
 /// A `sending` notification older than this is given up as `failed` (outcome unknown).
@@ -593,7 +593,7 @@ async fn withdraw(ctx: &Ctx, filter: Document, reason: &str) -> Result<(), Handl
         .collect();
     for id in ids {
         let col = col.clone();
-        crate::leases::with_lease(ctx, names::NOTIFICATIONS, id, || async move {
+        crate::store::leases::with_lease(ctx, names::NOTIFICATIONS, id, || async move {
             let cur = col.find_one(doc! {"_id": id}).await?;
             if cur.as_ref().and_then(|d| d.get_str("status").ok()) == Some("pending") {
                 let now = DateTime::now();
@@ -656,7 +656,7 @@ pub async fn mark_read(
     };
     let col = ctx.store.col(names::NOTIFICATIONS);
     let id = c.notification_id;
-    crate::leases::with_lease(ctx, names::NOTIFICATIONS, id, || async move {
+    crate::store::leases::with_lease(ctx, names::NOTIFICATIONS, id, || async move {
         let Some(mut d) = col.find_one(doc! {"_id": id}).await? else {
             return Ok(Reply::error(
                 ErrorCode::NotificationNotFound,

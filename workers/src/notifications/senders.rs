@@ -163,7 +163,7 @@ pub struct Senders {
 }
 
 impl Senders {
-    pub fn from_config(cfg: &crate::config::Config) -> anyhow::Result<Self> {
+    pub fn from_config(cfg: &crate::app::config::Config) -> anyhow::Result<Self> {
         Ok(Senders {
             email: Box::new(EmailSender::new(&cfg.smtp_url, &cfg.mail_from)?),
             sms: Box::new(WebhookSender::new("sms", cfg.sms_webhook_url.clone())),

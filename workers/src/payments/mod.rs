@@ -30,9 +30,9 @@ use streams::codes::{ErrorCode, Reply};
 use streams::commands::{CommandEnvelope, PayBooking};
 use tracing::{info, warn};
 
+use crate::app::context::{Change, Ctx, HandlerError};
 use crate::bookings::{self, CancelledBy};
-use crate::context::{Change, Ctx, HandlerError};
-use crate::leases::with_lease;
+use crate::store::leases::with_lease;
 use crate::store::{api_json, is_duplicate_key, names, to_doc};
 
 /// The lease that serializes "start a payment attempt" with "cancel or expire an unpaid

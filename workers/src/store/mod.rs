@@ -7,6 +7,7 @@
 
 pub mod batch;
 pub mod indexes;
+pub mod leases;
 pub mod pg_indexes;
 
 use bson::{doc, Bson, Document};
@@ -53,7 +54,7 @@ pub mod names {
     pub const AUDIT_LOGS: &str = "audit_logs";
     pub const ANALYTICS: &str = "analytics";
     /// Not in the data model: revoked tickets for gates' offline lists, a projection of
-    /// `booking.cancelled` events (see `crate::revocations`).
+    /// `booking.cancelled` events (see `crate::tickets::revocations`).
     pub const TICKET_REVOCATIONS: &str = "ticket_revocations";
 
     /// Every collection of the data model.

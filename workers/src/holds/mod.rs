@@ -11,6 +11,9 @@
 //! stored result (plus the command's own publish and ack). A refused hold costs the
 //! creates it won plus their deletes.
 
+pub mod expiry;
+pub mod seats;
+
 use bson::{doc, Document};
 use chrono::Utc;
 use domain::hold::{check_hold_request, HoldStatus, SeatHold};
@@ -25,9 +28,9 @@ use streams::live::locks::status_key;
 use streams::locks::Acquired;
 use tracing::warn;
 
-use crate::context::{Change, Ctx, HandlerError};
-use crate::seatmap::SeatMap;
-use crate::seatops::{free_seats, Owner};
+use crate::app::context::{Change, Ctx, HandlerError};
+use crate::events::seat_map::SeatMap;
+use crate::holds::seats::{free_seats, Owner};
 use crate::store::{api_json, names, to_doc};
 
 /// The hold's id, derived from the command that creates it.

@@ -11,6 +11,13 @@
 //! deterministic, so a redelivered event builds the same documents and the unique `_id`
 //! refuses them: a confirmed booking has exactly one ticket per seat.
 
+pub mod cancel;
+pub mod gate;
+pub mod qr_image;
+pub mod qr_keys;
+pub mod revocations;
+pub mod scans;
+
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::PullConsumer;
@@ -32,9 +39,9 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
-use crate::context::{Change, Ctx, HandlerError};
-use crate::leases::with_lease;
-use crate::runtime::wire_config;
+use crate::app::context::{Change, Ctx, HandlerError};
+use crate::app::runtime::wire_config;
+use crate::store::leases::with_lease;
 use crate::store::{api_json, is_duplicate_key, names, to_doc};
 
 /// Events per fetch; a batch is handled concurrently.
@@ -88,6 +95,8 @@ pub async fn start(
     let consumer = setup::ensure_projection_consumer(
         &ctx.js,
         &ctx.ns,
+        // NOTE: the durable keeps its name from before the workers were named by area:
+        // it holds the consumer's position in EVENTS.
         "ticketing",
         ctx.ns.event("booking", "*"),
         &wire,
@@ -97,7 +106,7 @@ pub async fn start(
     ctx.metrics.watch(&consumer);
     tasks.spawn(run(ctx.clone(), consumer, stopped.clone()));
     // The revocation lists follow the tickets' cancellations.
-    crate::revocations::start(ctx, tasks, stopped).await
+    crate::tickets::revocations::start(ctx, tasks, stopped).await
 }
 
 async fn run(ctx: Ctx, consumer: PullConsumer, mut stopped: watch::Receiver<bool>) {
@@ -153,7 +162,7 @@ async fn handle(ctx: &Ctx, payload: &[u8]) -> Result<(), HandlerError> {
                 .and_then(|a| a.get("cancellationReason"))
                 .and_then(|r| r.as_str())
                 .unwrap_or("booking_cancelled");
-            crate::tickets_hook::cancel_tickets(ctx, ev.entity_id, reason).await
+            crate::tickets::cancel::cancel_tickets(ctx, ev.entity_id, reason).await
         }
         _ => Ok(()),
     }
@@ -176,7 +185,7 @@ pub async fn issue(ctx: &Ctx, booking_id: ObjectId) -> Result<Vec<Document>, Han
             let reason = booking
                 .get_str("cancellationReason")
                 .unwrap_or("booking_cancelled");
-            crate::tickets_hook::cancel_tickets(ctx, booking_id, reason).await?;
+            crate::tickets::cancel::cancel_tickets(ctx, booking_id, reason).await?;
             return Ok(Vec::new());
         }
         other => {
@@ -267,7 +276,7 @@ pub async fn issue(ctx: &Ctx, booking_id: ObjectId) -> Result<Vec<Document>, Han
     let mut qr_docs = Vec::with_capacity(tickets.len());
     for t in &tickets {
         let qr_string = t.get_str("qrString").unwrap_or_default();
-        let (version, level) = crate::qrimage::describe(qr_string)
+        let (version, level) = crate::tickets::qr_image::describe(qr_string)
             .map_err(|e| HandlerError::Permanent(e.to_string()))?;
         let qr = QrCode {
             id: oid(t, "qrCodeId")?,
@@ -292,9 +301,14 @@ pub async fn issue(ctx: &Ctx, booking_id: ObjectId) -> Result<Vec<Document>, Han
     // that comes in between overwrites what a gate reads.
     let gate: Vec<_> = tickets
         .iter()
-        .filter_map(crate::gate::GateTicket::of)
+        .filter_map(crate::tickets::gate::GateTicket::of)
         .collect();
-    for r in join_all(gate.iter().map(|g| crate::gate::record_issued(ctx, g))).await {
+    for r in join_all(
+        gate.iter()
+            .map(|g| crate::tickets::gate::record_issued(ctx, g)),
+    )
+    .await
+    {
         r?;
     }
 
@@ -305,7 +319,7 @@ pub async fn issue(ctx: &Ctx, booking_id: ObjectId) -> Result<Vec<Document>, Han
             let reason = b
                 .get_str("cancellationReason")
                 .unwrap_or("booking_cancelled");
-            crate::tickets_hook::cancel_tickets(ctx, booking_id, reason).await?;
+            crate::tickets::cancel::cancel_tickets(ctx, booking_id, reason).await?;
         }
     }
     emit_issued(ctx, &booking, &tickets).await?;

@@ -12,10 +12,10 @@ use domain::{DateTime, ObjectId};
 use futures::future::join_all;
 use futures::TryStreamExt;
 
-use crate::context::{Ctx, HandlerError};
-use crate::leases::with_lease;
+use crate::app::context::{Ctx, HandlerError};
+use crate::store::leases::with_lease;
 use crate::store::names;
-use crate::ticketing::{seat_ids, ticket_id_for};
+use crate::tickets::{seat_ids, ticket_id_for};
 
 pub async fn cancel_tickets(
     ctx: &Ctx,
@@ -58,7 +58,7 @@ async fn cancel_ticket(ctx: &Ctx, ticket_id: ObjectId, reason: &str) -> Result<(
     };
     let now = DateTime::now();
     // Gates first: from this write on, the ticket is refused at every gate.
-    crate::gate::record_cancelled(ctx, &ticket, reason).await?;
+    crate::tickets::gate::record_cancelled(ctx, &ticket, reason).await?;
     if ticket.get_str("status").ok() != Some("cancelled") {
         with_lease(ctx, names::TICKETS, ticket_id, || async {
             tickets

@@ -5,6 +5,8 @@
 //! first result; a different registration with the same e-mail hits the unique `email`
 //! index and is refused with 409 `email_taken`.
 
+pub mod tokens;
+
 use bson::doc;
 use chrono::Utc;
 use domain::ids::derive_object_id;
@@ -14,7 +16,7 @@ use serde_json::json;
 use streams::codes::{ErrorCode, Reply};
 use streams::commands::{CommandEnvelope, RegisterUser};
 
-use crate::context::{Change, Ctx, HandlerError};
+use crate::app::context::{Change, Ctx, HandlerError};
 use crate::store::{api_json, is_duplicate_key, names, to_doc};
 
 /// Registers a user; `admin` creates the configured first admin (verified, role admin)
@@ -87,7 +89,7 @@ pub async fn register(
                 Some(first) => {
                     if !admin {
                         // A redelivery whose first run stopped before mailing the token.
-                        crate::account_tokens::issue_verification(ctx, env, id).await?;
+                        crate::users::tokens::issue_verification(ctx, env, id).await?;
                     }
                     Ok(Reply::ok(if admin { 200 } else { 201 }, api_json(&first)))
                 }
@@ -100,7 +102,7 @@ pub async fn register(
         Err(e) => return Err(e.into()),
     }
     if !admin {
-        crate::account_tokens::issue_verification(ctx, env, id).await?;
+        crate::users::tokens::issue_verification(ctx, env, id).await?;
     }
     let after = api_json(&d);
     ctx.emit(
@@ -172,7 +174,7 @@ pub async fn suspend(
     }
     let users = ctx.store.col(names::USERS);
     let user_id = c.user_id;
-    let before = crate::leases::with_lease(ctx, names::USERS, user_id, || async {
+    let before = crate::store::leases::with_lease(ctx, names::USERS, user_id, || async {
         let Some(cur) = users.find_one(doc! {"_id": user_id}).await? else {
             return Ok(None);
         };

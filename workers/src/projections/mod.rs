@@ -25,8 +25,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::context::{Ctx, HandlerError};
-use crate::runtime::wire_config;
+use crate::app::context::{Ctx, HandlerError};
+use crate::app::runtime::wire_config;
 use crate::store::{is_duplicate_key, names};
 
 /// Messages per batch: one recount per touched event per batch.
@@ -511,7 +511,7 @@ async fn apply_scans(ctx: &Ctx, events: &[DomainEvent]) -> Result<(), HandlerErr
                 "status": "scanned", "isScanned": true, "scannedAt": at,
                 "scannedByUserId": rec.scanned_by_user_id, "scanLocation": gate, "updatedAt": at,
             };
-            crate::leases::with_lease(ctx, names::TICKETS, ticket_id, || async {
+            crate::store::leases::with_lease(ctx, names::TICKETS, ticket_id, || async {
                 persist(|| {
                     tickets
                         .update_one(doc! {"_id": ticket_id}, doc! {"$set": set.clone()})
@@ -522,7 +522,7 @@ async fn apply_scans(ctx: &Ctx, events: &[DomainEvent]) -> Result<(), HandlerErr
             })
             .await?;
             if let Some(qr_id) = rec.qr_code_id {
-                crate::leases::with_lease(ctx, names::QR_CODES, qr_id, || async {
+                crate::store::leases::with_lease(ctx, names::QR_CODES, qr_id, || async {
                     persist(|| {
                         qr_codes
                             .update_one(
@@ -552,7 +552,7 @@ pub async fn recount(ctx: &Ctx, event_id: ObjectId) -> Result<u64, HandlerError>
         .count_documents(doc! {"eventId": event_id, "status": "available"})
         .await?;
     let events = ctx.store.col(names::EVENTS);
-    crate::leases::with_lease(ctx, names::EVENTS, event_id, || async {
+    crate::store::leases::with_lease(ctx, names::EVENTS, event_id, || async {
         events
             .update_one(
                 doc! {"_id": event_id},

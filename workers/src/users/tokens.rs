@@ -20,7 +20,7 @@ use streams::commands::{
     CommandEnvelope, OneTimeToken, PasswordResetConfirm, PasswordResetRequest,
 };
 
-use crate::context::{Change, Ctx, HandlerError};
+use crate::app::context::{Change, Ctx, HandlerError};
 use crate::notifications::{self, NewNotification};
 use crate::store::{api_json, names};
 
@@ -64,7 +64,7 @@ pub async fn issue_verification(
     let token = new_token();
     let users = ctx.store.col(names::USERS);
     let hash = token_hash(&token);
-    crate::leases::with_lease(ctx, names::USERS, user_id, || async {
+    crate::store::leases::with_lease(ctx, names::USERS, user_id, || async {
         users
             .update_one(
                 doc! {"_id": user_id},
@@ -108,7 +108,7 @@ pub async fn verify_email(
     let user_id = user
         .get_object_id("_id")
         .map_err(|e| HandlerError::Permanent(e.to_string()))?;
-    let updated = crate::leases::with_lease(ctx, names::USERS, user_id, || async {
+    let updated = crate::store::leases::with_lease(ctx, names::USERS, user_id, || async {
         // Read again under the lease: a concurrent use of the same token loses here.
         let Some(cur) = users.find_one(doc! {"_id": user_id}).await? else {
             return Ok(None);
@@ -176,7 +176,7 @@ pub async fn request_password_reset(
     let token = new_token();
     let hash = token_hash(&token);
     let expires = Utc::now() + chrono::Duration::seconds(ctx.cfg.reset_token_ttl_secs);
-    crate::leases::with_lease(ctx, names::USERS, user_id, || async {
+    crate::store::leases::with_lease(ctx, names::USERS, user_id, || async {
         users
             .update_one(
                 doc! {"_id": user_id},
@@ -230,7 +230,7 @@ pub async fn confirm_password_reset(
     let user_id = user
         .get_object_id("_id")
         .map_err(|e| HandlerError::Permanent(e.to_string()))?;
-    let done = crate::leases::with_lease(ctx, names::USERS, user_id, || async {
+    let done = crate::store::leases::with_lease(ctx, names::USERS, user_id, || async {
         let Some(cur) = users.find_one(doc! {"_id": user_id}).await? else {
             return Ok(false);
         };
@@ -246,7 +246,7 @@ pub async fn confirm_password_reset(
         if live {
             // Before the password changes: a crash in between is redelivered and finds
             // the token still there, so the revocation is never skipped.
-            crate::accounts::revoke_tokens(ctx, env, user_id, "password_reset").await?;
+            crate::users::revoke_tokens(ctx, env, user_id, "password_reset").await?;
             update.insert(
                 "$set",
                 doc! {"passwordHash": &c.password_hash, "updatedAt": now, "passwordChangedAt": now},
@@ -287,7 +287,7 @@ pub async fn record_login(ctx: &Ctx, env: &CommandEnvelope) -> Result<Reply, Han
     let users = ctx.store.col(names::USERS);
     let user_id = issuer.user_id;
     let at = DateTime::from_chrono(env.issued_at);
-    crate::leases::with_lease(ctx, names::USERS, user_id, || async {
+    crate::store::leases::with_lease(ctx, names::USERS, user_id, || async {
         let Some(cur) = users.find_one(doc! {"_id": user_id}).await? else {
             return Ok(Reply::error(ErrorCode::NotFound, "no such account"));
         };

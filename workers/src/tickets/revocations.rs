@@ -38,10 +38,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
-use crate::context::{Ctx, HandlerError};
-use crate::runtime::wire_config;
+use crate::app::context::{Ctx, HandlerError};
+use crate::app::runtime::wire_config;
 use crate::store::{is_duplicate_key, names, StoreError};
-use crate::ticketing::{qr_code_id_for, seat_ids, ticket_id_for};
+use crate::tickets::{qr_code_id_for, seat_ids, ticket_id_for};
 
 /// The projection's durable consumer (its ack floor is the lists' version).
 pub const CONSUMER: &str = "revocations";
@@ -192,7 +192,7 @@ pub async fn apply(ctx: &Ctx, ev: &DomainEvent, seq: u64) -> Result<(), HandlerE
                     d.insert("qrCodeId", q);
                 }
                 if let Ok(qr) = t.get_str("qrString") {
-                    d.insert("qrSha256", crate::gate::qr_hash(qr));
+                    d.insert("qrSha256", crate::tickets::gate::qr_hash(qr));
                 }
                 if let Ok(n) = t.get_str("ticketNumber") {
                     d.insert("ticketNumber", n);

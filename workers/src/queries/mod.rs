@@ -2,6 +2,8 @@
 //! group so every replica shares the load. It is the only reader of MongoDB the gateway
 //! reaches; ownership is checked here against the query's issuer.
 
+pub mod tickets;
+
 use std::sync::Arc;
 
 use bson::{doc, Bson, Document};
@@ -15,7 +17,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::context::Ctx;
+use crate::app::context::Ctx;
 use crate::store::{api_json, names, paged, StoreError};
 
 pub async fn start(
@@ -274,8 +276,8 @@ async fn answer(ctx: &Ctx, req: &QueryRequest) -> Result<Reply, StoreError> {
                     .try_collect()
                     .await?;
                 v["seats"] = Value::Array(seats);
-                let issued = crate::ticket_queries::issued_count(ctx, &b).await?;
-                v["ticketsStatus"] = json!(crate::ticket_queries::tickets_status(&b, issued));
+                let issued = crate::queries::tickets::issued_count(ctx, &b).await?;
+                v["ticketsStatus"] = json!(crate::queries::tickets::tickets_status(&b, issued));
                 Reply::ok(200, v)
             }
             _ => Reply::error(ErrorCode::BookingNotFound, "no such booking"),
@@ -316,17 +318,17 @@ async fn answer(ctx: &Ctx, req: &QueryRequest) -> Result<Reply, StoreError> {
             audit_logs(ctx, f).await?
         }
         Query::BookingTickets { booking_id } => {
-            crate::ticket_queries::booking_tickets(ctx, &req.issuer, *booking_id).await?
+            crate::queries::tickets::booking_tickets(ctx, &req.issuer, *booking_id).await?
         }
         Query::GetTicket { ticket_id } => {
-            crate::ticket_queries::get_ticket(ctx, &req.issuer, *ticket_id).await?
+            crate::queries::tickets::get_ticket(ctx, &req.issuer, *ticket_id).await?
         }
         Query::TicketQrPng { ticket_id } => {
-            crate::ticket_queries::qr_png(ctx, &req.issuer, *ticket_id).await?
+            crate::queries::tickets::qr_png(ctx, &req.issuer, *ticket_id).await?
         }
-        Query::ScanKeys => crate::ticket_queries::scan_keys(ctx, &req.issuer),
+        Query::ScanKeys => crate::queries::tickets::scan_keys(ctx, &req.issuer),
         Query::EventRevocations { event_id, since } => {
-            crate::revocations::list(ctx, &req.issuer, *event_id, *since).await?
+            crate::tickets::revocations::list(ctx, &req.issuer, *event_id, *since).await?
         }
         Query::MyNotifications { page, limit } => match &req.issuer {
             Some(i) => crate::notifications::mine(ctx, i.user_id, *page, *limit).await?,

@@ -28,7 +28,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
-use crate::context::Ctx;
+use crate::app::context::Ctx;
 use crate::store::names;
 
 /// What a deadline ends.

@@ -12,7 +12,7 @@ use streams::locks::SeatLocks;
 use streams::replies::Results;
 use streams::{Namespace, WireError};
 
-use crate::config::Config;
+use crate::app::config::Config;
 use crate::store::{Store, StoreError};
 
 #[derive(Clone)]
@@ -26,7 +26,7 @@ pub struct Ctx {
     /// Document write leases (see `leases`).
     pub leases: SeatLocks,
     pub results: Results,
-    pub seat_maps: crate::seatmap::SeatMaps,
+    pub seat_maps: crate::events::seat_map::SeatMaps,
     /// The seat locks and recent holds in memory, fed by NATS (see `streams::live`).
     pub live: streams::live::Live,
     /// Group commit of new holds.
@@ -47,7 +47,7 @@ pub struct Ctx {
     /// The keys whose commands the workers apply, with their grants.
     pub trust: Arc<streams::proof::Trust>,
     /// This stack's Prometheus metrics (see `metrics`).
-    pub metrics: crate::metrics::Metrics,
+    pub metrics: crate::app::metrics::Metrics,
 }
 
 /// Why a handler could not finish. Business refusals are not errors: they are replies.

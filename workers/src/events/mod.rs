@@ -5,6 +5,8 @@
 //! unordered `insert_many` whose duplicate-key errors are the expected redelivery case,
 //! then the event document, whose duplicate reads back the first result.
 
+pub mod seat_map;
+
 use bson::{doc, Document};
 use chrono::{NaiveDateTime, TimeZone, Utc};
 use domain::event::{
@@ -19,7 +21,7 @@ use streams::codes::{ErrorCode, Reply};
 use streams::commands::{CommandEnvelope, CreateEvent, EventRef};
 use streams::live::locks::{status_key, SeatLock};
 
-use crate::context::{Change, Ctx, HandlerError};
+use crate::app::context::{Change, Ctx, HandlerError};
 use crate::store::{api_json, is_duplicate_key, names, to_doc};
 
 /// Seats per `insert_many` batch.
@@ -237,7 +239,7 @@ pub async fn publish_event(
         }
     }
     let now = DateTime::now();
-    crate::leases::with_lease(ctx, names::EVENTS, c.event_id, || async {
+    crate::store::leases::with_lease(ctx, names::EVENTS, c.event_id, || async {
         events
             .update_one(
                 doc! {"_id": c.event_id},
@@ -306,7 +308,7 @@ pub async fn cancel_event(
         .map_err(|e| HandlerError::Transient(e.to_string()))?;
     let now = DateTime::now();
     if status != "cancelled" {
-        crate::leases::with_lease(ctx, names::EVENTS, c.event_id, || async {
+        crate::store::leases::with_lease(ctx, names::EVENTS, c.event_id, || async {
             events
                 .update_one(
                     doc! {"_id": c.event_id},

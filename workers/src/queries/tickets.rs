@@ -16,9 +16,9 @@ use serde_json::{json, Value};
 use streams::codes::{ErrorCode, Reply};
 use streams::commands::{new_command_id, Command, CommandEnvelope, Issuer, TicketRef};
 
-use crate::context::Ctx;
+use crate::app::context::Ctx;
 use crate::store::{api_json, names, StoreError};
-use crate::ticketing::{seat_ids, ticket_id_for};
+use crate::tickets::{seat_ids, ticket_id_for};
 
 fn owns(d: &Document, issuer: &Option<Issuer>) -> bool {
     match issuer {
@@ -137,7 +137,8 @@ pub async fn qr_png(
     };
     let qr_string = t.get_str("qrString").unwrap_or_default().to_string();
     let text = qr_string.clone();
-    let png = match tokio::task::spawn_blocking(move || crate::qrimage::png(&text)).await {
+    let png = match tokio::task::spawn_blocking(move || crate::tickets::qr_image::png(&text)).await
+    {
         Ok(Ok(png)) => png,
         Ok(Err(e)) => {
             tracing::error!(ticket = %ticket_id, error = %e, "QR image not drawn");

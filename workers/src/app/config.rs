@@ -5,10 +5,12 @@ use std::time::Duration;
 use clap::Parser;
 use secrecy::SecretString;
 
+use super::worker::Worker;
+
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "ticketing-workers",
-    about = "Ticketing workers: holds, catalog, accounts, expiry, projections, queries"
+    about = "Ticketing workers: users, events, holds, bookings, payments, tickets, scans, expiry, projections, notifications, analytics, queries"
 )]
 pub struct Config {
     /// NATS server URL.
@@ -46,9 +48,9 @@ pub struct Config {
     #[arg(long, env = "TICKETING_NAMESPACE", default_value = "ticketing")]
     pub namespace: String,
 
-    /// Which workers this process runs (comma-separated): accounts, catalog, holds,
-    /// bookings, payments, expiry, projections, notifications, analytics, queries,
-    /// ticketing, scans, or all.
+    /// Which workers this process runs (comma-separated): users, events, holds,
+    /// bookings, payments, tickets, scans, expiry, projections, notifications, analytics,
+    /// queries, or all (see `app::worker`).
     #[arg(
         long,
         env = "TICKETING_WORKERS",
@@ -240,8 +242,30 @@ pub struct Config {
 }
 
 impl Config {
-    pub fn runs(&self, worker: &str) -> bool {
-        self.workers.iter().any(|w| w == "all" || w == worker)
+    pub fn runs(&self, worker: Worker) -> bool {
+        self.workers
+            .iter()
+            .any(|w| w == "all" || Worker::parse(w).is_some_and(|(x, _)| x == worker))
+    }
+
+    /// Refuses an unknown worker name, and warns of a former one.
+    pub fn check_workers(&self) -> anyhow::Result<()> {
+        for w in &self.workers {
+            match Worker::parse(w) {
+                _ if w == "all" => {}
+                Some((worker, true)) => tracing::warn!(
+                    former = %w,
+                    name = %worker,
+                    "TICKETING_WORKERS names a worker by its former name"
+                ),
+                Some(_) => {}
+                None => anyhow::bail!(
+                    "TICKETING_WORKERS: no worker is called {w:?}; the workers are {}, or all",
+                    Worker::ALL.map(Worker::name).join(", ")
+                ),
+            }
+        }
+        Ok(())
     }
 
     /// The metrics endpoint's address, or None when it is `off`.
@@ -283,7 +307,7 @@ impl Config {
         c.metrics_addr = "127.0.0.1:0".into();
         c.metrics_poll_ms = 1000;
         // A fresh QR key in memory: tests and tools never read or write a key file.
-        c.qr_signing_keys = Some(crate::qrkeys::generate().secret_spec().into());
+        c.qr_signing_keys = Some(crate::tickets::qr_keys::generate().secret_spec().into());
         c
     }
 }

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::context::{Ctx, HandlerError};
+use crate::app::context::{Ctx, HandlerError};
 use crate::store::{bson_to_json, names};
 
 /// A ticket as the gate sees it.
@@ -180,17 +180,17 @@ pub async fn gate_ticket(
     let Some(mut t) = GateTicket::of(&doc) else {
         return Ok(None);
     };
-    if let Some(reason) = crate::scans::cancellation(ctx, &doc).await? {
+    if let Some(reason) = crate::tickets::scans::cancellation(ctx, &doc).await? {
         t = t.cancelled(&reason);
     }
     if let Some(first) = ctx
         .store
         .col(names::TICKET_SCANS)
-        .find_one(doc! {"_id": crate::scans::first_scan_id(&ticket_id)})
+        .find_one(doc! {"_id": crate::tickets::scans::first_scan_id(&ticket_id)})
         .await?
     {
         let f = FirstScan {
-            scan_id: crate::scans::first_scan_id(&ticket_id),
+            scan_id: crate::tickets::scans::first_scan_id(&ticket_id),
             command_id: first.get_str("commandId").unwrap_or_default().to_string(),
             scanned_at: first
                 .get_datetime("scannedAt")

@@ -13,7 +13,7 @@ use std::time::Duration;
 use domain::ObjectId;
 use streams::locks::Acquired;
 
-use crate::context::{Ctx, HandlerError};
+use crate::app::context::{Ctx, HandlerError};
 
 /// How long a lease lives if its holder dies.
 const LEASE_TTL: Duration = Duration::from_secs(5);

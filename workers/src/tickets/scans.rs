@@ -23,10 +23,10 @@ use serde_json::{json, Value};
 use streams::codes::{ErrorCode, Reply};
 use streams::commands::{CommandEnvelope, Issuer, ScanTicket};
 
-use crate::context::{Change, Ctx, HandlerError};
-use crate::gate::{self, FirstScan, GateTicket};
+use crate::app::context::{Change, Ctx, HandlerError};
 use crate::store::{bson_to_json, names};
-use crate::ticketing::keys;
+use crate::tickets::gate::{self, FirstScan, GateTicket};
+use crate::tickets::keys;
 
 /// Longest device id and gate name kept.
 pub const MAX_LABEL: usize = 128;

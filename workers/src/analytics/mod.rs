@@ -38,8 +38,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::context::{Ctx, HandlerError};
-use crate::runtime::wire_config;
+use crate::app::context::{Ctx, HandlerError};
+use crate::app::runtime::wire_config;
 use crate::store::{api_json, is_duplicate_key, names, StoreError};
 
 /// One fact per relevant domain event.
@@ -414,7 +414,7 @@ fn metrics_of(
 
 /// Recomputes every metric of one show from its facts, under its analytics lease.
 pub async fn recompute(ctx: &Ctx, event_id: ObjectId) -> Result<(), HandlerError> {
-    crate::leases::with_lease(ctx, names::ANALYTICS, event_id, || async {
+    crate::store::leases::with_lease(ctx, names::ANALYTICS, event_id, || async {
         let facts: Vec<Fact> = ctx
             .store
             .col(FACTS)

@@ -11,7 +11,7 @@ use domain::seat::lock_key;
 use domain::ObjectId;
 use futures::future::join_all;
 
-use crate::context::{Ctx, HandlerError};
+use crate::app::context::{Ctx, HandlerError};
 use crate::store::names;
 
 /// Who holds a seat.

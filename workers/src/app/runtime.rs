@@ -16,7 +16,6 @@ use streams::commands::{Command, CommandEnvelope};
 use streams::events::DomainEvent;
 use streams::headers;
 use streams::locks::SeatLocks;
-use streams::names::Area;
 use streams::proof::{CommandSigner, Refusal, Trust};
 use streams::replies::{respond, Results, StoredResult};
 use streams::setup::{self, WireConfig};
@@ -25,8 +24,9 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{error, info, warn, Instrument};
 
-use crate::config::Config;
-use crate::context::{Ctx, HandlerError};
+use crate::app::config::Config;
+use crate::app::context::{Ctx, HandlerError};
+use crate::app::worker::Worker;
 use crate::store::Store;
 
 /// A running workers process: stop it with [`Running::shutdown`].
@@ -64,6 +64,7 @@ pub fn wire_config(cfg: &Config) -> WireConfig {
 
 /// Connects, ensures streams, buckets and indexes, and starts the configured workers.
 pub async fn run(cfg: Config) -> anyhow::Result<Running> {
+    cfg.check_workers()?;
     let cfg = Arc::new(cfg);
     let ns = Namespace::new(&cfg.namespace);
     let (signer, trust) = load_keys(&cfg)?;
@@ -142,18 +143,18 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
         client,
         js,
         store,
-        qr_keys: crate::qrkeys::load_if_needed(&cfg)?.map(Arc::new),
+        qr_keys: crate::tickets::qr_keys::load_if_needed(&cfg)?.map(Arc::new),
         signer: Arc::new(signer),
         trust: Arc::new(trust),
-        metrics: crate::metrics::Metrics::new(ns.root()),
+        metrics: crate::app::metrics::Metrics::new(ns.root()),
     };
     let metrics_addr = match cfg.metrics_listen()? {
         Some(addr) => {
             let (bound, server) =
-                crate::metrics::serve(addr, ctx.metrics.clone(), stopped.clone()).await?;
+                crate::app::metrics::serve(addr, ctx.metrics.clone(), stopped.clone()).await?;
             tasks.spawn(server);
             let every = Duration::from_millis(cfg.metrics_poll_ms.max(100));
-            tasks.spawn(crate::metrics::poll(
+            tasks.spawn(crate::app::metrics::poll(
                 ctx.metrics.clone(),
                 every,
                 stopped.clone(),
@@ -163,16 +164,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
         }
         None => None,
     };
-    for (area, name) in [
-        (Area::Users, "accounts"),
-        (Area::Events, "catalog"),
-        (Area::Holds, "holds"),
-        (Area::Bookings, "bookings"),
-        (Area::Payments, "payments"),
-        (Area::Tickets, "ticketing"),
-        (Area::Scans, "scans"),
-    ] {
-        if cfg.runs(name) {
+    for worker in Worker::ALL {
+        let Some(area) = worker.area() else { continue };
+        if cfg.runs(worker) {
+            let name = worker.name();
             let consumer =
                 setup::ensure_command_consumer(&ctx.js, &ns, area, &wire, cfg.concurrency as i64)
                     .await
@@ -181,19 +176,19 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
             tasks.spawn(command_loop(ctx.clone(), consumer, name, stopped.clone()));
         }
     }
-    if cfg.runs("expiry") {
-        crate::expiry::start(&ctx, &mut tasks, stopped.clone()).await?;
+    if cfg.runs(Worker::Expiry) {
+        crate::holds::expiry::start(&ctx, &mut tasks, stopped.clone()).await?;
     }
-    if cfg.runs("projections") {
+    if cfg.runs(Worker::Projections) {
         crate::projections::start(&ctx, &mut tasks, stopped.clone()).await?;
     }
-    if cfg.runs("notifications") {
+    if cfg.runs(Worker::Notifications) {
         crate::notifications::start(&ctx, &mut tasks, stopped.clone()).await?;
     }
-    if cfg.runs("analytics") {
+    if cfg.runs(Worker::Analytics) {
         crate::analytics::start(&ctx, &mut tasks, stopped.clone()).await?;
     }
-    if cfg.runs("queries") {
+    if cfg.runs(Worker::Queries) {
         // NOTE: reads get their own connection pool, so a projection catching up on a
         // backlog of writes never starves `/readyz` or the API's reads.
         let mut reads = ctx.clone();
@@ -206,8 +201,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
         .map_err(|e| anyhow::anyhow!("connecting the queries' MongoDB pool: {e}"))?;
         crate::queries::start(&reads, &mut tasks, stopped.clone()).await?;
     }
-    if cfg.runs("ticketing") {
-        crate::ticketing::start(&ctx, &mut tasks, stopped.clone()).await?;
+    if cfg.runs(Worker::Tickets) {
+        crate::tickets::start(&ctx, &mut tasks, stopped.clone()).await?;
     }
     info!(namespace = %ns.root(), workers = ?cfg.workers, "workers started");
     Ok(Running {
@@ -554,30 +549,30 @@ async fn dead_letter(ctx: &Ctx, msg: &jetstream::Message, reason: &str, delivere
 
 async fn dispatch(ctx: &Ctx, env: &CommandEnvelope) -> Result<Reply, HandlerError> {
     match &env.command {
-        Command::RegisterUser(c) => crate::accounts::register(ctx, env, c, false).await,
-        Command::EnsureAdmin(c) => crate::accounts::register(ctx, env, c, true).await,
-        Command::CreateEvent(c) => crate::catalog::create_event(ctx, env, c).await,
-        Command::PublishEvent(c) => crate::catalog::publish_event(ctx, env, c).await,
+        Command::RegisterUser(c) => crate::users::register(ctx, env, c, false).await,
+        Command::EnsureAdmin(c) => crate::users::register(ctx, env, c, true).await,
+        Command::CreateEvent(c) => crate::events::create_event(ctx, env, c).await,
+        Command::PublishEvent(c) => crate::events::publish_event(ctx, env, c).await,
         Command::CreateHold(c) => crate::holds::create(ctx, env, c).await,
         Command::ReleaseHold(c) => crate::holds::release(ctx, env, c).await,
-        Command::CancelEvent(c) => crate::catalog::cancel_event(ctx, env, c).await,
+        Command::CancelEvent(c) => crate::events::cancel_event(ctx, env, c).await,
         Command::CreateBooking(c) => crate::bookings::create(ctx, env, c).await,
         Command::CancelBooking(c) => crate::bookings::cancel(ctx, env, c).await,
         Command::ExpireBooking(c) => crate::bookings::expire(ctx, env, c).await,
         Command::PayBooking(c) => crate::payments::pay(ctx, env, c).await,
-        Command::ScanTicket(c) => crate::scans::scan(ctx, env, c).await,
-        Command::RecordTicketDownload(c) => crate::ticketing::record_download(ctx, env, c).await,
-        Command::VerifyEmail(c) => crate::account_tokens::verify_email(ctx, env, c).await,
+        Command::ScanTicket(c) => crate::tickets::scans::scan(ctx, env, c).await,
+        Command::RecordTicketDownload(c) => crate::tickets::record_download(ctx, env, c).await,
+        Command::VerifyEmail(c) => crate::users::tokens::verify_email(ctx, env, c).await,
         Command::RequestPasswordReset(c) => {
-            crate::account_tokens::request_password_reset(ctx, env, c).await
+            crate::users::tokens::request_password_reset(ctx, env, c).await
         }
         Command::ConfirmPasswordReset(c) => {
-            crate::account_tokens::confirm_password_reset(ctx, env, c).await
+            crate::users::tokens::confirm_password_reset(ctx, env, c).await
         }
-        Command::RecordLogin => crate::account_tokens::record_login(ctx, env).await,
+        Command::RecordLogin => crate::users::tokens::record_login(ctx, env).await,
         Command::MarkNotificationRead(c) => crate::notifications::mark_read(ctx, env, c).await,
         Command::RebuildAnalytics => crate::analytics::rebuild(ctx, env).await,
-        Command::Logout => crate::accounts::logout(ctx, env).await,
-        Command::SuspendUser(c) => crate::accounts::suspend(ctx, env, c).await,
+        Command::Logout => crate::users::logout(ctx, env).await,
+        Command::SuspendUser(c) => crate::users::suspend(ctx, env, c).await,
     }
 }

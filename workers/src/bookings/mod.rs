@@ -20,9 +20,9 @@ use streams::codes::{ErrorCode, Reply};
 use streams::commands::{BookingRef, CancelBooking, CancelCause, CommandEnvelope, CreateBooking};
 use streams::locks::Transferred;
 
-use crate::context::{Change, Ctx, HandlerError};
-use crate::leases::with_lease;
-use crate::seatops::{free_seats, pending_value, sold_value, Owner};
+use crate::app::context::{Change, Ctx, HandlerError};
+use crate::holds::seats::{free_seats, pending_value, sold_value, Owner};
+use crate::store::leases::with_lease;
 use crate::store::{api_json, is_duplicate_key, names, to_doc};
 
 fn oid(d: &Document, k: &str) -> Result<ObjectId, HandlerError> {
@@ -675,7 +675,7 @@ async fn refund_and_cancel(
         .update_one(doc! {"_id": payment_id}, doc! {"$set": pset})
         .await?;
 
-    crate::tickets_hook::cancel_tickets(ctx, booking_id, by.reason()).await?;
+    crate::tickets::cancel::cancel_tickets(ctx, booking_id, by.reason()).await?;
     free_seats(
         ctx,
         event_id,

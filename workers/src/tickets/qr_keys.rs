@@ -15,7 +15,8 @@ use rand::RngCore;
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
 
-use crate::config::Config;
+use crate::app::config::Config;
+use crate::app::worker::Worker;
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -26,11 +27,11 @@ pub enum KeyError {
 }
 
 /// The workers that sign or verify QR codes, or publish the verification keys.
-const USERS: [&str; 3] = ["ticketing", "scans", "queries"];
+const USERS: [Worker; 3] = [Worker::Tickets, Worker::Scans, Worker::Queries];
 
 /// The keys, if this process runs a worker that needs them.
 pub fn load_if_needed(cfg: &Config) -> Result<Option<QrKeyRing>, KeyError> {
-    if USERS.iter().any(|w| cfg.runs(w)) {
+    if USERS.into_iter().any(|w| cfg.runs(w)) {
         load(cfg).map(Some)
     } else {
         Ok(None)
