@@ -22,7 +22,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{self, PullConsumer};
+use async_nats::jetstream::consumer::{self as js_consumer};
 use bson::{doc, Bson, Document};
 use chrono::Utc;
 use domain::entities::analytics::{Analytics, BreakdownItem, Metric, MetricValue, Period};
@@ -36,8 +36,9 @@ use streams::events::DomainEvent;
 use streams::setup;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::info;
 
+use crate::app::consumer::{self, Spec};
 use crate::app::context::{Ctx, HandlerError};
 use crate::app::runtime::wire_config;
 use crate::store::{api_json, is_duplicate_key, names, StoreError};
@@ -72,57 +73,24 @@ pub async fn start(
     .await
     .map_err(|e| anyhow::anyhow!("ensuring analytics consumer: {e}"))?;
     ctx.metrics.watch(&consumer);
-    tasks.spawn(project(ctx.clone(), consumer, stopped));
+    // Caught up: a pause after a short batch, so a storm is recomputed in large batches
+    // (each recompute reads every fact of the show).
+    let spec = Spec {
+        pace: Some(Duration::from_secs(1)),
+        ..Spec::new("analytics", 500)
+    };
+    tasks.spawn(consumer::batches(
+        ctx.clone(),
+        consumer,
+        spec,
+        stopped,
+        consumer::json::<DomainEvent>,
+        |ctx, batch| {
+            let (ctx, events) = (ctx.clone(), crate::projections::items(batch));
+            async move { apply(&ctx, &events).await }
+        },
+    ));
     Ok(())
-}
-
-async fn project(ctx: Ctx, consumer: PullConsumer, mut stopped: watch::Receiver<bool>) {
-    info!("analytics projection started");
-    let label = ctx.metrics.consumer_label(&consumer.cached_info().name);
-    loop {
-        let Some(msgs) =
-            crate::projections::next_batch(&consumer, 500, "analytics", &mut stopped).await
-        else {
-            break;
-        };
-        if msgs.is_empty() {
-            continue;
-        }
-        // Caught up: pause after this batch so a storm is recomputed in large batches
-        // (each recompute reads every fact of the show).
-        let pace = msgs.len() < 500;
-        ctx.metrics.received_batch(&msgs);
-        let started = std::time::Instant::now();
-        let events: Vec<DomainEvent> = msgs
-            .iter()
-            .filter_map(|m| serde_json::from_slice(&m.payload).ok())
-            .collect();
-        match crate::projections::with_progress(&msgs, apply(&ctx, &events)).await {
-            Ok(()) => {
-                for m in &msgs {
-                    let _ = m.ack().await;
-                }
-            }
-            Err(e) => {
-                warn!(error = %e, "analytics batch failed; redelivering");
-                for m in &msgs {
-                    let _ = m
-                        .ack_with(async_nats::jetstream::AckKind::Nak(Some(
-                            Duration::from_secs(1),
-                        )))
-                        .await;
-                }
-            }
-        }
-        ctx.metrics.handled(&label, started.elapsed());
-        if pace {
-            tokio::select! {
-                _ = stopped.changed() => break,
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-        }
-    }
-    info!("analytics projection stopped");
 }
 
 /// Records the facts of `events` and recomputes the metrics of the shows they touch.
@@ -501,9 +469,9 @@ pub async fn rebuild(ctx: &Ctx, env: &CommandEnvelope) -> Result<Reply, HandlerE
     let mut touched = BTreeSet::new();
     if last > 0 {
         let ordered = stream
-            .create_consumer(consumer::pull::OrderedConfig {
+            .create_consumer(js_consumer::pull::OrderedConfig {
                 filter_subject: ctx.ns.all_events(),
-                deliver_policy: consumer::DeliverPolicy::All,
+                deliver_policy: js_consumer::DeliverPolicy::All,
                 ..Default::default()
             })
             .await

@@ -4,29 +4,24 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use async_nats::jetstream::{self, AckKind};
-use async_nats::HeaderMap;
-use chrono::Utc;
-use futures::StreamExt;
+use async_nats::jetstream::{self};
+
 use secrecy::ExposeSecret;
-use streams::codes::{ErrorCode, Reply};
-use streams::commands::{Command, CommandEnvelope};
-use streams::events::DomainEvent;
-use streams::headers;
 use streams::locks::SeatLocks;
-use streams::proof::{CommandSigner, Refusal, Trust};
-use streams::replies::{respond, Results, StoredResult};
+use streams::proof::{CommandSigner, Trust};
+use streams::replies::Results;
 use streams::setup::{self, WireConfig};
 use streams::Namespace;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::{error, info, warn, Instrument};
+use tracing::info;
 
 use crate::app::config::Config;
-use crate::app::context::{Ctx, HandlerError};
+use crate::app::context::Ctx;
 use crate::app::worker::Worker;
+use crate::app::{commands, consumer};
 use crate::store::Store;
 
 /// A running workers process: stop it with [`Running::shutdown`].
@@ -173,7 +168,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
                     .await
                     .map_err(|e| anyhow::anyhow!("ensuring consumer {name}: {e}"))?;
             ctx.metrics.watch(&consumer);
-            tasks.spawn(command_loop(ctx.clone(), consumer, name, stopped.clone()));
+            tasks.spawn(consumer::each(
+                ctx.clone(),
+                consumer,
+                commands::spec(&ctx, name),
+                stopped.clone(),
+                commands::decode,
+                commands::handle,
+            ));
         }
     }
     if cfg.runs(Worker::Expiry) {
@@ -244,335 +246,4 @@ fn load_keys(cfg: &Config) -> anyhow::Result<(CommandSigner, Trust)> {
         "command signers loaded"
     );
     Ok((signer, trust))
-}
-
-async fn command_loop(
-    ctx: Ctx,
-    consumer: jetstream::consumer::PullConsumer,
-    name: &'static str,
-    mut stopped: watch::Receiver<bool>,
-) {
-    let sem = Arc::new(Semaphore::new(ctx.cfg.concurrency));
-    let mut inflight = JoinSet::new();
-    'outer: loop {
-        let mut messages = match consumer
-            .stream()
-            .max_messages_per_batch(100)
-            .heartbeat(Duration::from_secs(5))
-            .messages()
-            .await
-        {
-            Ok(m) => m,
-            Err(e) => {
-                warn!(worker = name, error = %e, "cannot pull; retrying");
-                tokio::select! {
-                    _ = stopped.changed() => break 'outer,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                }
-            }
-        };
-        loop {
-            let permit = tokio::select! {
-                _ = stopped.changed() => break 'outer,
-                p = sem.clone().acquire_owned() => p.expect("semaphore never closed"),
-            };
-            let msg = tokio::select! {
-                _ = stopped.changed() => break 'outer,
-                m = messages.next() => m,
-            };
-            match msg {
-                Some(Ok(msg)) => {
-                    let ctx = ctx.clone();
-                    inflight.spawn(async move {
-                        let consumer = ctx.metrics.received(&msg);
-                        let started = Instant::now();
-                        handle_message(&ctx, msg).await;
-                        ctx.metrics.handled(&consumer, started.elapsed());
-                        drop(permit);
-                    });
-                }
-                Some(Err(e)) => {
-                    warn!(worker = name, error = %e, "pull error; re-subscribing");
-                    continue 'outer;
-                }
-                None => continue 'outer,
-            }
-            while inflight.try_join_next().is_some() {}
-        }
-    }
-    // Drain: handlers in flight finish and ack before the process stops.
-    while inflight.join_next().await.is_some() {}
-    info!(worker = name, "stopped");
-}
-
-fn header<'a>(h: Option<&'a HeaderMap>, name: &str) -> Option<&'a str> {
-    h?.get(name).map(|v| v.as_str())
-}
-
-async fn handle_message(ctx: &Ctx, msg: jetstream::Message) {
-    let delivered = msg.info().map(|i| i.delivered).unwrap_or(1);
-    let inbox = header(msg.headers.as_ref(), headers::REPLY_TO).map(str::to_string);
-    let request_id = header(msg.headers.as_ref(), headers::REQUEST_ID)
-        .unwrap_or("-")
-        .to_string();
-    let env: CommandEnvelope = match serde_json::from_slice(&msg.payload) {
-        Ok(e) => e,
-        Err(e) => {
-            let reason = format!("undecodable command: {e}");
-            finish_failed(ctx, &msg, inbox.as_deref(), &reason, delivered).await;
-            return;
-        }
-    };
-    let span = tracing::info_span!("command", id = %env.id, kind = ?env.command.route(), request_id = %request_id, delivered);
-    // Before anything else, the results bucket included: an unproven sender learns
-    // nothing, not even another command's stored answer.
-    let stored_at = msg
-        .info()
-        .ok()
-        .and_then(|i| {
-            chrono::DateTime::from_timestamp(i.published.unix_timestamp(), i.published.nanosecond())
-        })
-        .unwrap_or_else(Utc::now);
-    let system = match ctx.trust.check_command(
-        msg.headers.as_ref(),
-        &msg.payload,
-        msg.subject.as_str(),
-        &env,
-        stored_at,
-    ) {
-        Ok(signer) => signer.system.clone(),
-        Err(refusal) => {
-            refuse(ctx, &msg, inbox.as_deref(), &env, &refusal, delivered)
-                .instrument(span)
-                .await;
-            return;
-        }
-    };
-    let issuer_id = env.issuer.as_ref().map(|i| i.user_id.to_hex());
-    let fingerprint = streams::commands::fingerprint_of(&env);
-    async {
-        // Applied before (a redelivery, or the same id from another publisher): answer
-        // with the first result, but only to the same system for the same issuer and
-        // the same request.
-        match ctx.results.get(&env.id).await {
-            Ok(Some(stored)) => {
-                let same = stored.issuer_id == issuer_id
-                    && stored.system.as_deref().is_none_or(|s| s == system)
-                    && stored.fingerprint.as_deref().is_none_or(|f| f == fingerprint);
-                let reply = if same {
-                    stored.reply
-                } else {
-                    warn!(system = %system, "command id already used by another sender or for another command");
-                    Reply::error(
-                        ErrorCode::IdempotencyKeyReused,
-                        "this command id was already used for another command; choose a new id",
-                    )
-                };
-                if let Some(inbox) = &inbox {
-                    let _ = respond(&ctx.client, inbox, &reply).await;
-                }
-                ctx.metrics.replayed(&env);
-                ack(&msg).await;
-                return;
-            }
-            Ok(None) => {}
-            Err(e) => warn!(error = %e, "results bucket unreadable; applying idempotently"),
-        }
-        // Nobody waits for the answer any more: recorded as not applied, so the
-        // caller's `GET /v1/commands/{id}` says so, and the work is not done. Only on a
-        // first delivery: a redelivered command may have made its effects before the
-        // process that took it died (locks taken, event published), so it is finished
-        // (idempotently), never recorded as "not applied".
-        let outcome = if delivered == 1 && streams::headers::past_deadline(msg.headers.as_ref()) {
-            Ok(Reply::error(
-                ErrorCode::RequestExpired,
-                "the request waited past its deadline and was not applied; nothing changed (send it again with a new Idempotency-Key)",
-            ))
-        } else {
-            dispatch(ctx, &env).await
-        };
-        match outcome {
-            Ok(reply) => {
-                if let Some(inbox) = &inbox {
-                    if let Err(e) = respond(&ctx.client, inbox, &reply).await {
-                        warn!(error = %e, "reply not sent; the result stays readable");
-                    }
-                }
-                let stored = StoredResult {
-                    issuer_id: issuer_id.clone(),
-                    system: Some(system.clone()),
-                    fingerprint: Some(fingerprint.clone()),
-                    reply,
-                    completed_at: Utc::now(),
-                };
-                if let Err(e) = ctx.results.put(&env.id, &stored).await {
-                    // The effect is durable; without the result a redelivery re-derives it.
-                    warn!(error = %e, "result not kept; nak for another pass");
-                    let _ = msg
-                        .ack_with(AckKind::Nak(Some(Duration::from_secs(1))))
-                        .await;
-                    return;
-                }
-                ctx.metrics.answered(&env, &stored.reply);
-                ack(&msg).await;
-            }
-            Err(HandlerError::Transient(e)) if delivered < ctx.cfg.max_deliver => {
-                warn!(error = %e, "transient failure; will be redelivered");
-                // No explicit delay: the consumer's backoff list spaces the deliveries.
-                let _ = msg.ack_with(AckKind::Nak(None)).await;
-            }
-            Err(e) => {
-                let reason = e.to_string();
-                error!(error = %reason, "command failed for good");
-                finish_failed(ctx, &msg, inbox.as_deref(), &reason, delivered).await;
-            }
-        }
-    }
-    .instrument(span)
-    .await
-}
-
-/// A command whose sender is not proven: answered with the refusal's code, recorded as
-/// a failed `command.refused` event (the audit log keeps the claimed issuer), dead-lettered
-/// with the reason and terminated. No result is kept under its id, so a forged command
-/// cannot answer for a real one.
-async fn refuse(
-    ctx: &Ctx,
-    msg: &jetstream::Message,
-    inbox: Option<&str>,
-    env: &CommandEnvelope,
-    refusal: &Refusal,
-    delivered: i64,
-) {
-    let code = refusal.code();
-    ctx.metrics.refused(env, code);
-    let reason = refusal.to_string();
-    let (area, verb) = env.command.route();
-    let signer = header(msg.headers.as_ref(), headers::SIGNER).map(str::to_string);
-    warn!(
-        code = code.as_str(),
-        reason = %reason,
-        signer = signer.as_deref().unwrap_or("-"),
-        claimed_issuer = ?env.issuer,
-        "command refused: its sender is not proven"
-    );
-    let now = Utc::now();
-    // The stream sequence makes each refused message its own event: a second forgery
-    // under the same id is audited too, not dropped as a duplicate.
-    let seq = msg.info().map(|i| i.stream_sequence).unwrap_or_default();
-    let ev = DomainEvent {
-        id: format!("{}:command.refused:{seq}", env.id),
-        kind: "command.refused".into(),
-        occurred_at: now,
-        command_id: env.id.clone(),
-        actor: env.issuer.clone(),
-        context: env.context.clone(),
-        action: "command_refused".into(),
-        entity_type: "command".into(),
-        entity_id: domain::ids::derive_object_id("command", &env.id, now.timestamp()),
-        event_id: None,
-        before: None,
-        after: None,
-        data: serde_json::json!({
-            "failureReason": format!("{}: {reason}", code.as_str()),
-            "statusCode": code.status(),
-            "code": code.as_str(),
-            "command": format!("{}.{verb}", area.as_str()),
-            "subject": msg.subject.as_str(),
-            "signer": signer,
-        }),
-    };
-    if let Err(e) = streams::publish::publish_event(&ctx.js, &ctx.ns, &ctx.signer, &ev).await {
-        // Terminated anyway: the dead letter and the log line still record it.
-        error!(error = %e, "refusal event not published");
-    }
-    // Stored before the answer: a sender told "refused" finds it in DEADLETTERS.
-    dead_letter(ctx, msg, &format!("{}: {reason}", code.as_str()), delivered).await;
-    if let Some(inbox) = inbox {
-        let _ = respond(&ctx.client, inbox, &Reply::error(code, reason.clone())).await;
-    }
-    let _ = msg.ack_with(AckKind::Term).await;
-}
-
-async fn ack(msg: &jetstream::Message) {
-    if let Err(e) = msg.double_ack().await {
-        warn!(error = %e, "ack not confirmed; a redelivery will find the result");
-    }
-}
-
-/// Dead-letters the message with its reason, tells the caller, and terminates it.
-async fn finish_failed(
-    ctx: &Ctx,
-    msg: &jetstream::Message,
-    inbox: Option<&str>,
-    reason: &str,
-    delivered: i64,
-) {
-    dead_letter(ctx, msg, reason, delivered).await;
-    if let Some(inbox) = inbox {
-        let _ = respond(
-            &ctx.client,
-            inbox,
-            &Reply::error(
-                ErrorCode::Internal,
-                "the command could not be applied; operators have been told",
-            ),
-        )
-        .await;
-    }
-    let _ = msg.ack_with(AckKind::Term).await;
-}
-
-/// Copies the message to DEADLETTERS with its reason and delivery count.
-async fn dead_letter(ctx: &Ctx, msg: &jetstream::Message, reason: &str, delivered: i64) {
-    ctx.metrics.dead_lettered(msg);
-    let mut h = msg.headers.clone().unwrap_or_default();
-    h.insert(headers::DEADLETTER_REASON, reason);
-    h.insert(
-        headers::DEADLETTER_DELIVERIES,
-        delivered.to_string().as_str(),
-    );
-    let subject = ctx.ns.deadletter_for(msg.subject.as_str());
-    match ctx
-        .js
-        .publish_with_headers(subject, h, msg.payload.clone())
-        .await
-    {
-        Ok(f) => {
-            if let Err(e) = f.await {
-                error!(error = %e, "dead letter not stored");
-            }
-        }
-        Err(e) => error!(error = %e, "dead letter not published"),
-    }
-}
-
-async fn dispatch(ctx: &Ctx, env: &CommandEnvelope) -> Result<Reply, HandlerError> {
-    match &env.command {
-        Command::RegisterUser(c) => crate::users::register(ctx, env, c, false).await,
-        Command::EnsureAdmin(c) => crate::users::register(ctx, env, c, true).await,
-        Command::CreateEvent(c) => crate::events::create_event(ctx, env, c).await,
-        Command::PublishEvent(c) => crate::events::publish_event(ctx, env, c).await,
-        Command::CreateHold(c) => crate::holds::create(ctx, env, c).await,
-        Command::ReleaseHold(c) => crate::holds::release(ctx, env, c).await,
-        Command::CancelEvent(c) => crate::events::cancel_event(ctx, env, c).await,
-        Command::CreateBooking(c) => crate::bookings::create(ctx, env, c).await,
-        Command::CancelBooking(c) => crate::bookings::cancel(ctx, env, c).await,
-        Command::ExpireBooking(c) => crate::bookings::expire(ctx, env, c).await,
-        Command::PayBooking(c) => crate::payments::pay(ctx, env, c).await,
-        Command::ScanTicket(c) => crate::tickets::scans::scan(ctx, env, c).await,
-        Command::RecordTicketDownload(c) => crate::tickets::record_download(ctx, env, c).await,
-        Command::VerifyEmail(c) => crate::users::tokens::verify_email(ctx, env, c).await,
-        Command::RequestPasswordReset(c) => {
-            crate::users::tokens::request_password_reset(ctx, env, c).await
-        }
-        Command::ConfirmPasswordReset(c) => {
-            crate::users::tokens::confirm_password_reset(ctx, env, c).await
-        }
-        Command::RecordLogin => crate::users::tokens::record_login(ctx, env).await,
-        Command::MarkNotificationRead(c) => crate::notifications::mark_read(ctx, env, c).await,
-        Command::RebuildAnalytics => crate::analytics::rebuild(ctx, env).await,
-        Command::Logout => crate::users::logout(ctx, env).await,
-        Command::SuspendUser(c) => crate::users::suspend(ctx, env, c).await,
-    }
 }

@@ -20,7 +20,6 @@ pub mod templates;
 
 use std::time::Duration;
 
-use async_nats::jetstream::{consumer::PullConsumer, AckKind};
 use bson::{doc, Bson, Document};
 use domain::entities::notification::{Medium, Notification, NotificationStatus, NotificationType};
 use domain::ids::derive_object_id;
@@ -33,8 +32,9 @@ use streams::events::DomainEvent;
 use streams::setup;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::info;
 
+use crate::app::consumer::{self, Outcome, Spec};
 use crate::app::context::{Ctx, HandlerError};
 use crate::app::runtime::wire_config;
 use crate::store::{api_json, bson_to_json, is_duplicate_key, names, to_doc};
@@ -63,52 +63,20 @@ pub async fn start(
     .map_err(|e| anyhow::anyhow!("ensuring notifications consumer: {e}"))?;
     let senders = std::sync::Arc::new(senders::Senders::from_config(&ctx.cfg)?);
     ctx.metrics.watch(&consumer);
-    tasks.spawn(project(ctx.clone(), consumer, stopped.clone()));
+    // NOTE: one event at a time, in stream order: a booking's cancellation withdraws
+    // the notifications its confirmation made, so the two must not race.
+    tasks.spawn(consumer::each(
+        ctx.clone(),
+        consumer,
+        Spec::new("notifications", 1),
+        stopped.clone(),
+        consumer::json::<DomainEvent>,
+        |ctx, d| async move {
+            Outcome::of(on_event(&ctx, &d.item).await, Some(Duration::from_secs(1)))
+        },
+    ));
     tasks.spawn(dispatch::run(ctx.clone(), senders, stopped));
     Ok(())
-}
-
-async fn project(ctx: Ctx, consumer: PullConsumer, mut stopped: watch::Receiver<bool>) {
-    info!("notifications projection started");
-    let label = ctx.metrics.consumer_label(&consumer.cached_info().name);
-    loop {
-        let Some(msgs) =
-            crate::projections::next_batch(&consumer, 100, "notifications", &mut stopped).await
-        else {
-            break;
-        };
-        if msgs.is_empty() {
-            continue;
-        }
-        ctx.metrics.received_batch(&msgs);
-        let started = std::time::Instant::now();
-        for m in &msgs {
-            let ev: DomainEvent = match serde_json::from_slice(&m.payload) {
-                Ok(ev) => ev,
-                Err(e) => {
-                    warn!(error = %e, "undecodable domain event skipped");
-                    let _ = m.ack().await;
-                    continue;
-                }
-            };
-            match on_event(&ctx, &ev).await {
-                Ok(()) => {
-                    let _ = m.ack().await;
-                }
-                Err(HandlerError::Transient(e)) => {
-                    warn!(event = %ev.id, error = %e, "notification not created yet; redelivering");
-                    let _ = m.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await;
-                }
-                Err(HandlerError::Permanent(e)) => {
-                    warn!(event = %ev.id, error = %e, "no notification for this event");
-                    ctx.metrics.dead_lettered(m);
-                    let _ = m.ack_with(AckKind::Term).await;
-                }
-            }
-        }
-        ctx.metrics.handled(&label, started.elapsed());
-    }
-    info!("notifications projection stopped");
 }
 
 /// What one notification is made from.

@@ -12,7 +12,6 @@ use std::collections::{HashMap, HashSet};
 use std::future::IntoFuture;
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::PullConsumer;
 use bson::{doc, Document};
 use domain::audit::{AuditLog, AuditStatus, Changes};
 use domain::ids::derive_object_id;
@@ -23,8 +22,9 @@ use streams::events::DomainEvent;
 use streams::setup;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::warn;
 
+use crate::app::consumer::{self, Delivery, Spec};
 use crate::app::context::{Ctx, HandlerError};
 use crate::app::runtime::wire_config;
 use crate::store::{is_duplicate_key, names};
@@ -51,126 +51,38 @@ pub async fn start(
             .map_err(|e| anyhow::anyhow!("ensuring counters projection: {e}"))?;
     ctx.metrics.watch(&audit);
     ctx.metrics.watch(&counters);
-    tasks.spawn(run(ctx.clone(), audit, "audit", stopped.clone()));
-    tasks.spawn(run(ctx.clone(), counters, "counters", stopped));
+    let spec = |name| Spec {
+        pace: Some(PACE),
+        ..Spec::new(name, BATCH)
+    };
+    tasks.spawn(consumer::batches(
+        ctx.clone(),
+        audit,
+        spec("audit"),
+        stopped.clone(),
+        consumer::json::<DomainEvent>,
+        |ctx, batch| {
+            let (ctx, events) = (ctx.clone(), items(batch));
+            async move { apply_audit(&ctx, &events).await.map_err(HandlerError::from) }
+        },
+    ));
+    tasks.spawn(consumer::batches(
+        ctx.clone(),
+        counters,
+        spec("counters"),
+        stopped,
+        consumer::json::<DomainEvent>,
+        |ctx, batch| {
+            let (ctx, events) = (ctx.clone(), items(batch));
+            async move { apply_counters(&ctx, &events).await }
+        },
+    ));
     Ok(())
 }
 
-async fn run(
-    ctx: Ctx,
-    consumer: PullConsumer,
-    name: &'static str,
-    mut stopped: watch::Receiver<bool>,
-) {
-    info!(projection = name, "projection started");
-    let label = ctx.metrics.consumer_label(&consumer.cached_info().name);
-    loop {
-        let Some(msgs) = next_batch(&consumer, BATCH, name, &mut stopped).await else {
-            break;
-        };
-        if msgs.is_empty() {
-            continue;
-        }
-        // A short batch means we are caught up: pause, so the next batch gathers more
-        // (one recount serves all of them; FerretDB pays a full scan per recount).
-        let caught_up = msgs.len() < BATCH;
-        ctx.metrics.received_batch(&msgs);
-        let started = std::time::Instant::now();
-        let events: Vec<DomainEvent> = msgs
-            .iter()
-            .filter_map(|m| serde_json::from_slice(&m.payload).ok())
-            .collect();
-        let apply = async {
-            match name {
-                "audit" => apply_audit(&ctx, &events).await.map_err(|e| e.to_string()),
-                _ => apply_counters(&ctx, &events)
-                    .await
-                    .map_err(|e| e.to_string()),
-            }
-        };
-        let applied = with_progress(&msgs, apply).await;
-        match applied {
-            Ok(()) => {
-                for m in &msgs {
-                    if let Err(e) = m.ack().await {
-                        warn!(projection = name, error = %e, "ack failed; the batch will be re-applied idempotently");
-                    }
-                }
-            }
-            Err(e) => {
-                warn!(projection = name, error = %e, "projection failed; batch will be redelivered");
-                for m in &msgs {
-                    let _ = m
-                        .ack_with(async_nats::jetstream::AckKind::Nak(Some(
-                            Duration::from_secs(1),
-                        )))
-                        .await;
-                }
-            }
-        }
-        ctx.metrics.handled(&label, started.elapsed());
-        if caught_up {
-            tokio::select! {
-                _ = stopped.changed() => break,
-                _ = tokio::time::sleep(PACE) => {}
-            }
-        }
-    }
-    info!(projection = name, "projection stopped");
-}
-
-/// Runs `work` on a batch, telling the server every few seconds that the batch is in
-/// progress: the consumer's ack wait stays short (a crashed process's batch comes back
-/// soon) while a long batch is not redelivered under our feet.
-pub async fn with_progress<T>(
-    msgs: &[async_nats::jetstream::Message],
-    work: impl std::future::Future<Output = T>,
-) -> T {
-    let mut work = std::pin::pin!(work);
-    let mut tick = tokio::time::interval(setup::PROJECTION_PROGRESS);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            out = &mut work => return out,
-            _ = tick.tick() => {
-                for m in msgs {
-                    let _ = m.ack_with(async_nats::jetstream::AckKind::Progress).await;
-                }
-            }
-        }
-    }
-}
-
-/// The next batch of up to `max` messages of a pull consumer over EVENTS, waiting at most a
-/// second for them; `None` once `stopped` changes. Fetch errors are logged and retried.
-pub async fn next_batch(
-    consumer: &PullConsumer,
-    max: usize,
-    name: &str,
-    stopped: &mut watch::Receiver<bool>,
-) -> Option<Vec<async_nats::jetstream::Message>> {
-    loop {
-        let batch = tokio::select! {
-            _ = stopped.changed() => return None,
-            b = consumer.fetch().max_messages(max).expires(Duration::from_secs(1)).messages() => b,
-        };
-        let mut batch = match batch {
-            Ok(b) => b,
-            Err(e) => {
-                warn!(consumer = name, error = %e, "fetch failed; retrying");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            }
-        };
-        let mut msgs = Vec::new();
-        while let Some(m) = batch.next().await {
-            match m {
-                Ok(m) => msgs.push(m),
-                Err(e) => warn!(consumer = name, error = %e, "batch message error"),
-            }
-        }
-        return Some(msgs);
-    }
+/// The decoded events of a batch.
+pub fn items<T: Clone>(batch: &[Delivery<T>]) -> Vec<T> {
+    batch.iter().map(|d| d.item.clone()).collect()
 }
 
 /// The audit entry of a domain event.

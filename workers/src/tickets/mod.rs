@@ -20,8 +20,6 @@ pub mod scans;
 
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::PullConsumer;
-use async_nats::jetstream::AckKind;
 use bson::{doc, Bson, Document};
 use domain::entities::qr_code::QrCode;
 use domain::entities::reference::{ticket_number, BookingReference};
@@ -37,8 +35,8 @@ use streams::events::DomainEvent;
 use streams::setup;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::{error, info, warn};
 
+use crate::app::consumer::{self, Outcome, Spec};
 use crate::app::context::{Change, Ctx, HandlerError};
 use crate::app::runtime::wire_config;
 use crate::store::leases::with_lease;
@@ -104,55 +102,19 @@ pub async fn start(
     .await
     .map_err(|e| anyhow::anyhow!("ensuring the ticketing consumer: {e}"))?;
     ctx.metrics.watch(&consumer);
-    tasks.spawn(run(ctx.clone(), consumer, stopped.clone()));
+    tasks.spawn(consumer::each(
+        ctx.clone(),
+        consumer,
+        Spec::new("tickets", BATCH),
+        stopped.clone(),
+        consumer::json::<DomainEvent>,
+        |ctx, d| async move { Outcome::of(handle(&ctx, &d.item).await, Some(Duration::from_secs(2))) },
+    ));
     // The revocation lists follow the tickets' cancellations.
     crate::tickets::revocations::start(ctx, tasks, stopped).await
 }
 
-async fn run(ctx: Ctx, consumer: PullConsumer, mut stopped: watch::Receiver<bool>) {
-    info!("ticketing worker started");
-    let label = ctx.metrics.consumer_label(&consumer.cached_info().name);
-    loop {
-        let Some(msgs) =
-            crate::projections::next_batch(&consumer, BATCH, "ticketing", &mut stopped).await
-        else {
-            break;
-        };
-        ctx.metrics.received_batch(&msgs);
-        let started = std::time::Instant::now();
-        // Handled to the end even when asked to stop: the batch is acked, not dropped.
-        let outcomes = crate::projections::with_progress(
-            &msgs,
-            join_all(msgs.iter().map(|m| handle(&ctx, &m.payload))),
-        )
-        .await;
-        for (m, outcome) in msgs.iter().zip(outcomes) {
-            let acked = match outcome {
-                Ok(()) => m.ack().await,
-                Err(HandlerError::Transient(e)) => {
-                    warn!(error = %e, "ticketing: will retry");
-                    m.ack_with(AckKind::Nak(Some(Duration::from_secs(2)))).await
-                }
-                Err(HandlerError::Permanent(e)) => {
-                    error!(error = %e, "ticketing: event cannot be handled; dropped");
-                    ctx.metrics.dead_lettered(m);
-                    m.ack_with(AckKind::Term).await
-                }
-            };
-            if let Err(e) = acked {
-                warn!(error = %e, "ticketing ack failed; the event will be handled again");
-            }
-        }
-        if !msgs.is_empty() {
-            ctx.metrics.handled(&label, started.elapsed());
-        }
-    }
-    info!("ticketing worker stopped");
-}
-
-async fn handle(ctx: &Ctx, payload: &[u8]) -> Result<(), HandlerError> {
-    let ev: DomainEvent = serde_json::from_slice(payload)
-        .map_err(|e| HandlerError::Permanent(format!("undecodable event: {e}")))?;
+async fn handle(ctx: &Ctx, ev: &DomainEvent) -> Result<(), HandlerError> {
     match ev.verb() {
         "confirmed" => issue(ctx, ev.entity_id).await.map(|_| ()),
         "cancelled" => {

@@ -22,8 +22,7 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::{pull, PullConsumer};
-use async_nats::jetstream::AckKind;
+use async_nats::jetstream::consumer::pull;
 use bson::{doc, Bson, Document};
 use chrono::{SecondsFormat, Utc};
 use domain::revocation::{RevocationEntry, RevocationList, SignedRevocations};
@@ -36,8 +35,8 @@ use streams::events::DomainEvent;
 use streams::setup;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
-use tracing::{error, info, warn};
 
+use crate::app::consumer::{self, Outcome, Spec};
 use crate::app::context::{Ctx, HandlerError};
 use crate::app::runtime::wire_config;
 use crate::store::{is_duplicate_key, names, StoreError};
@@ -63,54 +62,21 @@ pub async fn start(
     .await
     .map_err(|e| anyhow::anyhow!("ensuring the revocations consumer: {e}"))?;
     ctx.metrics.watch(&consumer);
-    tasks.spawn(run(ctx.clone(), consumer, stopped));
-    Ok(())
-}
-
-async fn run(ctx: Ctx, consumer: PullConsumer, mut stopped: watch::Receiver<bool>) {
-    info!("revocations projection started");
-    loop {
-        let Some(msgs) =
-            crate::projections::next_batch(&consumer, BATCH, CONSUMER, &mut stopped).await
-        else {
-            break;
-        };
-        let outcomes = crate::projections::with_progress(
-            &msgs,
-            join_all(msgs.iter().map(|m| handle(&ctx, m))),
-        )
-        .await;
-        for (m, outcome) in msgs.iter().zip(outcomes) {
-            let acked = match outcome {
-                Ok(()) => m.ack().await,
-                Err(HandlerError::Transient(e)) => {
-                    warn!(error = %e, "revocations: will retry");
-                    m.ack_with(AckKind::Nak(Some(Duration::from_secs(1)))).await
-                }
-                Err(HandlerError::Permanent(e)) => {
-                    error!(error = %e, "revocations: event cannot be applied; dropped");
-                    m.ack_with(AckKind::Term).await
-                }
+    tasks.spawn(consumer::each(
+        ctx.clone(),
+        consumer,
+        Spec::new(CONSUMER, BATCH),
+        stopped,
+        consumer::json::<DomainEvent>,
+        |ctx, d| async move {
+            let applied = match d.item.kind.as_str() {
+                "booking.cancelled" => apply(&ctx, &d.item, d.stream_sequence).await,
+                _ => Ok(()),
             };
-            if let Err(e) = acked {
-                warn!(error = %e, "revocations ack failed; the event will be applied again");
-            }
-        }
-    }
-    info!("revocations projection stopped");
-}
-
-async fn handle(ctx: &Ctx, m: &async_nats::jetstream::Message) -> Result<(), HandlerError> {
-    let seq = m
-        .info()
-        .map_err(|e| HandlerError::Permanent(format!("no stream sequence: {e}")))?
-        .stream_sequence;
-    let ev: DomainEvent = serde_json::from_slice(&m.payload)
-        .map_err(|e| HandlerError::Permanent(format!("undecodable event: {e}")))?;
-    if ev.kind != "booking.cancelled" {
-        return Ok(());
-    }
-    apply(ctx, &ev, seq).await
+            Outcome::of(applied, Some(Duration::from_secs(1)))
+        },
+    ));
+    Ok(())
 }
 
 /// The entries of one `booking.cancelled` event at stream sequence `seq`. Harmless to
