@@ -1,0 +1,1 @@
+//! Tests of the domain events: see the module header.
