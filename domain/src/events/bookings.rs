@@ -128,7 +128,8 @@ impl BookingEnded {
     }
 
     pub fn refund(&self) -> Option<Money> {
-        self.currency.map(|c| Money::from_minor(self.refund_minor, c))
+        self.currency
+            .map(|c| Money::from_minor(self.refund_minor, c))
     }
 }
 
@@ -155,7 +156,8 @@ facts!(RefundProcessed, "refundId" => refund_id, show "eventId" => event_id);
 
 impl RefundProcessed {
     pub fn amount(&self) -> Option<Money> {
-        self.currency.map(|c| Money::from_minor(self.refund_minor, c))
+        self.currency
+            .map(|c| Money::from_minor(self.refund_minor, c))
     }
 }
 
