@@ -11,6 +11,7 @@ pub mod audit;
 pub mod entities;
 pub mod error;
 pub mod event;
+pub mod events;
 pub mod hold;
 pub mod ids;
 pub mod money;
