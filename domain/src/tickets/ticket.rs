@@ -5,8 +5,8 @@ use bson::oid::ObjectId;
 use bson::DateTime;
 use serde::{Deserialize, Serialize};
 
-use super::reference::TicketNumber;
-use crate::money::Money;
+use crate::bookings::reference::TicketNumber;
+use crate::shared::money::Money;
 
 string_enum! {
     pub enum TicketStatus {
@@ -74,8 +74,8 @@ pub struct Ticket {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entities::reference::{booking_reference, ticket_number};
-    use crate::money::Currency;
+    use crate::bookings::reference::{booking_reference, ticket_number};
+    use crate::shared::money::Currency;
     use TicketStatus::*;
 
     #[test]

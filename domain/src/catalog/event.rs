@@ -6,7 +6,7 @@ use chrono::{NaiveDate, NaiveTime};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::money::{Currency, Money};
+use crate::shared::money::{Currency, Money};
 use crate::DomainError;
 
 /// Upper bound on seats per event, so one request cannot ask for millions of documents.

@@ -1,0 +1,12 @@
+//! What every workflow shares: ids derived from commands, money, validation errors, the
+//! audit trail, the injectable clock, and the `string_enum!` macro of stored statuses.
+
+#[macro_use]
+mod macros;
+
+pub mod audit;
+pub mod clock;
+pub mod error;
+pub mod ids;
+pub mod money;
+pub mod refusal;

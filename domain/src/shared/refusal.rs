@@ -1,0 +1,2 @@
+//! Refusals.
+pub enum Refusal {}
