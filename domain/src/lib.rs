@@ -46,4 +46,5 @@ pub use bson::DateTime;
 pub use error::DomainError;
 pub use money::{Currency, Money};
 pub use refusal::Refusal;
+pub use shared::actor::Actor;
 pub use shared::clock::{Clock, FixedClock, SystemClock};

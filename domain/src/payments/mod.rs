@@ -6,6 +6,7 @@ pub mod card;
 pub mod decide;
 pub mod payment;
 pub mod refund;
+pub mod refund_decide;
 pub mod retry;
 
 pub use card::{CardBrand, CardNumber, CardOutcome};

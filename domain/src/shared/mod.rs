@@ -4,6 +4,7 @@
 #[macro_use]
 mod macros;
 
+pub mod actor;
 pub mod audit;
 pub mod clock;
 pub mod error;

@@ -9,6 +9,6 @@ pub mod revocation;
 pub mod ticket;
 pub mod ticket_scan;
 
-pub use qr_code::{ErrorCorrectionLevel, QrCode};
+pub use qr_code::{ErrorCorrectionLevel, QrCode, QrValidity};
 pub use ticket::{SeatInfo, Ticket, TicketStatus};
 pub use ticket_scan::{ScanLocation, ScanStatus, TicketScan};
