@@ -6,6 +6,7 @@ pub mod decide;
 pub mod qr;
 pub mod qr_code;
 pub mod revocation;
+pub mod scan_decide;
 pub mod ticket;
 pub mod ticket_scan;
 
