@@ -8,6 +8,8 @@ pub mod actor;
 pub mod audit;
 pub mod clock;
 pub mod error;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod ids;
 pub mod money;
 pub mod refusal;
