@@ -12,6 +12,9 @@ use crate::Refusal;
 pub const MAX_TOKEN_LEN: usize = 200;
 
 #[derive(Debug, Clone, PartialEq)]
+// NOTE: a decision lives for one command and is matched at once; boxing its entity
+// would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum SuspendDecision {
     /// Write this (`-> suspended`), revoke the user's tokens, record it.
     Suspend(User),
@@ -22,7 +25,11 @@ pub enum SuspendDecision {
 }
 
 /// Mirrors `workers/src/accounts.rs::suspend`.
-pub fn decide_suspend(issuer: Option<Actor>, target: Option<&User>, now: DateTime) -> SuspendDecision {
+pub fn decide_suspend(
+    issuer: Option<Actor>,
+    target: Option<&User>,
+    now: DateTime,
+) -> SuspendDecision {
     let Some(admin) = issuer.filter(Actor::is_admin) else {
         return SuspendDecision::Refuse(Refusal::Forbidden("admins only"));
     };
@@ -55,7 +62,12 @@ pub fn token_acceptable(token: &str) -> bool {
 /// Mirrors `workers/src/account_tokens.rs::verify_email` for the user read under its
 /// lease (`user`), whose stored verification hash must still be `hash`: the user
 /// verified, the token gone (single use).
-pub fn decide_verify_email(token: &str, user: Option<&User>, hash: &str, now: DateTime) -> Result<User, Refusal> {
+pub fn decide_verify_email(
+    token: &str,
+    user: Option<&User>,
+    hash: &str,
+    now: DateTime,
+) -> Result<User, Refusal> {
     if !token_acceptable(token) {
         return Err(Refusal::InvalidOrExpiredToken);
     }

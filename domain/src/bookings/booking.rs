@@ -6,8 +6,8 @@ use bson::oid::ObjectId;
 use bson::DateTime;
 use serde::{Deserialize, Serialize};
 
-use crate::payments::payment::PaymentStatus;
 use super::reference::BookingReference;
+use crate::payments::payment::PaymentStatus;
 use crate::shared::money::{Currency, Money};
 use crate::DomainError;
 

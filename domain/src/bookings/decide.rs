@@ -234,9 +234,9 @@ pub fn decide_cancel(
         // NOTE: the worker today sends `completed` bookings down the refund path too; the
         // state machine keeps `completed` final, so it is refused here. No writer sets
         // `completed` yet, so no booking reaches this arm.
-        s if !s.can_become(BookingStatus::Cancelled) => CancelDecision::Refuse(
-            Refusal::BookingNotCancellable("the booking is completed"),
-        ),
+        s if !s.can_become(BookingStatus::Cancelled) => {
+            CancelDecision::Refuse(Refusal::BookingNotCancellable("the booking is completed"))
+        }
         BookingStatus::Pending => CancelDecision::CancelUnpaid(by),
         _ => CancelDecision::RefundAndCancel(by),
     }
@@ -378,7 +378,11 @@ pub fn recheck_expiry(now_booking: &Booking, payment_running: bool) -> Result<()
 
 /// Mirrors the booking side of `workers/src/bookings.rs::confirm`: `pending -> confirmed`
 /// by payment `payment_id`; a confirmed booking (a redelivery) is confirmed again as is.
-pub fn confirm(booking: &Booking, payment_id: ObjectId, now: DateTime) -> Result<Booking, DomainError> {
+pub fn confirm(
+    booking: &Booking,
+    payment_id: ObjectId,
+    now: DateTime,
+) -> Result<Booking, DomainError> {
     if booking.status != BookingStatus::Confirmed
         && !booking.status.can_become(BookingStatus::Confirmed)
     {

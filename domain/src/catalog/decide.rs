@@ -18,6 +18,9 @@ pub fn require_admin(issuer: Option<Actor>) -> Result<Actor, Refusal> {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+// NOTE: a decision lives for one command and is matched at once; boxing its entity
+// would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum PublishDecision {
     /// `draft -> published`: write it, open sales (the status key), record it.
     Publish(Event),
@@ -27,7 +30,11 @@ pub enum PublishDecision {
 }
 
 /// Mirrors `workers/src/catalog.rs::publish_event`.
-pub fn decide_publish(issuer: Option<Actor>, event: Option<&Event>, now: DateTime) -> PublishDecision {
+pub fn decide_publish(
+    issuer: Option<Actor>,
+    event: Option<&Event>,
+    now: DateTime,
+) -> PublishDecision {
     if let Err(r) = require_admin(issuer) {
         return PublishDecision::Refuse(r);
     }
@@ -48,6 +55,9 @@ pub fn decide_publish(issuer: Option<Actor>, event: Option<&Event>, now: DateTim
 }
 
 #[derive(Debug, Clone, PartialEq)]
+// NOTE: a decision lives for one command and is matched at once; boxing its entity
+// would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum CancelEventDecision {
     /// Stop sales, then write `event` (`None`: cancelled before, nothing to write; the
     /// fan-out to its bookings and holds runs again either way).
@@ -57,7 +67,11 @@ pub enum CancelEventDecision {
 
 /// Mirrors the checks of `workers/src/catalog.rs::cancel_event`: a completed event
 /// cannot be cancelled; a draft or published one is (`-> cancelled`).
-pub fn decide_cancel_event(issuer: Option<Actor>, event: Option<&Event>, now: DateTime) -> CancelEventDecision {
+pub fn decide_cancel_event(
+    issuer: Option<Actor>,
+    event: Option<&Event>,
+    now: DateTime,
+) -> CancelEventDecision {
     if let Err(r) = require_admin(issuer) {
         return CancelEventDecision::Refuse(r);
     }

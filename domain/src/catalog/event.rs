@@ -60,7 +60,10 @@ impl EventStatus {
         use EventStatus::*;
         matches!(
             (self, next),
-            (Draft, Published) | (Draft, Cancelled) | (Published, Cancelled) | (Published, Completed)
+            (Draft, Published)
+                | (Draft, Cancelled)
+                | (Published, Cancelled)
+                | (Published, Completed)
         )
     }
 }

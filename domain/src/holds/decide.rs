@@ -181,13 +181,14 @@ pub fn decide_release(
     if !hold.status.can_become(new_status) {
         return match (reason, hold.status) {
             (ReleaseReason::Released, HoldStatus::Released) => ReleaseDecision::AlreadyReleased,
-            (ReleaseReason::Released, s) => {
-                ReleaseDecision::Refuse(Refusal::HoldNotActive(format!("the hold is {}", s.as_str())))
-            }
+            (ReleaseReason::Released, s) => ReleaseDecision::Refuse(Refusal::HoldNotActive(
+                format!("the hold is {}", s.as_str()),
+            )),
             (ReleaseReason::Expired, s) => ReleaseDecision::AlreadyEnded(s),
         };
     }
-    if reason == ReleaseReason::Expired && hold.expires_at.timestamp_millis() > now.timestamp_millis()
+    if reason == ReleaseReason::Expired
+        && hold.expires_at.timestamp_millis() > now.timestamp_millis()
     {
         return ReleaseDecision::NotYetExpired;
     }

@@ -41,7 +41,9 @@ fn a_hold_on_free_seats_of_a_published_event_is_created_active_until_its_ttl() {
     let seats = [ObjectId::new(), ObjectId::new()];
     let c = clock();
     let me = user_actor();
-    let HoldDecision::Create(h) = decide_create(Some(me), &facts(&seats), &cmd(&seats), c.now_stored()).unwrap() else {
+    let HoldDecision::Create(h) =
+        decide_create(Some(me), &facts(&seats), &cmd(&seats), c.now_stored()).unwrap()
+    else {
         panic!("not created");
     };
     assert_eq!(h.status, HoldStatus::Active);
@@ -74,13 +76,26 @@ fn hold_requests_are_refused_in_the_workers_order() {
         refused(decide_create(None, &f, &cmd(&seats), now())),
         Refusal::Unauthorized("sign in to hold seats")
     );
-    assert_eq!(refused(decide_create(Some(user_actor()), &f, &cmd(&[]), now())).code(), "validation_failed");
+    assert_eq!(
+        refused(decide_create(Some(user_actor()), &f, &cmd(&[]), now())).code(),
+        "validation_failed"
+    );
     let twice = [seats[0], seats[0]];
-    assert_eq!(refused(decide_create(Some(user_actor()), &f, &cmd(&twice), now())).code(), "validation_failed");
+    assert_eq!(
+        refused(decide_create(Some(user_actor()), &f, &cmd(&twice), now())).code(),
+        "validation_failed"
+    );
     let mut g = f.clone();
     g.sale_status = None;
-    assert_eq!(refused(decide_create(Some(user_actor()), &g, &cmd(&seats), now())), Refusal::EventNotFound);
-    for s in [EventStatus::Draft, EventStatus::Cancelled, EventStatus::Completed] {
+    assert_eq!(
+        refused(decide_create(Some(user_actor()), &g, &cmd(&seats), now())),
+        Refusal::EventNotFound
+    );
+    for s in [
+        EventStatus::Draft,
+        EventStatus::Cancelled,
+        EventStatus::Completed,
+    ] {
         g.sale_status = Some(s);
         assert_eq!(
             refused(decide_create(Some(user_actor()), &g, &cmd(&seats), now())),
@@ -89,14 +104,23 @@ fn hold_requests_are_refused_in_the_workers_order() {
     }
     let other = ObjectId::new();
     assert_eq!(
-        refused(decide_create(Some(user_actor()), &f, &cmd(&[seats[0], other]), now())),
-        Refusal::SeatNotFound { seat_ids: vec![other] }
+        refused(decide_create(
+            Some(user_actor()),
+            &f,
+            &cmd(&[seats[0], other]),
+            now()
+        )),
+        Refusal::SeatNotFound {
+            seat_ids: vec![other]
+        }
     );
     let mut t = f.clone();
     t.taken = vec![seats[0]];
     assert_eq!(
         refused(decide_create(Some(user_actor()), &t, &cmd(&seats), now())),
-        Refusal::SeatsUnavailable { seat_ids: vec![seats[0]] }
+        Refusal::SeatsUnavailable {
+            seat_ids: vec![seats[0]]
+        }
     );
 }
 
@@ -112,7 +136,12 @@ fn an_event_is_on_sale_up_to_its_start_and_not_a_millisecond_after() {
     ));
     c.advance(Duration::milliseconds(1));
     assert_eq!(
-        refused(decide_create(Some(user_actor()), &f, &cmd(&seats), c.now_stored())),
+        refused(decide_create(
+            Some(user_actor()),
+            &f,
+            &cmd(&seats),
+            c.now_stored()
+        )),
         Refusal::EventNotOnSale("the event is over")
     );
 }
@@ -168,7 +197,10 @@ fn an_ended_hold_cannot_be_released_by_its_owner() {
     let mut h = crate::shared::fixtures::hold(me.user_id);
     for (s, text) in [
         (HoldStatus::Expired, "the hold is expired"),
-        (HoldStatus::ConvertedToBooking, "the hold is converted_to_booking"),
+        (
+            HoldStatus::ConvertedToBooking,
+            "the hold is converted_to_booking",
+        ),
     ] {
         h.status = s;
         assert_eq!(
@@ -191,7 +223,12 @@ fn another_users_hold_reads_as_missing_but_an_admin_may_release_it() {
     );
     // Only the expiry worker (no issuer) or an admin expires holds.
     assert_eq!(
-        decide_release(Some(user_actor()), Some(&h), ReleaseReason::Expired, at(600_000)),
+        decide_release(
+            Some(user_actor()),
+            Some(&h),
+            ReleaseReason::Expired,
+            at(600_000)
+        ),
         ReleaseDecision::Refuse(Refusal::HoldNotFound)
     );
     assert_eq!(
@@ -200,7 +237,10 @@ fn another_users_hold_reads_as_missing_but_an_admin_may_release_it() {
     );
     assert!(matches!(
         decide_release(Some(admin()), Some(&h), ReleaseReason::Released, now()),
-        ReleaseDecision::Release { new_status: HoldStatus::Released, .. }
+        ReleaseDecision::Release {
+            new_status: HoldStatus::Released,
+            ..
+        }
     ));
 }
 
@@ -216,14 +256,21 @@ fn a_hold_expires_at_its_deadline_not_before() {
     c.advance(Duration::milliseconds(1));
     assert!(matches!(
         decide_release(None, Some(&h), ReleaseReason::Expired, c.now_stored()),
-        ReleaseDecision::Release { new_status: HoldStatus::Expired, .. }
+        ReleaseDecision::Release {
+            new_status: HoldStatus::Expired,
+            ..
+        }
     ));
 }
 
 #[test]
 fn an_expiry_of_an_ended_hold_changes_nothing() {
     let mut h = crate::shared::fixtures::hold(ObjectId::new());
-    for s in [HoldStatus::Released, HoldStatus::Expired, HoldStatus::ConvertedToBooking] {
+    for s in [
+        HoldStatus::Released,
+        HoldStatus::Expired,
+        HoldStatus::ConvertedToBooking,
+    ] {
         h.status = s;
         assert_eq!(
             decide_release(None, Some(&h), ReleaseReason::Expired, at(10_000_000)),

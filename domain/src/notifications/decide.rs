@@ -30,7 +30,11 @@ pub fn is_secret(kind: NotificationType) -> bool {
 /// The medium of a new notification for a user with `prefs` (`None`: no preferences
 /// stored, the defaults apply) and `phone` (mirrors `medium_for` and the start of
 /// `create`): e-mail if wanted, else SMS if wanted and there is a phone, else push.
-pub fn medium_for(kind: NotificationType, prefs: Option<&Preferences>, phone: Option<&str>) -> Medium {
+pub fn medium_for(
+    kind: NotificationType,
+    prefs: Option<&Preferences>,
+    phone: Option<&str>,
+) -> Medium {
     if is_secret(kind) {
         return Medium::Email;
     }
@@ -103,6 +107,11 @@ pub fn decide_send(
     random: u64,
     now: DateTime,
 ) -> Option<SendDecision> {
+    // Only a claimed notification has an outcome (the state machine also lets `pending`
+    // go straight to `sent`, which the dispatcher never does).
+    if n.status != NotificationStatus::Sending {
+        return None;
+    }
     let attempts = n.attempt_count.max(0) as u32;
     let after = match outcome {
         SendOutcome::Sent => {
@@ -115,9 +124,7 @@ pub fn decide_send(
         SendOutcome::Transient(e) if policy.delay_after(attempts, random).is_some() => {
             let delay = policy.delay_after(attempts, random).unwrap_or_default();
             let mut a = moved(n, NotificationStatus::Pending, now)?;
-            a.next_retry_at = Some(DateTime::from_millis(
-                now.timestamp_millis() + delay as i64,
-            ));
+            a.next_retry_at = Some(DateTime::from_millis(now.timestamp_millis() + delay as i64));
             a.failure_reason = Some(e.clone());
             a
         }
@@ -143,7 +150,11 @@ pub const INTERRUPTED: &str = "the send was interrupted; its outcome is unknown"
 
 /// Mirrors the stale sweep of `dispatch.rs::pass`: a `sending` notification whose last
 /// attempt began before `stale_before` (or has no time) fails, outcome unknown.
-pub fn give_up_stale(n: &Notification, stale_before: DateTime, now: DateTime) -> Option<Notification> {
+pub fn give_up_stale(
+    n: &Notification,
+    stale_before: DateTime,
+    now: DateTime,
+) -> Option<Notification> {
     if n.status != NotificationStatus::Sending {
         return None;
     }
@@ -168,6 +179,9 @@ pub fn withdraw(n: &Notification, reason: &str, now: DateTime) -> Option<Notific
 }
 
 #[derive(Debug, Clone, PartialEq)]
+// NOTE: a decision lives for one command and is matched at once; boxing its entity
+// would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum ReadDecision {
     /// Write this (`readAt` set; `sent -> read`, other statuses kept).
     Mark(Notification),
@@ -177,7 +191,11 @@ pub enum ReadDecision {
 }
 
 /// Mirrors `mod.rs::mark_read`. Another user's notification is 404.
-pub fn decide_mark_read(issuer: Option<Actor>, n: Option<&Notification>, now: DateTime) -> ReadDecision {
+pub fn decide_mark_read(
+    issuer: Option<Actor>,
+    n: Option<&Notification>,
+    now: DateTime,
+) -> ReadDecision {
     let Some(issuer) = issuer else {
         return ReadDecision::Refuse(Refusal::Unauthorized("sign in first"));
     };

@@ -51,6 +51,9 @@ pub struct PayCommand<'a> {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+// NOTE: a decision lives for one command and is matched at once; boxing its entity
+// would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum PayDecision {
     /// This command's own attempt `n` exists (a redelivery): charge and finish it.
     Resume(Payment, u32),
@@ -132,9 +135,12 @@ pub fn recheck_attempt(
         return Err(Refusal::BookingExpired);
     }
     match cmd.currency {
-        Some(cur) if !cur.eq_ignore_ascii_case(booking.final_price.currency().as_str()) => Err(
-            Refusal::Invalid(format!("the booking is priced in {}", booking.final_price.currency())),
-        ),
+        Some(cur) if !cur.eq_ignore_ascii_case(booking.final_price.currency().as_str()) => {
+            Err(Refusal::Invalid(format!(
+                "the booking is priced in {}",
+                booking.final_price.currency()
+            )))
+        }
         _ => Ok(()),
     }
 }

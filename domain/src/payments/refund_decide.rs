@@ -88,7 +88,10 @@ pub fn processed_refund(
     now: DateTime,
 ) -> Result<Refund, DomainError> {
     if !RefundStatus::Pending.can_become(RefundStatus::Processed) {
-        return Err(DomainError::invalid("status", "a refund cannot be processed"));
+        return Err(DomainError::invalid(
+            "status",
+            "a refund cannot be processed",
+        ));
     }
     Ok(Refund {
         id: refund_id_for(&booking.id),

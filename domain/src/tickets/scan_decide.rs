@@ -44,9 +44,8 @@ pub fn check_scanner(
     if !staff.role.is_staff() {
         return Err(Refusal::Forbidden("staff only"));
     }
-    let device_id = label(device_id).ok_or_else(|| {
-        Refusal::Invalid(format!("deviceId must be 1 to {MAX_LABEL} characters"))
-    })?;
+    let device_id = label(device_id)
+        .ok_or_else(|| Refusal::Invalid(format!("deviceId must be 1 to {MAX_LABEL} characters")))?;
     let gate = match gate {
         None => None,
         Some(g) => Some(label(g).ok_or_else(|| {
@@ -127,9 +126,7 @@ pub fn decide_scan(
             format!("the ticket was cancelled ({reason})"),
         );
     }
-    let over = t
-        .event_date
-        .is_some_and(|d| event_over(d, now, grace_secs));
+    let over = t.event_date.is_some_and(|d| event_over(d, now, grace_secs));
     if ScanStatus::for_ticket(t.status, over) == ScanStatus::TicketExpired {
         let reason = if over { "event_over" } else { "ticket_expired" };
         return reject(ScanStatus::TicketExpired, reason, "the event is over");
