@@ -1,66 +1,18 @@
-//! Entities of the later workflows (bookings, payments, refunds, tickets, QR codes, scans,
-//! notifications, analytics), as stored, and the pure rules those workflows need: booking
-//! amounts, refund policy, references and ticket numbers, retry back-off and the simulated
-//! card gateway.
+//! The entities of the later workflows under their paths of before the workflow folders
+//! (`domain::entities::Booking`, `domain::entities::payment::PaymentStatus`, ...): each
+//! module and type here is a re-export of its home in `bookings`, `payments`, `tickets`,
+//! `notifications` or `analytics`.
 //!
 //! Every status is a closed enum stored as its lower-case text; each has `as_str`, `parse`
-//! and, where the status changes over time, a `can_become(next)` state machine that the
-//! workers check before they write.
+//! and, where the status changes over time, a `can_become(next)` state machine. The
+//! workflows' `decide` functions check `can_become` before they return a decision that
+//! changes a status; the workers apply those decisions.
 
-/// A closed set of values stored as fixed text: serde uses the text, and the enum gets
-/// `ALL`, `as_str`, `parse` and `Display`.
-macro_rules! string_enum {
-    (
-        $(#[$meta:meta])*
-        $vis:vis enum $name:ident {
-            $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)?
-        }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-        $vis enum $name {
-            $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
-        }
-
-        impl $name {
-            /// Every value, in declaration order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The stored text.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text),+
-                }
-            }
-
-            /// The value whose stored text is `s` exactly.
-            pub fn parse(s: &str) -> Option<Self> {
-                match s {
-                    $($text => Some($name::$variant),)+
-                    _ => None,
-                }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-pub mod analytics;
-pub mod booking;
-pub mod card;
-pub mod notification;
-pub mod payment;
-pub mod qr_code;
-pub mod reference;
-pub mod refund;
-pub mod retry;
-pub mod ticket;
-pub mod ticket_scan;
+pub use crate::analytics::metric as analytics;
+pub use crate::bookings::{booking, reference};
+pub use crate::notifications::notification;
+pub use crate::payments::{card, payment, refund, retry};
+pub use crate::tickets::{qr_code, ticket, ticket_scan};
 
 pub use analytics::{Analytics, Metric, MetricValue, Period};
 pub use booking::{Booking, BookingAmounts, BookingSeat, BookingSeatStatus, BookingStatus};

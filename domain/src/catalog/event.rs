@@ -6,7 +6,7 @@ use chrono::{NaiveDate, NaiveTime};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::money::{Currency, Money};
+use crate::shared::money::{Currency, Money};
 use crate::DomainError;
 
 /// Upper bound on seats per event, so one request cannot ask for millions of documents.
@@ -31,6 +31,41 @@ pub enum EventStatus {
     Published,
     Cancelled,
     Completed,
+}
+
+impl EventStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventStatus::Draft => "draft",
+            EventStatus::Published => "published",
+            EventStatus::Cancelled => "cancelled",
+            EventStatus::Completed => "completed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            EventStatus::Draft,
+            EventStatus::Published,
+            EventStatus::Cancelled,
+            EventStatus::Completed,
+        ]
+        .into_iter()
+        .find(|e| e.as_str() == s)
+    }
+
+    /// `draft -> published | cancelled`, `published -> cancelled | completed`; cancelled
+    /// and completed events never change again.
+    pub fn can_become(self, next: EventStatus) -> bool {
+        use EventStatus::*;
+        matches!(
+            (self, next),
+            (Draft, Published)
+                | (Draft, Cancelled)
+                | (Published, Cancelled)
+                | (Published, Completed)
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

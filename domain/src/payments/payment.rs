@@ -6,7 +6,7 @@ use bson::{DateTime, Document};
 use serde::{Deserialize, Serialize};
 
 use super::card::CardBrand;
-use crate::money::{Currency, Money};
+use crate::shared::money::{Currency, Money};
 use crate::DomainError;
 
 string_enum! {

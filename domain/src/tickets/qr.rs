@@ -23,7 +23,7 @@ use bson::oid::ObjectId;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
-use crate::entities::reference::BookingReference;
+use crate::bookings::reference::BookingReference;
 use crate::DomainError;
 
 /// The format version, the first part of every QR string.
@@ -233,7 +233,7 @@ impl QrSigner {
 
 impl QrSigner {
     /// The base64url Ed25519 signature of `text`, for the other documents these keys sign
-    /// (`crate::revocation`). Each kind of signed text starts with its own format tag
+    /// (`crate::tickets::revocation`). Each kind of signed text starts with its own format tag
     /// (`T1.` here, `TRL1.` there), so a signature never verifies as another kind.
     pub(crate) fn sign_text(&self, text: &str) -> String {
         b64url(&self.key.sign(text.as_bytes()).to_bytes())
@@ -410,7 +410,7 @@ impl QrKeyRing {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entities::reference::booking_reference;
+    use crate::bookings::reference::booking_reference;
     use proptest::prelude::*;
 
     fn signer(kid: &str, seed: u8) -> QrSigner {
@@ -594,7 +594,7 @@ mod tests {
     proptest! {
         #[test]
         fn every_payload_round_trips(
-            millis in 0..=crate::entities::reference::MAX_REFERENCE_MILLIS,
+            millis in 0..=crate::bookings::reference::MAX_REFERENCE_MILLIS,
             unique in any::<u64>(),
             ids in any::<[[u8; 12]; 4]>(),
             issued_at in any::<i64>(),

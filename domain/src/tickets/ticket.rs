@@ -5,8 +5,8 @@ use bson::oid::ObjectId;
 use bson::DateTime;
 use serde::{Deserialize, Serialize};
 
-use super::reference::TicketNumber;
-use crate::money::Money;
+use crate::bookings::reference::TicketNumber;
+use crate::shared::money::Money;
 
 string_enum! {
     pub enum TicketStatus {
@@ -20,9 +20,17 @@ string_enum! {
 }
 
 impl TicketStatus {
-    /// Only an active ticket changes: it is scanned, cancelled or expires, once.
+    /// An active ticket is scanned, cancelled or expires, once; a scanned or expired
+    /// ticket can still be cancelled (its booking was cancelled after the gate, e.g. the
+    /// event was called off: the cancellation hook cancels every ticket of the booking
+    /// that is not cancelled yet). A cancelled ticket never changes.
     pub fn can_become(self, next: TicketStatus) -> bool {
-        self == TicketStatus::Active && next != TicketStatus::Active
+        use TicketStatus::*;
+        match self {
+            Active => next != Active,
+            Scanned | Expired => next == Cancelled,
+            Cancelled => false,
+        }
     }
 }
 
@@ -74,20 +82,23 @@ pub struct Ticket {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entities::reference::{booking_reference, ticket_number};
-    use crate::money::Currency;
+    use crate::bookings::reference::{booking_reference, ticket_number};
+    use crate::shared::money::Currency;
     use TicketStatus::*;
 
     #[test]
-    fn only_an_active_ticket_can_change_and_only_once() {
+    fn an_active_ticket_changes_once_and_only_a_cancellation_follows() {
         assert!(
             Active.can_become(Scanned)
                 && Active.can_become(Cancelled)
                 && Active.can_become(Expired)
         );
-        for s in [Scanned, Cancelled, Expired] {
-            assert!(TicketStatus::ALL.iter().all(|n| !s.can_become(*n)), "{s}");
+        for s in [Scanned, Expired] {
+            for n in TicketStatus::ALL {
+                assert_eq!(s.can_become(*n), *n == Cancelled, "{s} -> {n}");
+            }
         }
+        assert!(TicketStatus::ALL.iter().all(|n| !Cancelled.can_become(*n)));
     }
 
     #[test]

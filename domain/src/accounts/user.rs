@@ -98,6 +98,26 @@ pub enum UserStatus {
     Deleted,
 }
 
+impl UserStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserStatus::Active => "active",
+            UserStatus::Suspended => "suspended",
+            UserStatus::Deleted => "deleted",
+        }
+    }
+
+    /// `active -> suspended | deleted`, `suspended -> active | deleted`; a deleted
+    /// account stays deleted.
+    pub fn can_become(self, next: UserStatus) -> bool {
+        use UserStatus::*;
+        matches!(
+            (self, next),
+            (Active, Suspended) | (Active, Deleted) | (Suspended, Active) | (Suspended, Deleted)
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Address {

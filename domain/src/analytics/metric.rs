@@ -9,7 +9,7 @@ use bson::DateTime;
 use chrono::{Datelike, Duration, NaiveDate, TimeZone, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::money::Money;
+use crate::shared::money::Money;
 
 string_enum! {
     pub enum Metric {
@@ -137,7 +137,7 @@ pub struct Analytics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::money::Currency;
+    use crate::shared::money::Currency;
     use proptest::prelude::*;
 
     fn t(y: i32, m: u32, d: u32, h: u32, mi: u32) -> chrono::DateTime<Utc> {

@@ -6,9 +6,9 @@ use bson::oid::ObjectId;
 use bson::DateTime;
 use serde::{Deserialize, Serialize};
 
-use super::payment::PaymentStatus;
 use super::reference::BookingReference;
-use crate::money::{Currency, Money};
+use crate::payments::payment::PaymentStatus;
+use crate::shared::money::{Currency, Money};
 use crate::DomainError;
 
 string_enum! {

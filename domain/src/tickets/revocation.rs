@@ -13,7 +13,7 @@
 //!   `since=<version>` next time) and the entries newer than `since`;
 //! - `signature` is the Ed25519 signature, by the QR key `kid`, of the text
 //!   `TRL1.<kid>.<payload>`: the same construction as a QR string (`T1.<kid>.<payload>`,
-//!   see [`crate::qr`]), verified with the same keys (`GET /v1/scan-keys`). The first part
+//!   see [`crate::tickets::qr`]), verified with the same keys (`GET /v1/scan-keys`). The first part
 //!   differs (`TRL1` against `T1`), so a list's signature can never pass as a ticket's,
 //!   nor a ticket's as a list's.
 //!
@@ -32,7 +32,7 @@ use base64::Engine;
 use bson::oid::ObjectId;
 use serde::{Deserialize, Serialize};
 
-use crate::qr::{QrError, QrSigner, QrVerifier, ALGORITHM};
+use crate::tickets::qr::{QrError, QrSigner, QrVerifier, ALGORITHM};
 
 /// The format tag, the first part of the signed text.
 pub const LIST_FORMAT: &str = "TRL1";
@@ -278,7 +278,7 @@ impl Revocations {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::qr::KeyId;
+    use crate::tickets::qr::KeyId;
 
     fn signer(kid: &str, seed: u8) -> QrSigner {
         QrSigner::from_seed(KeyId::parse(kid).unwrap(), [seed; 32])
@@ -392,9 +392,9 @@ mod tests {
     #[test]
     fn a_ticket_signature_never_passes_as_a_list_signature() {
         let k = signer("k1", 3);
-        let qr = k.sign(&crate::qr::QrPayload {
+        let qr = k.sign(&crate::tickets::qr::QrPayload {
             ticket_id: ObjectId::new(),
-            booking_reference: crate::entities::reference::booking_reference(1_764_000_000_000, 1),
+            booking_reference: crate::bookings::reference::booking_reference(1_764_000_000_000, 1),
             user_id: ObjectId::new(),
             event_id: ObjectId::new(),
             seat_id: ObjectId::new(),

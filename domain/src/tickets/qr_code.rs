@@ -28,6 +28,22 @@ pub fn check_version(version: i32) -> Result<i32, DomainError> {
     Ok(version)
 }
 
+/// Whether a QR code still lets its ticket in: `valid -> invalidated`, once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QrValidity {
+    Valid,
+    Invalidated,
+}
+
+impl QrValidity {
+    pub const ALL: &'static [QrValidity] = &[QrValidity::Valid, QrValidity::Invalidated];
+
+    /// Only `valid -> invalidated`.
+    pub fn can_become(self, next: QrValidity) -> bool {
+        self == QrValidity::Valid && next == QrValidity::Invalidated
+    }
+}
+
 /// The `qr_codes` collection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -55,10 +71,18 @@ pub struct QrCode {
 }
 
 impl QrCode {
+    pub fn validity(&self) -> QrValidity {
+        if self.is_valid {
+            QrValidity::Valid
+        } else {
+            QrValidity::Invalidated
+        }
+    }
+
     /// Marks the code invalid (its ticket was cancelled). Invalidating twice keeps the first
     /// time and reason, so a redelivered command changes nothing.
     pub fn invalidate(&mut self, at: DateTime, reason: &str) {
-        if !self.is_valid {
+        if !self.validity().can_become(QrValidity::Invalidated) {
             return;
         }
         self.is_valid = false;

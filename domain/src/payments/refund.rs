@@ -17,8 +17,8 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::event::CancellationPolicy;
-use crate::money::Money;
+use crate::catalog::event::CancellationPolicy;
+use crate::shared::money::Money;
 use crate::DomainError;
 
 pub const POLICY_EVENT_CANCELLED: &str = "event_cancelled";
@@ -196,7 +196,7 @@ pub fn refund_for(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::money::Currency;
+    use crate::shared::money::Currency;
     use chrono::{Duration, TimeZone};
     use proptest::prelude::*;
 
