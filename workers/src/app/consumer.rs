@@ -175,7 +175,10 @@ pub async fn each<T, D, H, F>(
                         let outcome = handle(ctx.clone(), d.clone()).await;
                         settle(&ctx, &spec, &d.msg, outcome).await;
                     }
-                    Err((msg, reason)) => settle(&ctx, &spec, &msg, Outcome::give_up(reason)).await,
+                    Err(e) => {
+                        let (msg, reason) = *e;
+                        settle(&ctx, &spec, &msg, Outcome::give_up(reason)).await
+                    }
                 }
                 ctx.metrics.handled(&label, started.elapsed());
                 drop(permit);
@@ -216,7 +219,10 @@ pub async fn batches<T, D, H, F>(
         for msg in msgs {
             match delivery(msg, &decode) {
                 Ok(d) => batch.push(d),
-                Err((msg, reason)) => settle(&ctx, &spec, &msg, Outcome::give_up(reason)).await,
+                Err(e) => {
+                    let (msg, reason) = *e;
+                    settle(&ctx, &spec, &msg, Outcome::give_up(reason)).await
+                }
             }
         }
         let raw: Vec<Message> = batch.iter().map(|d| d.msg.clone()).collect();
@@ -250,7 +256,7 @@ pub async fn batches<T, D, H, F>(
 fn delivery<T>(
     msg: Message,
     decode: &dyn Fn(&Message) -> Result<T, String>,
-) -> Result<Delivery<T>, (Message, String)> {
+) -> Result<Delivery<T>, Box<(Message, String)>> {
     let (delivered, stream_sequence) = msg
         .info()
         .map(|i| (i.delivered, i.stream_sequence))
@@ -262,7 +268,7 @@ fn delivery<T>(
             delivered,
             stream_sequence,
         }),
-        Err(reason) => Err((msg, reason)),
+        Err(reason) => Err(Box::new((msg, reason))),
     }
 }
 
