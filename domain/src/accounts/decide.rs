@@ -1,5 +1,5 @@
-//! The decisions of the accounts worker (`workers/src/accounts.rs`,
-//! `workers/src/account_tokens.rs`): suspending an account, and using a one-time token
+//! The decisions of the accounts worker (`workers/src/users/mod.rs`,
+//! `workers/src/users/tokens.rs`): suspending an account, and using a one-time token
 //! (e-mail verification, password reset). Token hashing and revocation stay in the worker.
 
 use bson::DateTime;
@@ -24,7 +24,7 @@ pub enum SuspendDecision {
     Refuse(Refusal),
 }
 
-/// Mirrors `workers/src/accounts.rs::suspend`.
+/// Mirrors `workers/src/users/mod.rs::suspend`.
 pub fn decide_suspend(
     issuer: Option<Actor>,
     target: Option<&User>,
@@ -59,7 +59,7 @@ pub fn token_acceptable(token: &str) -> bool {
     !token.trim().is_empty() && token.len() <= MAX_TOKEN_LEN
 }
 
-/// Mirrors `workers/src/account_tokens.rs::verify_email` for the user read under its
+/// Mirrors `workers/src/users/tokens.rs::verify_email` for the user read under its
 /// lease (`user`), whose stored verification hash must still be `hash`: the user
 /// verified, the token gone (single use).
 pub fn decide_verify_email(
@@ -91,7 +91,7 @@ pub enum ResetDecision {
     Refuse(Refusal),
 }
 
-/// Mirrors `workers/src/account_tokens.rs::confirm_password_reset` for the user read
+/// Mirrors `workers/src/users/tokens.rs::confirm_password_reset` for the user read
 /// under its lease, whose stored reset hash must still be `hash`.
 pub fn decide_password_reset(
     token: &str,

@@ -1,4 +1,4 @@
-//! The decisions of the bookings worker (`workers/src/bookings.rs`): create a booking
+//! The decisions of the bookings worker (`workers/src/bookings/mod.rs`): create a booking
 //! from a hold, cancel it (unpaid, or refunded per the event's policy), expire it, and
 //! confirm it once paid. The refund itself is decided in [`crate::payments::decide`].
 
@@ -58,7 +58,7 @@ pub enum CreateDecision {
     Refuse(Refusal),
 }
 
-/// Mirrors `workers/src/bookings.rs::create` up to the lock transfers (a lost lock is
+/// Mirrors `workers/src/bookings/mod.rs::create` up to the lock transfers (a lost lock is
 /// [`seats_lost`]). `existing` is the booking stored under [`booking_id_for`] the hold.
 /// `Err`: the stored data is inconsistent (a held seat missing from its event, bad prices).
 pub fn decide_create(
@@ -206,7 +206,7 @@ pub enum CancelDecision {
     Refuse(Refusal),
 }
 
-/// Mirrors the first half of `workers/src/bookings.rs::cancel`. `event_cancelled` is the
+/// Mirrors the first half of `workers/src/bookings/mod.rs::cancel`. `event_cancelled` is the
 /// command's cause (`CancelCause::EventCancelled`).
 pub fn decide_cancel(
     issuer: Option<Actor>,
@@ -297,7 +297,7 @@ fn cancel(
     })
 }
 
-/// Mirrors `workers/src/bookings.rs::cancel_unpaid`: `pending -> cancelled`, the payment
+/// Mirrors `workers/src/bookings/mod.rs::cancel_unpaid`: `pending -> cancelled`, the payment
 /// window closed; after a failed payment, the booking names it (`failed_payment`, else
 /// the first attempt's payment).
 pub fn cancel_unpaid(
@@ -317,7 +317,7 @@ pub fn cancel_unpaid(
     Ok(c)
 }
 
-/// The end of `workers/src/bookings.rs::refund_and_cancel`: `confirmed -> cancelled`
+/// The end of `workers/src/bookings/mod.rs::refund_and_cancel`: `confirmed -> cancelled`
 /// with the payment's status after its refunds.
 pub fn cancel_paid(
     booking: &Booking,
@@ -342,7 +342,7 @@ pub enum ExpireDecision {
     Refuse(Refusal),
 }
 
-/// Mirrors the first half of `workers/src/bookings.rs::expire`.
+/// Mirrors the first half of `workers/src/bookings/mod.rs::expire`.
 pub fn decide_expire(booking: Option<&Booking>, now: DateTime) -> ExpireDecision {
     let Some(b) = booking else {
         return ExpireDecision::Refuse(Refusal::BookingNotFound);
@@ -376,7 +376,7 @@ pub fn recheck_expiry(now_booking: &Booking, payment_running: bool) -> Result<()
     Ok(())
 }
 
-/// Mirrors the booking side of `workers/src/bookings.rs::confirm`: `pending -> confirmed`
+/// Mirrors the booking side of `workers/src/bookings/mod.rs::confirm`: `pending -> confirmed`
 /// by payment `payment_id`; a confirmed booking (a redelivery) is confirmed again as is.
 pub fn confirm(
     booking: &Booking,

@@ -1,4 +1,4 @@
-//! The decisions of the catalog worker (`workers/src/catalog.rs`): who may manage
+//! The decisions of the catalog worker (`workers/src/events/mod.rs`): who may manage
 //! events, publishing a draft and cancelling an event. Parsing a new event's request
 //! (`plan_seats`, `parse_date_time`) is in [`super::event`].
 
@@ -29,7 +29,7 @@ pub enum PublishDecision {
     Refuse(Refusal),
 }
 
-/// Mirrors `workers/src/catalog.rs::publish_event`.
+/// Mirrors `workers/src/events/mod.rs::publish_event`.
 pub fn decide_publish(
     issuer: Option<Actor>,
     event: Option<&Event>,
@@ -65,7 +65,7 @@ pub enum CancelEventDecision {
     Refuse(Refusal),
 }
 
-/// Mirrors the checks of `workers/src/catalog.rs::cancel_event`: a completed event
+/// Mirrors the checks of `workers/src/events/mod.rs::cancel_event`: a completed event
 /// cannot be cancelled; a draft or published one is (`-> cancelled`).
 pub fn decide_cancel_event(
     issuer: Option<Actor>,

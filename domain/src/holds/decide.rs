@@ -1,4 +1,4 @@
-//! The decisions of the holds worker (`workers/src/holds.rs`): create a hold, release it.
+//! The decisions of the holds worker (`workers/src/holds/mod.rs`): create a hold, release it.
 //!
 //! The seat locks in the KV bucket remain the guard against double selling: the create
 //! decision is made on what the worker read (the live lock view after its read barrier),
@@ -51,7 +51,7 @@ pub enum HoldDecision {
     Refuse(Refusal),
 }
 
-/// Mirrors `workers/src/holds.rs::create` up to the lock creates. `Err` is an
+/// Mirrors `workers/src/holds/mod.rs::create` up to the lock creates. `Err` is an
 /// inconsistency of the stored data (the handler's permanent error).
 pub fn decide_create(
     issuer: Option<Actor>,
@@ -154,7 +154,7 @@ pub enum ReleaseDecision {
     Refuse(Refusal),
 }
 
-/// Mirrors `workers/src/holds.rs::release`.
+/// Mirrors `workers/src/holds/mod.rs::release`.
 pub fn decide_release(
     issuer: Option<Actor>,
     hold: Option<&SeatHold>,

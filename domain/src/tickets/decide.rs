@@ -1,5 +1,5 @@
-//! The decisions of the ticketing worker (`workers/src/ticketing.rs`,
-//! `workers/src/tickets_hook.rs`): issue a confirmed booking's tickets and QR codes,
+//! The decisions of the ticketing worker (`workers/src/tickets/mod.rs`,
+//! `workers/src/tickets/cancel.rs`): issue a confirmed booking's tickets and QR codes,
 //! record a download, cancel tickets and invalidate their QR codes. Scans are in
 //! [`super::scan_decide`].
 
@@ -43,7 +43,7 @@ pub enum IssueDecision {
     NotYet(BookingStatus),
 }
 
-/// Mirrors the status switch of `workers/src/ticketing.rs::issue` (also run again after
+/// Mirrors the status switch of `workers/src/tickets/mod.rs::issue` (also run again after
 /// issuing, to catch a cancellation that came meanwhile).
 pub fn decide_issue(booking: &Booking) -> IssueDecision {
     match booking.status {
@@ -163,7 +163,7 @@ pub enum DownloadDecision {
     Refuse(Refusal),
 }
 
-/// Mirrors `workers/src/ticketing.rs::record_download`. Another user's ticket is 404.
+/// Mirrors `workers/src/tickets/mod.rs::record_download`. Another user's ticket is 404.
 pub fn decide_download(
     issuer: Option<Actor>,
     ticket: Option<&Ticket>,
@@ -189,7 +189,7 @@ pub struct TicketCancellation {
     pub qr_code: Option<QrCode>,
 }
 
-/// Mirrors `workers/src/tickets_hook.rs::cancel_ticket`: the ticket `cancelled` unless it
+/// Mirrors `workers/src/tickets/cancel.rs::cancel_ticket`: the ticket `cancelled` unless it
 /// is already, its QR code invalidated with `reason` unless it is already (the first
 /// cancellation's time and reason stay). Harmless to repeat.
 pub fn cancel_ticket(

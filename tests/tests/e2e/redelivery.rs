@@ -308,3 +308,43 @@ async fn an_undecodable_command_is_dead_lettered_with_its_reason() {
     assert!(reason.contains("undecodable"), "{reason}");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_undecodable_event_is_dead_lettered_by_each_consumer_over_it() {
+    let app = spawn_app().await;
+    let subject = app.ns.event("booking", "confirmed");
+    app.js
+        .publish(subject.clone(), b"{not json".to_vec().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    // audit, counters, analytics and notifications read every event; tickets reads
+    // booking.*; none may ack it silently.
+    let expected = 5;
+    let dlq_subject = app.ns.deadletter_for(&subject);
+    let arrived = e2e::wait_until(std::time::Duration::from_secs(20), || async {
+        let mut dlq = app.js.get_stream(app.ns.deadletter_stream()).await.unwrap();
+        dlq.info().await.unwrap().state.messages >= expected
+    })
+    .await;
+    let dlq = app.js.get_stream(app.ns.deadletter_stream()).await.unwrap();
+    let mut dlq = dlq;
+    assert!(
+        arrived,
+        "dead letters: {}",
+        dlq.info().await.unwrap().state.messages
+    );
+    assert_eq!(dlq.info().await.unwrap().state.messages, expected);
+    let dead = dlq
+        .get_last_raw_message_by_subject(&dlq_subject)
+        .await
+        .unwrap();
+    let reason = dead
+        .headers
+        .get(streams::headers::DEADLETTER_REASON)
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    assert!(reason.contains("undecodable"), "{reason}");
+    app.shutdown().await;
+}

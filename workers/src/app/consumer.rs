@@ -85,6 +85,10 @@ pub struct Spec {
     pub name: &'static str,
     /// [`each`]: handlers in flight at once. [`batches`]: messages per batch.
     pub size: usize,
+    /// [`each`]: messages asked for per pull request. More than `size` keeps a sequential
+    /// handler fed without a round trip per message; those waiting count against the
+    /// consumer's ack wait.
+    pub pull: usize,
     /// Deliveries after which a retry gives up (the consumer's `max_deliver`); None: never
     /// (a projection must not lose an event, so it retries until the store is back).
     pub give_up_after: Option<i64>,
@@ -100,6 +104,7 @@ impl Spec {
         Spec {
             name,
             size: size.max(1),
+            pull: size.clamp(1, 100),
             give_up_after: None,
             pace: None,
             confirm_acks: false,
@@ -134,7 +139,7 @@ pub async fn each<T, D, H, F>(
     'outer: loop {
         let mut messages = match consumer
             .stream()
-            .max_messages_per_batch(spec.size.min(100))
+            .max_messages_per_batch(spec.pull)
             .heartbeat(Duration::from_secs(5))
             .messages()
             .await
@@ -225,8 +230,7 @@ pub async fn batches<T, D, H, F>(
                 }
             }
         }
-        let raw: Vec<Message> = batch.iter().map(|d| d.msg.clone()).collect();
-        let result = with_progress(&raw, apply(&ctx, &batch)).await;
+        let result = with_progress(batch.iter().map(|d| &d.msg), apply(&ctx, &batch)).await;
         if let Err(e) = &result {
             warn!(consumer = spec.name, error = %e, "batch failed; it will be applied again");
         }
@@ -329,7 +333,10 @@ pub async fn dead_letter(ctx: &Ctx, msg: &Message, reason: &str, delivered: i64)
 /// Runs `work` on a batch, telling the server every few seconds that the batch is in
 /// progress: the consumer's ack wait stays short (a crashed process's batch comes back
 /// soon) while a long batch is not redelivered under our feet.
-pub async fn with_progress<T>(msgs: &[Message], work: impl Future<Output = T>) -> T {
+async fn with_progress<'a, T>(
+    msgs: impl Iterator<Item = &'a Message> + Clone,
+    work: impl Future<Output = T>,
+) -> T {
     let mut work = std::pin::pin!(work);
     let mut tick = tokio::time::interval(setup::PROJECTION_PROGRESS);
     tick.tick().await;
@@ -337,7 +344,7 @@ pub async fn with_progress<T>(msgs: &[Message], work: impl Future<Output = T>) -
         tokio::select! {
             out = &mut work => return out,
             _ = tick.tick() => {
-                for m in msgs {
+                for m in msgs.clone() {
                     let _ = m.ack_with(AckKind::Progress).await;
                 }
             }

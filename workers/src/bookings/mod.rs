@@ -5,6 +5,8 @@
 
 use bson::{doc, Bson, Document};
 use chrono::{TimeZone, Utc};
+pub use domain::bookings::decide::booking_id_for;
+use domain::bookings::decide::booking_seat_id;
 use domain::entities::booking::{BookingAmounts, BookingSeat, BookingSeatStatus, BookingStatus};
 use domain::entities::payment::PaymentStatus;
 use domain::entities::reference::{booking_reference, reference_unique};
@@ -41,15 +43,6 @@ fn money(d: &Document, k: &str) -> Result<Money, HandlerError> {
         .map_err(|e| HandlerError::Permanent(format!("{k}: {e}")))
 }
 
-/// A booking's line for one seat; `created` is the booking's `createdAt`.
-fn booking_seat_id(booking: &ObjectId, seat: &ObjectId, created: DateTime) -> ObjectId {
-    derive_object_id(
-        "booking_seat",
-        &format!("{}:{}", booking.to_hex(), seat.to_hex()),
-        created.timestamp_millis() / 1000,
-    )
-}
-
 /// Writes a booking's cancellation: the booking (`set`, `version` raised) and each of its
 /// seat lines, all by `_id`. Returns the booking as it is now.
 async fn write_cancelled(
@@ -79,15 +72,6 @@ async fn write_cancelled(
     let mut after = booking.clone();
     after.extend(set);
     Ok(after)
-}
-
-/// The booking made from a hold: one per hold.
-pub fn booking_id_for(hold: &ObjectId) -> ObjectId {
-    derive_object_id(
-        "booking",
-        &hold.to_hex(),
-        hold.timestamp().timestamp_millis() / 1000,
-    )
 }
 
 #[allow(clippy::too_many_arguments)]

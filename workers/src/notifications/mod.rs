@@ -68,7 +68,10 @@ pub async fn start(
     tasks.spawn(consumer::each(
         ctx.clone(),
         consumer,
-        Spec::new("notifications", 1),
+        Spec {
+            pull: 100,
+            ..Spec::new("notifications", 1)
+        },
         stopped.clone(),
         consumer::json::<DomainEvent>,
         |ctx, d| async move {

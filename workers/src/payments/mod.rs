@@ -17,13 +17,14 @@
 
 pub mod gateway;
 
+use domain::payments::decide::message_for;
+pub use domain::payments::decide::payment_id_for_attempt;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use bson::{doc, Document};
 use domain::entities::card::{parse_card_number, CardBrand, CardOutcome};
 use domain::entities::payment::{Payment, PaymentMethod, PaymentStatus};
-use domain::ids::derive_object_id;
 use domain::{Currency, DateTime, Money, ObjectId};
 use serde_json::{json, Value};
 use streams::codes::{ErrorCode, Reply};
@@ -46,21 +47,6 @@ const MAX_CHAIN: u32 = 100;
 /// The payment of the first attempt at paying a booking.
 pub fn payment_id_for(booking: &ObjectId) -> ObjectId {
     payment_id_for_attempt(booking, 1)
-}
-
-/// The payment of the `n`-th attempt (from 1) at paying a booking. The first keeps the
-/// id a booking's one payment always had.
-pub fn payment_id_for_attempt(booking: &ObjectId, n: u32) -> ObjectId {
-    let key = if n <= 1 {
-        booking.to_hex()
-    } else {
-        format!("{}:{n}", booking.to_hex())
-    };
-    derive_object_id(
-        "payment",
-        &key,
-        booking.timestamp().timestamp_millis() / 1000,
-    )
 }
 
 /// A booking's payment attempts in order, read by `_id` until the first missing one.
@@ -90,15 +76,6 @@ fn declined_code(code: &str) -> ErrorCode {
         "processing_error" => ErrorCode::ProcessingError,
         "card_token_expired" => ErrorCode::CardTokenExpired,
         _ => ErrorCode::CardDeclined,
-    }
-}
-
-fn message_for(code: &str) -> &'static str {
-    match code {
-        "insufficient_funds" => "the card has insufficient funds",
-        "processing_error" => "the payment gateway could not process the card; try again later",
-        "card_token_expired" => "the card details expired before the payment ran; send them again",
-        _ => "the card was declined",
     }
 }
 

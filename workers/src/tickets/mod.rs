@@ -18,13 +18,13 @@ pub mod qr_keys;
 pub mod revocations;
 pub mod scans;
 
+pub use domain::tickets::decide::{qr_code_id_for, ticket_id_for};
 use std::time::Duration;
 
 use bson::{doc, Bson, Document};
 use domain::entities::qr_code::QrCode;
 use domain::entities::reference::{ticket_number, BookingReference};
 use domain::entities::ticket::{SeatInfo, Ticket, TicketStatus};
-use domain::ids::derive_object_id;
 use domain::qr::{QrKeyRing, QrPayload};
 use domain::{DateTime, ObjectId};
 use futures::future::join_all;
@@ -44,24 +44,6 @@ use crate::store::{api_json, is_duplicate_key, names, to_doc};
 
 /// Events per fetch; a batch is handled concurrently.
 const BATCH: usize = 64;
-
-/// The ticket of `seat` in `booking`.
-pub fn ticket_id_for(booking: &ObjectId, seat: &ObjectId) -> ObjectId {
-    derive_object_id(
-        "ticket",
-        &format!("{}:{}", booking.to_hex(), seat.to_hex()),
-        booking.timestamp().timestamp_millis() / 1000,
-    )
-}
-
-/// The QR code of a ticket.
-pub fn qr_code_id_for(ticket: &ObjectId) -> ObjectId {
-    derive_object_id(
-        "qr_code",
-        &ticket.to_hex(),
-        ticket.timestamp().timestamp_millis() / 1000,
-    )
-}
 
 /// The QR keys of this process (loaded at start-up by every process that runs a worker
 /// needing them).

@@ -10,6 +10,7 @@
 
 use bson::{doc, Bson};
 use chrono::Utc;
+use domain::accounts::decide::token_acceptable;
 use domain::entities::notification::NotificationType;
 use domain::user::Email;
 use domain::{DateTime, ObjectId};
@@ -97,7 +98,7 @@ pub async fn verify_email(
     env: &CommandEnvelope,
     c: &OneTimeToken,
 ) -> Result<Reply, HandlerError> {
-    if c.token.trim().is_empty() || c.token.len() > 200 {
+    if !token_acceptable(&c.token) {
         return Ok(refused());
     }
     let users = ctx.store.col(names::USERS);
@@ -219,7 +220,7 @@ pub async fn confirm_password_reset(
             "passwordHash must be an argon2 PHC string",
         ));
     }
-    if c.token.trim().is_empty() || c.token.len() > 200 {
+    if !token_acceptable(&c.token) {
         return Ok(refused());
     }
     let users = ctx.store.col(names::USERS);
