@@ -354,11 +354,11 @@ fn event_filter(p: ListParams, admin: bool) -> Result<EventFilter, ApiError> {
     let include_drafts =
         one_of("includeDrafts", p.include_drafts, &["true", "false"])?.as_deref() == Some("true");
     Ok(EventFilter {
-        city: non_blank(p.city),
+        city: non_blank("city", p.city)?,
         category,
         from,
         to,
-        q: non_blank(p.q),
+        q: non_blank("q", p.q)?,
         page,
         limit,
         // Only admins see drafts; for anyone else the flag is ignored.
@@ -450,7 +450,7 @@ pub async fn seats(
     };
     let query = Query::EventSeats {
         event_id,
-        section: non_blank(p.section),
+        section: non_blank("section", p.section)?,
         status,
     };
     ask_raw(&state, user.map(|u| u.issuer()), query).await

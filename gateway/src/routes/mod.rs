@@ -283,9 +283,21 @@ pub fn page_and_limit(page: Option<&str>, limit: Option<&str>) -> Result<(u32, u
     Ok((page, limit))
 }
 
-/// A query-string value with blanks treated as absent (free text: any value is valid).
-pub fn non_blank(v: Option<String>) -> Option<String> {
-    v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+/// A free-text query-string value, with blanks treated as absent.
+///
+/// A value with a control character (a NUL byte, a newline...) is refused with
+/// `validation_failed`: no name, city or search text has one, and the database refuses a
+/// NUL in a string (it answered 503 before this check).
+pub fn non_blank(field: &str, v: Option<String>) -> Result<Option<String>, ApiError> {
+    let v = v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    if v.as_deref()
+        .is_some_and(|s| s.chars().any(char::is_control))
+    {
+        return Err(ApiError::validation(format!(
+            "{field}: must not contain control characters"
+        )));
+    }
+    Ok(v)
 }
 
 /// A query-string value that must be one of `allowed` when present; an empty value is

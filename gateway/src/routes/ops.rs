@@ -175,7 +175,7 @@ fn audit_filter(p: AuditParams) -> Result<AuditFilter, ApiError> {
         to,
         user_id: optional_id("userId", p.user_id)?,
         entity_id: optional_id("entityId", p.entity_id)?,
-        action: non_blank(p.action),
+        action: non_blank("action", p.action)?,
         status,
         page,
         limit,
