@@ -306,7 +306,8 @@ pub async fn publish(
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// Exact city, any case.
+    /// Exact city, any case. No control characters.
+    #[param(pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub city: Option<String>,
     #[param(inline, value_type = Option<crate::openapi::params::Category>)]
     pub category: Option<String>,
@@ -317,7 +318,8 @@ pub struct ListParams {
     /// Events on or before this time or day (a plain date includes that whole day).
     #[param(value_type = Option<crate::openapi::params::DateOrTime>)]
     pub to: Option<String>,
-    /// Text searched in name, description, venue and city.
+    /// Text searched in name, description, venue and city. No control characters.
+    #[param(pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub q: Option<String>,
     /// From 1 (default 1).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 1_000_000)]
@@ -414,7 +416,8 @@ pub async fn read(
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct SeatParams {
-    /// Section name, exact.
+    /// Section name, exact. No control characters.
+    #[param(pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub section: Option<String>,
     #[param(inline, value_type = Option<crate::openapi::params::SeatStatus>)]
     pub status: Option<String>,

@@ -139,7 +139,8 @@ pub struct AuditParams {
     /// Id of the changed entity.
     #[param(value_type = Option<crate::openapi::params::ObjectId>)]
     pub entity_id: Option<String>,
-    /// Action such as `hold_created`.
+    /// Action such as `hold_created`. No control characters.
+    #[param(pattern = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$")]
     pub action: Option<String>,
     /// Id of the user who acted.
     #[param(value_type = Option<crate::openapi::params::ObjectId>)]
