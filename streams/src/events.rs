@@ -1,5 +1,12 @@
 //! Domain events: the durable record on the EVENTS stream that projections (audit trail,
 //! seat counters, expiry timers, analytics) consume and that recovery replays.
+//!
+//! An EVENTS message is an [`EventEnvelope`]: where the change came from (command, actor,
+//! request context, time), the audit snapshots, and the [`DomainEvent`] itself, whose keys
+//! (`type`, `action`, `entityType`, `entityId`, `eventId`, `data`) sit beside the
+//! envelope's as they did before the enum existed (see `domain::events`). Reading an
+//! envelope fills the facts older events carried only in the snapshots
+//! (`DomainEvent::fill_from_snapshots`), so every stored event decodes to the same enum.
 
 use chrono::{DateTime, Utc};
 use domain::ObjectId;
@@ -8,37 +15,72 @@ use serde_json::Value;
 
 use crate::commands::{Issuer, RequestContext};
 
+pub use domain::events::{DomainEvent, EventKind};
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DomainEvent {
+#[serde(rename_all = "camelCase", from = "Stored")]
+pub struct EventEnvelope {
     /// `<commandId>:<type>`: the `Nats-Msg-Id`, so a redelivered command publishes once.
     pub id: String,
-    /// `<entity>.<verb>`, such as `hold.created`; also the subject's tail.
-    #[serde(rename = "type")]
-    pub kind: String,
     pub occurred_at: DateTime<Utc>,
     pub command_id: String,
     pub actor: Option<Issuer>,
     #[serde(default)]
     pub context: RequestContext,
-    /// The audit action, such as `hold_created`.
-    pub action: String,
-    pub entity_type: String,
-    pub entity_id: ObjectId,
-    /// The show the change belongs to, when there is one (seat counters key on it).
-    pub event_id: Option<ObjectId>,
+    /// The audit log's snapshots of the entity.
     pub before: Option<Value>,
     pub after: Option<Value>,
-    /// Facts projections need beyond before/after (seat ids, expiry time...).
-    #[serde(default)]
-    pub data: Value,
+    #[serde(flatten)]
+    pub event: DomainEvent,
 }
 
-impl DomainEvent {
-    pub fn entity(&self) -> &str {
-        self.kind.split('.').next().unwrap_or("")
+/// The envelope as read, before the facts of older events are filled in.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Stored {
+    id: String,
+    occurred_at: DateTime<Utc>,
+    command_id: String,
+    actor: Option<Issuer>,
+    #[serde(default)]
+    context: RequestContext,
+    #[serde(default)]
+    before: Option<Value>,
+    #[serde(default)]
+    after: Option<Value>,
+    #[serde(flatten)]
+    event: DomainEvent,
+}
+
+impl From<Stored> for EventEnvelope {
+    fn from(s: Stored) -> Self {
+        let mut event = s.event;
+        event.fill_from_snapshots(s.before.as_ref(), s.after.as_ref());
+        EventEnvelope {
+            id: s.id,
+            occurred_at: s.occurred_at,
+            command_id: s.command_id,
+            actor: s.actor,
+            context: s.context,
+            before: s.before,
+            after: s.after,
+            event,
+        }
     }
-    pub fn verb(&self) -> &str {
-        self.kind.split('.').nth(1).unwrap_or("")
+}
+
+impl EventEnvelope {
+    pub fn kind(&self) -> EventKind {
+        self.event.event_kind()
+    }
+
+    /// The changed entity (a hold, a booking...).
+    pub fn entity_id(&self) -> ObjectId {
+        self.event.entity_id()
+    }
+
+    /// The show the change belongs to, when there is one (seat counters key on it).
+    pub fn show_id(&self) -> Option<ObjectId> {
+        self.event.show_id()
     }
 }

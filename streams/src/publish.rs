@@ -4,7 +4,7 @@ use async_nats::jetstream;
 use async_nats::HeaderMap;
 
 use crate::commands::CommandEnvelope;
-use crate::events::DomainEvent;
+use crate::events::EventEnvelope;
 use crate::headers;
 use crate::names::Namespace;
 use crate::proof::CommandSigner;
@@ -75,11 +75,11 @@ pub async fn publish_event(
     js: &jetstream::Context,
     ns: &Namespace,
     signer: &CommandSigner,
-    ev: &DomainEvent,
+    ev: &EventEnvelope,
 ) -> Result<(), WireError> {
     let mut h = HeaderMap::new();
     h.insert(async_nats::header::NATS_MESSAGE_ID, ev.id.as_str());
-    let (entity, verb) = (ev.entity(), ev.verb());
+    let (entity, verb) = ev.kind().subject_parts();
     let body = serde_json::to_vec(ev)?;
     signer.sign_into(&mut h, &body);
     js.publish_with_headers(ns.event(entity, verb), h, body.into())

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::events::DomainEvent;
+use crate::events::{DomainEvent, EventEnvelope};
 use async_nats::jetstream::consumer::DeliverPolicy;
 use async_nats::jetstream::{self, Message};
 use domain::hold::{HoldStatus, SeatHold};
@@ -30,35 +30,24 @@ pub struct HoldView {
     tail: Tail,
 }
 
-/// The hold a `hold.created` event carries.
-pub fn hold_of(ev: &DomainEvent) -> Option<SeatHold> {
-    serde_json::from_value(ev.data.get("hold")?.clone()).ok()
-}
-
-fn apply(holds: &mut HashMap<ObjectId, SeatHold>, ev: &DomainEvent) {
+fn apply(holds: &mut HashMap<ObjectId, SeatHold>, ev: &EventEnvelope) {
     let at = DateTime::from_millis(ev.occurred_at.timestamp_millis());
-    let status = match ev.kind.as_str() {
-        "hold.created" => {
-            if let Some(h) = hold_of(ev) {
-                holds.entry(h.id).or_insert(h);
-            }
+    let (id, status, booking) = match &ev.event {
+        DomainEvent::HoldCreated(e) => {
+            holds.entry(e.hold.id).or_insert_with(|| e.hold.clone());
             return;
         }
-        "hold.released" => HoldStatus::Released,
-        "hold.expired" => HoldStatus::Expired,
-        "hold.converted" => HoldStatus::ConvertedToBooking,
+        DomainEvent::HoldReleased(e) => (e.hold_id, HoldStatus::Released, None),
+        DomainEvent::HoldExpired(e) => (e.hold_id, HoldStatus::Expired, None),
+        DomainEvent::HoldConverted(e) => (e.hold_id, HoldStatus::ConvertedToBooking, e.booking_id),
+        // Not a hold's change (the subject filter lets only hold events through).
         _ => return,
     };
-    if let Some(h) = holds.get_mut(&ev.entity_id) {
+    if let Some(h) = holds.get_mut(&id) {
         h.status = status;
         h.updated_at = at;
-        if status == HoldStatus::ConvertedToBooking {
-            h.converted_to_booking_id = ev
-                .after
-                .as_ref()
-                .and_then(|a| a.get("convertedToBookingId"))
-                .and_then(|v| v.as_str())
-                .and_then(|s| ObjectId::parse_str(s).ok());
+        if booking.is_some() {
+            h.converted_to_booking_id = booking;
         }
     }
     if holds.len() > PRUNE_ABOVE {
@@ -84,7 +73,7 @@ impl HoldView {
             if !m.subject.as_str().contains(".hold.") {
                 return;
             }
-            if let Ok(ev) = serde_json::from_slice::<DomainEvent>(&m.payload) {
+            if let Ok(ev) = serde_json::from_slice::<EventEnvelope>(&m.payload) {
                 apply(&mut state.write().expect("not poisoned"), &ev);
             }
         };
@@ -112,16 +101,20 @@ impl HoldView {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use domain::events::{HoldConverted, HoldCreated};
     use domain::Money;
-    use serde_json::json;
 
-    fn event(kind: &str, id: ObjectId, data: serde_json::Value) -> DomainEvent {
-        serde_json::from_value(json!({
-            "id": format!("c:{kind}"), "type": kind, "occurredAt": "2026-12-01T10:00:00Z",
-            "commandId": "c", "action": kind, "entityType": "hold", "entityId": {"$oid": id.to_hex()},
-            "after": {"convertedToBookingId": ObjectId::new().to_hex()}, "data": data,
-        }))
-        .expect("a domain event")
+    fn envelope(event: DomainEvent) -> EventEnvelope {
+        EventEnvelope {
+            id: format!("c:{}", event.kind()),
+            occurred_at: "2026-12-01T10:00:00Z".parse().unwrap(),
+            command_id: "c".into(),
+            actor: None,
+            context: Default::default(),
+            before: None,
+            after: None,
+            event,
+        }
     }
 
     #[test]
@@ -142,10 +135,25 @@ mod tests {
             updated_at: DateTime::now(),
         };
         let mut holds = HashMap::new();
-        let created = event("hold.created", id, json!({"hold": hold}));
+        let created = envelope(DomainEvent::HoldCreated(HoldCreated {
+            hold_id: id,
+            event_id: hold.event_id,
+            user_id: hold.user_id,
+            seat_ids: hold.seat_ids.clone(),
+            expires_at: chrono::Utc::now(),
+            hold: hold.clone(),
+        }));
+        // Through the wire, as the view reads it.
+        let created: EventEnvelope =
+            serde_json::from_slice(&serde_json::to_vec(&created).unwrap()).unwrap();
         apply(&mut holds, &created);
         assert_eq!(holds[&id], hold);
-        apply(&mut holds, &event("hold.converted", id, json!({})));
+        let converted = envelope(DomainEvent::HoldConverted(HoldConverted {
+            hold_id: id,
+            event_id: hold.event_id,
+            booking_id: Some(ObjectId::new()),
+        }));
+        apply(&mut holds, &converted);
         assert_eq!(holds[&id].status, HoldStatus::ConvertedToBooking);
         assert!(holds[&id].converted_to_booking_id.is_some());
         // A redelivered creation does not bring the hold back to active.

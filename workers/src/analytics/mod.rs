@@ -32,7 +32,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 use streams::codes::{ErrorCode, Reply};
 use streams::commands::CommandEnvelope;
-use streams::events::DomainEvent;
+use streams::events::{DomainEvent, EventEnvelope};
 use streams::setup;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -84,7 +84,7 @@ pub async fn start(
         consumer,
         spec,
         stopped,
-        consumer::json::<DomainEvent>,
+        consumer::json::<EventEnvelope>,
         |ctx, batch| {
             let (ctx, events) = (ctx.clone(), crate::projections::items(batch));
             async move { apply(&ctx, &events).await }
@@ -94,7 +94,7 @@ pub async fn start(
 }
 
 /// Records the facts of `events` and recomputes the metrics of the shows they touch.
-async fn apply(ctx: &Ctx, events: &[DomainEvent]) -> Result<(), HandlerError> {
+async fn apply(ctx: &Ctx, events: &[EventEnvelope]) -> Result<(), HandlerError> {
     let mut touched = BTreeSet::new();
     for ev in events {
         if let Some(event_id) = record(ctx, ev).await? {
@@ -107,106 +107,104 @@ async fn apply(ctx: &Ctx, events: &[DomainEvent]) -> Result<(), HandlerError> {
     Ok(())
 }
 
-fn money_minor(v: Option<&Value>) -> (i64, String) {
-    let v = v.cloned().unwrap_or(Value::Null);
-    (
-        v.get("amountMinor").and_then(Value::as_i64).unwrap_or(0),
-        v.get("currency")
-            .and_then(Value::as_str)
-            .unwrap_or("USD")
-            .to_string(),
-    )
-}
-
 /// The fact of one domain event, inserted once. Returns the show it belongs to.
-async fn record(ctx: &Ctx, ev: &DomainEvent) -> Result<Option<ObjectId>, HandlerError> {
-    let Some(event_id) = ev.event_id else {
-        return Ok(None);
-    };
+async fn record(ctx: &Ctx, ev: &EventEnvelope) -> Result<Option<ObjectId>, HandlerError> {
     let at = DateTime::from_millis(ev.occurred_at.timestamp_millis());
     let id = derive_object_id("afact", &ev.id, ev.occurred_at.timestamp());
+    let (event_id, facts) = match &ev.event {
+        DomainEvent::BookingConfirmed(e) => (
+            e.event_id,
+            doc! {
+                "kind": "sale", "bookingId": e.booking_id,
+                "amountMinor": e.final_price.minor(), "currency": e.final_price.currency().as_str(),
+                "seats": sale_seats(ctx, e.booking_id).await?,
+            },
+        ),
+        DomainEvent::BookingCancelled(e) => (
+            e.event_id,
+            doc! {
+                "kind": "cancellation", "bookingId": e.booking_id,
+                "wasConfirmed": e.was_paid().unwrap_or(false), "seatCount": e.seat_ids.len() as i64,
+            },
+        ),
+        DomainEvent::RefundProcessed(e) => (
+            e.event_id,
+            doc! {
+                "kind": "refund", "amountMinor": e.refund_minor,
+                "currency": e.currency.unwrap_or(Currency::USD).as_str(),
+            },
+        ),
+        // Not a sale, a cancellation or a refund.
+        DomainEvent::HoldCreated(_)
+        | DomainEvent::HoldReleased(_)
+        | DomainEvent::HoldExpired(_)
+        | DomainEvent::HoldConverted(_)
+        | DomainEvent::BookingCreated(_)
+        | DomainEvent::BookingExpired(_)
+        | DomainEvent::PaymentInitiated(_)
+        | DomainEvent::PaymentFailed(_)
+        | DomainEvent::PaymentCompleted(_)
+        | DomainEvent::TicketsIssued(_)
+        | DomainEvent::TicketDownloaded(_)
+        | DomainEvent::TicketScanned(_)
+        | DomainEvent::TicketScanRefused(_)
+        | DomainEvent::EventCreated(_)
+        | DomainEvent::EventPublished(_)
+        | DomainEvent::EventCancelled(_)
+        | DomainEvent::UserRegistered(_)
+        | DomainEvent::UserLoggedOut(_)
+        | DomainEvent::UserSuspended(_)
+        | DomainEvent::UserVerified(_)
+        | DomainEvent::UserPasswordReset(_)
+        | DomainEvent::CommandRefused(_) => return Ok(None),
+    };
     let mut fact = doc! {"_id": id, "eventId": event_id, "at": at, "domainEventId": &ev.id};
-    match ev.kind.as_str() {
-        "booking.confirmed" => {
-            let (minor, currency) = money_minor(ev.data.get("finalPrice"));
-            let booking_seats: Vec<Document> = ctx
-                .store
-                .col(names::BOOKING_SEATS)
-                .find(doc! {"bookingId": ev.entity_id})
-                .await?
-                .try_collect()
-                .await?;
-            let mut seats = Vec::new();
-            for bs in &booking_seats {
-                let seat_id = bs.get_object_id("seatId").unwrap_or_default();
-                let seat = ctx
-                    .store
-                    .col(names::SEATS)
-                    .find_one(doc! {"_id": seat_id})
-                    .await?
-                    .unwrap_or_default();
-                let number = match seat.get("number") {
-                    Some(Bson::Int32(n)) => n.to_string(),
-                    Some(Bson::Int64(n)) => n.to_string(),
-                    Some(Bson::String(s)) => s.clone(),
-                    _ => String::new(),
-                };
-                let price = bs
-                    .get_document("priceAtBooking")
-                    .ok()
-                    .and_then(|p| p.get_i64("amountMinor").ok())
-                    .unwrap_or(0);
-                seats.push(doc! {
-                    "seatId": seat_id,
-                    "label": format!("{}{}", seat.get_str("row").unwrap_or_default(), number),
-                    "section": seat.get_str("section").unwrap_or_default(),
-                    "priceMinor": price,
-                });
-            }
-            fact.insert("kind", "sale");
-            fact.insert("bookingId", ev.entity_id);
-            fact.insert("amountMinor", minor);
-            fact.insert("currency", currency);
-            fact.insert("seats", seats);
-        }
-        "booking.cancelled" => {
-            let was_confirmed = ev
-                .before
-                .as_ref()
-                .and_then(|b| b.get("status"))
-                .and_then(Value::as_str)
-                .is_some_and(|s| s == "confirmed" || s == "completed");
-            let seat_count = ctx
-                .store
-                .col(names::BOOKINGS)
-                .find_one(doc! {"_id": ev.entity_id})
-                .await?
-                .and_then(|b| b.get_array("seatIds").ok().map(|a| a.len() as i64))
-                .unwrap_or(0);
-            fact.insert("kind", "cancellation");
-            fact.insert("bookingId", ev.entity_id);
-            fact.insert("wasConfirmed", was_confirmed);
-            fact.insert("seatCount", seat_count);
-        }
-        "refund.processed" => {
-            let minor = ev
-                .data
-                .get("refundMinor")
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
-            let (_, currency) = money_minor(ev.after.as_ref().and_then(|a| a.get("refundAmount")));
-            fact.insert("kind", "refund");
-            fact.insert("amountMinor", minor);
-            fact.insert("currency", currency);
-        }
-        _ => return Ok(None),
-    }
+    fact.extend(facts);
     match ctx.store.col(FACTS).insert_one(fact).await {
         Ok(_) => {}
         Err(e) if is_duplicate_key(&e) => {}
         Err(e) => return Err(e.into()),
     }
     Ok(Some(event_id))
+}
+
+/// The seats of a sale as its fact keeps them: label, section and price paid.
+async fn sale_seats(ctx: &Ctx, booking_id: ObjectId) -> Result<Vec<Document>, HandlerError> {
+    let booking_seats: Vec<Document> = ctx
+        .store
+        .col(names::BOOKING_SEATS)
+        .find(doc! {"bookingId": booking_id})
+        .await?
+        .try_collect()
+        .await?;
+    let mut seats = Vec::new();
+    for bs in &booking_seats {
+        let seat_id = bs.get_object_id("seatId").unwrap_or_default();
+        let seat = ctx
+            .store
+            .col(names::SEATS)
+            .find_one(doc! {"_id": seat_id})
+            .await?
+            .unwrap_or_default();
+        let number = match seat.get("number") {
+            Some(Bson::Int32(n)) => n.to_string(),
+            Some(Bson::Int64(n)) => n.to_string(),
+            Some(Bson::String(s)) => s.clone(),
+            _ => String::new(),
+        };
+        let price = bs
+            .get_document("priceAtBooking")
+            .ok()
+            .and_then(|p| p.get_i64("amountMinor").ok())
+            .unwrap_or(0);
+        seats.push(doc! {
+            "seatId": seat_id,
+            "label": format!("{}{}", seat.get_str("row").unwrap_or_default(), number),
+            "section": seat.get_str("section").unwrap_or_default(),
+            "priceMinor": price,
+        });
+    }
+    Ok(seats)
 }
 
 /// One fact, typed.
@@ -490,9 +488,15 @@ pub async fn rebuild(ctx: &Ctx, env: &CommandEnvelope) -> Result<Reply, HandlerE
                 }
             };
             let seq = m.info().map(|i| i.stream_sequence).unwrap_or(last);
-            if let Ok(ev) = serde_json::from_slice::<DomainEvent>(&m.payload) {
-                if let Some(event_id) = record(ctx, &ev).await? {
-                    touched.insert(event_id);
+            match serde_json::from_slice::<EventEnvelope>(&m.payload) {
+                Ok(ev) => {
+                    if let Some(event_id) = record(ctx, &ev).await? {
+                        touched.insert(event_id);
+                    }
+                }
+                // The live consumer dead-letters it; the rebuild goes on without it.
+                Err(e) => {
+                    tracing::warn!(seq, error = %e, "undecodable event skipped by the rebuild")
                 }
             }
             replayed += 1;

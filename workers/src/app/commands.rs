@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use async_nats::HeaderMap;
 use chrono::Utc;
+use domain::events::CommandRefused;
 use futures::FutureExt;
 use streams::codes::{ErrorCode, Reply};
 use streams::commands::{Command, CommandEnvelope};
-use streams::events::DomainEvent;
+use streams::events::{DomainEvent, EventEnvelope};
 use streams::headers;
 use streams::proof::Refusal;
 use streams::replies::{respond, StoredResult};
@@ -223,26 +224,22 @@ async fn refuse(
     let now = Utc::now();
     // The stream sequence makes each refused message its own event: a second forgery
     // under the same id is audited too, not dropped as a duplicate.
-    let ev = DomainEvent {
+    let ev = EventEnvelope {
         id: format!("{}:command.refused:{}", env.id, d.stream_sequence),
-        kind: "command.refused".into(),
         occurred_at: now,
         command_id: env.id.clone(),
         actor: env.issuer.clone(),
         context: env.context.clone(),
-        action: "command_refused".into(),
-        entity_type: "command".into(),
-        entity_id: domain::ids::derive_object_id("command", &env.id, now.timestamp()),
-        event_id: None,
         before: None,
         after: None,
-        data: serde_json::json!({
-            "failureReason": format!("{}: {reason}", code.as_str()),
-            "statusCode": code.status(),
-            "code": code.as_str(),
-            "command": format!("{}.{verb}", area.as_str()),
-            "subject": msg.subject.as_str(),
-            "signer": signer,
+        event: DomainEvent::CommandRefused(CommandRefused {
+            refusal_id: domain::ids::derive_object_id("command", &env.id, now.timestamp()),
+            failure_reason: format!("{}: {reason}", code.as_str()),
+            status_code: code.status(),
+            code: code.as_str().to_string(),
+            command: format!("{}.{verb}", area.as_str()),
+            subject: msg.subject.to_string(),
+            signer,
         }),
     };
     if let Err(e) = streams::publish::publish_event(&ctx.js, &ctx.ns, &ctx.signer, &ev).await {

@@ -4,10 +4,9 @@ use std::sync::Arc;
 
 use async_nats::jetstream;
 use chrono::Utc;
-use domain::ObjectId;
 use serde_json::Value;
 use streams::commands::CommandEnvelope;
-use streams::events::DomainEvent;
+use streams::events::{DomainEvent, EventEnvelope};
 use streams::locks::SeatLocks;
 use streams::replies::Results;
 use streams::{Namespace, WireError};
@@ -93,35 +92,25 @@ impl From<bson::ser::Error> for HandlerError {
     }
 }
 
-/// The facts of a domain event a handler fills in; the rest comes from the command.
-pub struct Change {
-    pub kind: &'static str,
-    pub action: &'static str,
-    pub entity_type: &'static str,
-    pub entity_id: ObjectId,
-    pub event_id: Option<ObjectId>,
-    pub before: Option<Value>,
-    pub after: Option<Value>,
-    pub data: Value,
-}
-
 impl Ctx {
-    /// Publishes the domain event of a change made by `env` (deduplicated by id).
-    pub async fn emit(&self, env: &CommandEnvelope, c: Change) -> Result<(), HandlerError> {
-        let ev = DomainEvent {
-            id: format!("{}:{}", env.id, c.kind),
-            kind: c.kind.to_string(),
+    /// Publishes `event`, a change made by `env` (deduplicated by id: a redelivered command
+    /// publishes once), with the audit log's snapshots of the entity before and after.
+    pub async fn emit(
+        &self,
+        env: &CommandEnvelope,
+        event: DomainEvent,
+        before: Option<Value>,
+        after: Option<Value>,
+    ) -> Result<(), HandlerError> {
+        let ev = EventEnvelope {
+            id: format!("{}:{}", env.id, event.kind()),
             occurred_at: Utc::now(),
             command_id: env.id.clone(),
             actor: env.issuer.clone(),
             context: env.context.clone(),
-            action: c.action.to_string(),
-            entity_type: c.entity_type.to_string(),
-            entity_id: c.entity_id,
-            event_id: c.event_id,
-            before: c.before,
-            after: c.after,
-            data: c.data,
+            before,
+            after,
+            event,
         };
         streams::publish::publish_event(&self.js, &self.ns, &self.signer, &ev).await?;
         Ok(())

@@ -13,6 +13,10 @@ use domain::entities::reference::{booking_reference, reference_unique};
 use domain::entities::refund::{refund_for, Refund, RefundError, RefundReason, RefundStatus};
 use domain::entities::Booking;
 use domain::event::CancellationPolicy;
+use domain::events::{
+    BookingConfirmed, BookingCreated, BookingEnded, CancellationReason, DomainEvent, HoldConverted,
+    RefundProcessed,
+};
 use domain::ids::derive_object_id;
 use domain::seat::lock_key;
 use domain::{DateTime, Money, ObjectId};
@@ -22,7 +26,7 @@ use streams::codes::{ErrorCode, Reply};
 use streams::commands::{BookingRef, CancelBooking, CancelCause, CommandEnvelope, CreateBooking};
 use streams::locks::Transferred;
 
-use crate::app::context::{Change, Ctx, HandlerError};
+use crate::app::context::{Ctx, HandlerError};
 use crate::holds::seats::{free_seats, pending_value, sold_value, Owner};
 use crate::store::leases::with_lease;
 use crate::store::{api_json, is_duplicate_key, names, to_doc};
@@ -74,31 +78,32 @@ async fn write_cancelled(
     Ok(after)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn emit(
-    ctx: &Ctx,
-    env: &CommandEnvelope,
-    kind: &'static str,
-    action: &'static str,
+/// The facts of a booking's end: `booking.cancelled`, or `booking.expired` when it ran out.
+fn ended(
     booking: &Document,
-    before: Value,
-    after: Value,
-    data: Value,
-) -> Result<(), HandlerError> {
-    ctx.emit(
-        env,
-        Change {
-            kind,
-            action,
-            entity_type: "booking",
-            entity_id: oid(booking, "_id")?,
-            event_id: booking.get_object_id("eventId").ok(),
-            before: Some(before),
-            after: Some(after),
-            data,
-        },
-    )
-    .await
+    by: CancelledBy,
+    refund: Option<(ObjectId, Money)>,
+    payment_status: Option<PaymentStatus>,
+) -> Result<DomainEvent, HandlerError> {
+    let e = BookingEnded {
+        booking_id: oid(booking, "_id")?,
+        event_id: oid(booking, "eventId")?,
+        user_id: booking.get_object_id("userId").ok(),
+        seat_ids: ids(booking, "seatIds"),
+        refund_minor: refund.map_or(0, |(_, m)| m.minor()),
+        refund_id: refund.map(|(id, _)| id),
+        currency: refund.map(|(_, m)| m.currency()),
+        reason: Some(by.as_reason()),
+        previous_status: booking
+            .get_str("status")
+            .ok()
+            .and_then(BookingStatus::parse),
+        payment_status,
+    };
+    Ok(match by {
+        CancelledBy::Expired => DomainEvent::BookingExpired(e),
+        _ => DomainEvent::BookingCancelled(e),
+    })
 }
 
 pub async fn create(
@@ -278,32 +283,32 @@ async fn finish_create(
     let booking_id = oid(booking, "_id")?;
     let hold_id = oid(hold, "_id")?;
     // The hold's document follows from `hold.converted` (the projection is its writer).
+    let event_id = oid(booking, "eventId")?;
     ctx.emit(
         env,
-        Change {
-            kind: "hold.converted",
-            action: "hold_converted",
-            entity_type: "hold",
-            entity_id: hold_id,
-            event_id: booking.get_object_id("eventId").ok(),
-            before: Some(json!({"status": "active"})),
-            after: Some(json!({"status": "converted_to_booking", "convertedToBookingId": booking_id.to_hex()})),
-            data: json!({}),
-        },
+        DomainEvent::HoldConverted(HoldConverted {
+            hold_id,
+            event_id,
+            booking_id: Some(booking_id),
+        }),
+        Some(json!({"status": "active"})),
+        Some(
+            json!({"status": "converted_to_booking", "convertedToBookingId": booking_id.to_hex()}),
+        ),
     )
     .await?;
-    let after = api_json(booking);
-    emit(
-        ctx,
-        env,
-        "booking.created",
-        "booking_created",
-        booking,
-        Value::Null,
-        after.clone(),
-        json!({"expiresAt": after["expiresAt"], "seatIds": after["seatIds"], "userId": after["userId"]}),
-    )
-    .await
+    let expires_at = booking
+        .get_datetime("expiresAt")
+        .map_err(|e| HandlerError::Permanent(format!("expiresAt: {e}")))?
+        .to_chrono();
+    let event = DomainEvent::BookingCreated(BookingCreated {
+        booking_id,
+        event_id,
+        user_id: oid(booking, "userId")?,
+        seat_ids: ids(booking, "seatIds"),
+        expires_at,
+    });
+    ctx.emit(env, event, None, Some(api_json(booking))).await
 }
 
 /// Confirms a paid booking: locks become permanent (a sale), seats `booked`, booking
@@ -357,15 +362,19 @@ pub async fn confirm(
     let mut after = booking.clone();
     after.extend(set);
     let after_json = api_json(&after);
-    emit(
-        ctx,
+    let event = DomainEvent::BookingConfirmed(BookingConfirmed {
+        booking_id,
+        event_id,
+        user_id,
+        seat_ids,
+        final_price: money(&after, "finalPrice")?,
+        payment_id: Some(payment_id),
+    });
+    ctx.emit(
         env,
-        "booking.confirmed",
-        "booking_confirmed",
-        &after,
-        json!({"status": booking.get_str("status").unwrap_or("pending")}),
-        json!({"status": "confirmed", "paymentId": payment_id.to_hex()}),
-        json!({"userId": user_id.to_hex(), "seatIds": after_json["seatIds"], "finalPrice": after_json["finalPrice"]}),
+        event,
+        Some(json!({"status": booking.get_str("status").unwrap_or("pending")})),
+        Some(json!({"status": "confirmed", "paymentId": payment_id.to_hex()})),
     )
     .await?;
     Ok(after_json)
@@ -381,13 +390,17 @@ pub enum CancelledBy {
 }
 
 impl CancelledBy {
-    fn reason(self) -> &'static str {
+    fn as_reason(self) -> CancellationReason {
         match self {
-            CancelledBy::PaymentFailed => "payment_failed",
-            CancelledBy::Expired => "expired",
-            CancelledBy::Owner => "user_requested",
-            CancelledBy::EventCancelled => "event_cancelled",
+            CancelledBy::PaymentFailed => CancellationReason::PaymentFailed,
+            CancelledBy::Expired => CancellationReason::Expired,
+            CancelledBy::Owner => CancellationReason::UserRequested,
+            CancelledBy::EventCancelled => CancellationReason::EventCancelled,
         }
+    }
+
+    fn reason(self) -> &'static str {
+        self.as_reason().as_str()
     }
 }
 
@@ -419,19 +432,11 @@ pub async fn cancel_unpaid(
         );
     }
     let after = write_cancelled(ctx, booking, set, now).await?;
-    let (kind, action) = match by {
-        CancelledBy::Expired => ("booking.expired", "booking_expired"),
-        _ => ("booking.cancelled", "booking_cancelled"),
-    };
-    emit(
-        ctx,
+    ctx.emit(
         env,
-        kind,
-        action,
-        &after,
-        json!({"status": booking.get_str("status").unwrap_or_default()}),
-        json!({"status": "cancelled", "cancellationReason": by.reason()}),
-        json!({"userId": after.get_object_id("userId").map(|o| o.to_hex()).ok(), "refundMinor": 0, "seatIds": seat_hexes(&after)}),
+        ended(booking, by, None, None)?,
+        Some(json!({"status": booking.get_str("status").unwrap_or_default()})),
+        Some(json!({"status": "cancelled", "cancellationReason": by.reason()})),
     )
     .await?;
     Ok(api_json(&after))
@@ -673,43 +678,27 @@ async fn refund_and_cancel(
     };
     let after = write_cancelled(ctx, booking, set, now).await?;
     let refund_json = api_json(&refund_doc);
+    let processed = DomainEvent::RefundProcessed(RefundProcessed {
+        refund_id,
+        event_id,
+        booking_id,
+        refund_minor: refund_amount.minor(),
+        payment_status: pay_status,
+        currency: Some(refund_amount.currency()),
+    });
+    ctx.emit(env, processed, None, Some(refund_json.clone()))
+        .await?;
     ctx.emit(
         env,
-        Change {
-            kind: "refund.processed",
-            action: "refund_completed",
-            entity_type: "refund",
-            entity_id: refund_id,
-            event_id: Some(event_id),
-            before: None,
-            after: Some(refund_json.clone()),
-            data: json!({"bookingId": booking_id.to_hex(), "refundMinor": refund_amount.minor(), "paymentStatus": pay_status.as_str()}),
-        },
-    )
-    .await?;
-    emit(
-        ctx,
-        env,
-        "booking.cancelled",
-        "booking_cancelled",
-        &after,
-        json!({"status": booking.get_str("status").unwrap_or_default()}),
-        json!({"status": "cancelled", "cancellationReason": by.reason(), "paymentStatus": pay_status.as_str()}),
-        json!({"userId": owner_hex(booking), "refundMinor": refund_amount.minor(), "refundId": refund_id.to_hex(), "seatIds": seat_hexes(booking)}),
+        ended(booking, by, Some((refund_id, refund_amount)), Some(pay_status))?,
+        Some(json!({"status": booking.get_str("status").unwrap_or_default()})),
+        Some(json!({"status": "cancelled", "cancellationReason": by.reason(), "paymentStatus": pay_status.as_str()})),
     )
     .await?;
     Ok(Reply::ok(
         200,
         json!({"booking": api_json(&after), "refund": refund_json}),
     ))
-}
-
-fn seat_hexes(d: &Document) -> Vec<String> {
-    ids(d, "seatIds").iter().map(|s| s.to_hex()).collect()
-}
-
-fn owner_hex(d: &Document) -> Option<String> {
-    d.get_object_id("userId").ok().map(|o| o.to_hex())
 }
 
 /// The expiry worker: a pending booking past `expiresAt` with no payment running.

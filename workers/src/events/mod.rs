@@ -13,6 +13,7 @@ use domain::event::{
     parse_date_time, plan_seats, required_text, CancellationPolicy, Event, EventStatus, Pricing,
     SectionSummary,
 };
+use domain::events::{DomainEvent, EventCreated, EventStatusChanged};
 use domain::ids::derive_object_id;
 use domain::seat::{Accessibility, Seat, SeatStatus};
 use domain::{Currency, DateTime, Money, ObjectId};
@@ -21,7 +22,7 @@ use streams::codes::{ErrorCode, Reply};
 use streams::commands::{CommandEnvelope, CreateEvent, EventRef};
 use streams::live::locks::{status_key, SeatLock};
 
-use crate::app::context::{Change, Ctx, HandlerError};
+use crate::app::context::{Ctx, HandlerError};
 use crate::store::{api_json, is_duplicate_key, names, to_doc};
 
 /// Seats per `insert_many` batch.
@@ -197,16 +198,12 @@ pub async fn create_event(
     let after = api_json(&d);
     ctx.emit(
         env,
-        Change {
-            kind: "event.created",
-            action: "event_created",
-            entity_type: "event",
-            entity_id: event_id,
-            event_id: Some(event_id),
-            before: None,
-            after: Some(after.clone()),
-            data: json!({"seats": plan.len()}),
-        },
+        DomainEvent::EventCreated(EventCreated {
+            event_id,
+            seats: plan.len() as u64,
+        }),
+        None,
+        Some(after.clone()),
     )
     .await?;
     Ok(Reply::ok(201, after))
@@ -258,16 +255,12 @@ pub async fn publish_event(
     let after = api_json(&after);
     ctx.emit(
         env,
-        Change {
-            kind: "event.published",
-            action: "event_published",
-            entity_type: "event",
-            entity_id: c.event_id,
-            event_id: Some(c.event_id),
-            before: Some(json!({"status": before.get_str("status").unwrap_or_default()})),
-            after: Some(json!({"status": "published"})),
-            data: json!({}),
-        },
+        DomainEvent::EventPublished(EventStatusChanged {
+            event_id: c.event_id,
+            previous_status: Some(EventStatus::Draft),
+        }),
+        Some(json!({"status": EventStatus::Draft.as_str()})),
+        Some(json!({"status": EventStatus::Published.as_str()})),
     )
     .await?;
     Ok(Reply::ok(200, after))
@@ -321,16 +314,12 @@ pub async fn cancel_event(
     }
     ctx.emit(
         env,
-        Change {
-            kind: "event.cancelled",
-            action: "event_cancelled",
-            entity_type: "event",
-            entity_id: c.event_id,
-            event_id: Some(c.event_id),
-            before: Some(json!({"status": status})),
-            after: Some(json!({"status": "cancelled"})),
-            data: json!({}),
-        },
+        DomainEvent::EventCancelled(EventStatusChanged {
+            event_id: c.event_id,
+            previous_status: EventStatus::parse(&status),
+        }),
+        Some(json!({"status": status})),
+        Some(json!({"status": EventStatus::Cancelled.as_str()})),
     )
     .await?;
     let issuer = env.issuer.clone();

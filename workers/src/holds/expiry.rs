@@ -17,13 +17,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bson::doc;
-use chrono::{DateTime as ChronoDateTime, Utc};
+use chrono::Utc;
 use domain::{DateTime, ObjectId};
 use futures::{StreamExt, TryStreamExt};
 use streams::commands::{
     BookingRef, Command, CommandEnvelope, ReleaseHold, ReleaseReason, RequestContext,
 };
-use streams::events::DomainEvent;
+use streams::events::{DomainEvent, EventEnvelope};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
@@ -82,18 +82,41 @@ async fn feed(
             m = sub.next() => m,
         };
         let Some(msg) = msg else { break };
-        let Ok(ev) = serde_json::from_slice::<DomainEvent>(&msg.payload) else {
+        let Ok(ev) = serde_json::from_slice::<EventEnvelope>(&msg.payload) else {
             continue;
         };
-        let at = ev.data["expiresAt"]
-            .as_str()
-            .and_then(|s| s.parse::<ChronoDateTime<Utc>>().ok());
-        if let Some(at) = at {
-            if let Ok(mut d) = deadlines.lock() {
-                d.insert((at.timestamp_millis(), due(ev.entity_id)));
-            }
-            wake.notify_one();
+        let (at, id) = match ev.event {
+            DomainEvent::HoldCreated(e) => (e.expires_at, e.hold_id),
+            DomainEvent::BookingCreated(e) => (e.expires_at, e.booking_id),
+            // The subscriptions are to `hold.created` and `booking.created`.
+            DomainEvent::HoldReleased(_)
+            | DomainEvent::HoldExpired(_)
+            | DomainEvent::HoldConverted(_)
+            | DomainEvent::BookingConfirmed(_)
+            | DomainEvent::BookingCancelled(_)
+            | DomainEvent::BookingExpired(_)
+            | DomainEvent::RefundProcessed(_)
+            | DomainEvent::PaymentInitiated(_)
+            | DomainEvent::PaymentFailed(_)
+            | DomainEvent::PaymentCompleted(_)
+            | DomainEvent::TicketsIssued(_)
+            | DomainEvent::TicketDownloaded(_)
+            | DomainEvent::TicketScanned(_)
+            | DomainEvent::TicketScanRefused(_)
+            | DomainEvent::EventCreated(_)
+            | DomainEvent::EventPublished(_)
+            | DomainEvent::EventCancelled(_)
+            | DomainEvent::UserRegistered(_)
+            | DomainEvent::UserLoggedOut(_)
+            | DomainEvent::UserSuspended(_)
+            | DomainEvent::UserVerified(_)
+            | DomainEvent::UserPasswordReset(_)
+            | DomainEvent::CommandRefused(_) => continue,
+        };
+        if let Ok(mut d) = deadlines.lock() {
+            d.insert((at.timestamp_millis(), due(id)));
         }
+        wake.notify_one();
     }
 }
 

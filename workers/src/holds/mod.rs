@@ -16,6 +16,7 @@ pub mod seats;
 
 use bson::{doc, Document};
 use chrono::Utc;
+use domain::events::{DomainEvent, HoldCreated, HoldEnded};
 use domain::hold::{check_hold_request, HoldStatus, SeatHold};
 use domain::ids::derive_object_id;
 use domain::seat::lock_key;
@@ -28,7 +29,7 @@ use streams::live::locks::status_key;
 use streams::locks::Acquired;
 use tracing::warn;
 
-use crate::app::context::{Change, Ctx, HandlerError};
+use crate::app::context::{Ctx, HandlerError};
 use crate::events::seat_map::SeatMap;
 use crate::holds::seats::{free_seats, Owner};
 use crate::store::{api_json, names, to_doc};
@@ -297,21 +298,15 @@ async fn emit_created(
     hold: &SeatHold,
 ) -> Result<(), HandlerError> {
     let after = api_json(&to_doc(hold)?);
-    let full = serde_json::to_value(hold).map_err(|e| HandlerError::Permanent(e.to_string()))?;
-    ctx.emit(
-        env,
-        Change {
-            kind: "hold.created",
-            action: "hold_created",
-            entity_type: "hold",
-            entity_id: hold.id,
-            event_id: Some(hold.event_id),
-            before: None,
-            after: Some(after.clone()),
-            data: json!({"seatIds": after["seatIds"], "expiresAt": after["expiresAt"], "userId": after["userId"], "hold": full}),
-        },
-    )
-    .await
+    let event = DomainEvent::HoldCreated(HoldCreated {
+        hold_id: hold.id,
+        event_id: hold.event_id,
+        user_id: hold.user_id,
+        seat_ids: hold.seat_ids.clone(),
+        expires_at: hold.expires_at.to_chrono(),
+        hold: hold.clone(),
+    });
+    ctx.emit(env, event, None, Some(after)).await
 }
 
 /// The hold as the API shows it, with each seat's row, number, section and price.
@@ -389,22 +384,21 @@ pub async fn release(
         ReleaseReason::Expired => HoldStatus::Expired,
     };
     // The hold's document follows from the event (the projection is its one writer).
-    let (kind, action) = match c.reason {
-        ReleaseReason::Released => ("hold.released", "hold_released"),
-        ReleaseReason::Expired => ("hold.expired", "hold_expired"),
+    let ended = HoldEnded {
+        hold_id: c.hold_id,
+        event_id,
+        seat_ids,
+        user_id: owner_id,
+    };
+    let event = match c.reason {
+        ReleaseReason::Released => DomainEvent::HoldReleased(ended),
+        ReleaseReason::Expired => DomainEvent::HoldExpired(ended),
     };
     ctx.emit(
         env,
-        Change {
-            kind,
-            action,
-            entity_type: "hold",
-            entity_id: c.hold_id,
-            event_id: Some(event_id),
-            before: Some(json!({"status": "active"})),
-            after: Some(json!({"status": new_status.as_str()})),
-            data: json!({"seatIds": seat_ids.iter().map(|s| s.to_hex()).collect::<Vec<_>>(), "userId": owner_id.map(|o| o.to_hex())}),
-        },
+        event,
+        Some(json!({"status": HoldStatus::Active.as_str()})),
+        Some(json!({"status": new_status.as_str()})),
     )
     .await?;
     Ok(match c.reason {

@@ -22,13 +22,16 @@ use std::time::Duration;
 
 use bson::{doc, Bson, Document};
 use domain::entities::notification::{Medium, Notification, NotificationStatus, NotificationType};
+use domain::events::{
+    BookingConfirmed, BookingEnded, EventStatusChanged, PaymentAttempt, RefundProcessed,
+};
 use domain::ids::derive_object_id;
 use domain::{DateTime, ObjectId};
 use futures::TryStreamExt;
 use serde_json::{json, Value};
 use streams::codes::{ErrorCode, Reply};
 use streams::commands::{CommandEnvelope, NotificationRef};
-use streams::events::DomainEvent;
+use streams::events::{DomainEvent, EventEnvelope};
 use streams::setup;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -73,7 +76,7 @@ pub async fn start(
             ..Spec::new("notifications", 1)
         },
         stopped.clone(),
-        consumer::json::<DomainEvent>,
+        consumer::json::<EventEnvelope>,
         |ctx, d| async move {
             Outcome::of(on_event(&ctx, &d.item).await, Some(Duration::from_secs(1)))
         },
@@ -302,247 +305,295 @@ async fn find(ctx: &Ctx, col: &str, id: ObjectId) -> Result<Option<Document>, Ha
 }
 
 /// Turns one domain event into its notifications (none for most events).
-pub async fn on_event(ctx: &Ctx, ev: &DomainEvent) -> Result<(), HandlerError> {
-    match ev.kind.as_str() {
-        "booking.confirmed" => {
-            let Some(booking) = find(ctx, names::BOOKINGS, ev.entity_id).await? else {
-                return Err(HandlerError::Transient("booking not readable yet".into()));
-            };
-            let user_id = booking
-                .get_object_id("userId")
-                .map_err(|e| HandlerError::Permanent(e.to_string()))?;
-            let (evars, event) = event_vars(ctx, ev.event_id).await?;
-            let data = merge(booking_vars(ctx, &booking).await?, evars);
+pub async fn on_event(ctx: &Ctx, ev: &EventEnvelope) -> Result<(), HandlerError> {
+    match &ev.event {
+        DomainEvent::BookingConfirmed(e) => booking_confirmed(ctx, ev, e).await,
+        DomainEvent::PaymentCompleted(e) => payment_completed(ctx, ev, e).await,
+        DomainEvent::BookingCancelled(e) => booking_cancelled(ctx, ev, e).await,
+        DomainEvent::RefundProcessed(e) => refund_processed(ctx, ev, e).await,
+        DomainEvent::EventCancelled(e) => event_cancelled(ctx, ev, e).await,
+        // No message: an expired booking was never paid, and the rest tell nobody.
+        DomainEvent::HoldCreated(_)
+        | DomainEvent::HoldReleased(_)
+        | DomainEvent::HoldExpired(_)
+        | DomainEvent::HoldConverted(_)
+        | DomainEvent::BookingCreated(_)
+        | DomainEvent::BookingExpired(_)
+        | DomainEvent::PaymentInitiated(_)
+        | DomainEvent::PaymentFailed(_)
+        | DomainEvent::TicketsIssued(_)
+        | DomainEvent::TicketDownloaded(_)
+        | DomainEvent::TicketScanned(_)
+        | DomainEvent::TicketScanRefused(_)
+        | DomainEvent::EventCreated(_)
+        | DomainEvent::EventPublished(_)
+        | DomainEvent::UserRegistered(_)
+        | DomainEvent::UserLoggedOut(_)
+        | DomainEvent::UserSuspended(_)
+        | DomainEvent::UserVerified(_)
+        | DomainEvent::UserPasswordReset(_)
+        | DomainEvent::CommandRefused(_) => Ok(()),
+    }
+}
+
+/// The booking confirmation, and the reminder `reminderBefore` ahead of the show.
+async fn booking_confirmed(
+    ctx: &Ctx,
+    ev: &EventEnvelope,
+    e: &BookingConfirmed,
+) -> Result<(), HandlerError> {
+    let Some(booking) = find(ctx, names::BOOKINGS, e.booking_id).await? else {
+        return Err(HandlerError::Transient("booking not readable yet".into()));
+    };
+    let user_id = booking
+        .get_object_id("userId")
+        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+    let (evars, event) = event_vars(ctx, Some(e.event_id)).await?;
+    let data = merge(booking_vars(ctx, &booking).await?, evars);
+    create(
+        ctx,
+        NewNotification {
+            key: format!("{}:booking_confirmation", ev.id),
+            user_id,
+            event_id: Some(e.event_id),
+            booking_id: Some(e.booking_id),
+            kind: NotificationType::BookingConfirmation,
+            data: data.clone(),
+            scheduled_for: None,
+            at: ev.occurred_at.timestamp(),
+        },
+    )
+    .await?;
+    // The reminder, `reminderBefore` ahead of the show (now if that has passed).
+    let starts = event
+        .as_ref()
+        .and_then(|e| e.get_datetime("eventDate").ok().copied());
+    if let Some(starts) = starts {
+        let now = DateTime::now().timestamp_millis();
+        if starts.timestamp_millis() > now {
+            let at = (starts.timestamp_millis() - ctx.cfg.reminder_before_secs * 1000).max(now);
             create(
                 ctx,
                 NewNotification {
-                    key: format!("{}:booking_confirmation", ev.id),
+                    key: format!("{}:event_reminder", ev.id),
                     user_id,
-                    event_id: ev.event_id,
-                    booking_id: Some(ev.entity_id),
-                    kind: NotificationType::BookingConfirmation,
-                    data: data.clone(),
-                    scheduled_for: None,
-                    at: ev.occurred_at.timestamp(),
-                },
-            )
-            .await?;
-            // The reminder, `reminderBefore` ahead of the show (now if that has passed).
-            let starts = event
-                .as_ref()
-                .and_then(|e| e.get_datetime("eventDate").ok().copied());
-            if let Some(starts) = starts {
-                let now = DateTime::now().timestamp_millis();
-                if starts.timestamp_millis() > now {
-                    let at =
-                        (starts.timestamp_millis() - ctx.cfg.reminder_before_secs * 1000).max(now);
-                    create(
-                        ctx,
-                        NewNotification {
-                            key: format!("{}:event_reminder", ev.id),
-                            user_id,
-                            event_id: ev.event_id,
-                            booking_id: Some(ev.entity_id),
-                            kind: NotificationType::EventReminder,
-                            data,
-                            scheduled_for: Some(DateTime::from_millis(at)),
-                            at: ev.occurred_at.timestamp(),
-                        },
-                    )
-                    .await?;
-                }
-            }
-        }
-        "payment.completed" => {
-            let Some(p) = find(ctx, names::PAYMENTS, ev.entity_id).await? else {
-                return Err(HandlerError::Transient("payment not readable yet".into()));
-            };
-            let booking_id = p.get_object_id("bookingId").ok();
-            let reference = match booking_id {
-                Some(b) => find(ctx, names::BOOKINGS, b)
-                    .await?
-                    .and_then(|b| b.get_str("bookingReference").ok().map(str::to_string))
-                    .unwrap_or_default(),
-                None => String::new(),
-            };
-            let (evars, _) = event_vars(ctx, ev.event_id).await?;
-            let data = merge(
-                json!({
-                    "bookingReference": reference,
-                    "amount": money_text(p.get_document("amount").ok()),
-                    "cardLast4": p.get_str("cardLast4").unwrap_or_default(),
-                    "transactionId": p.get_str("transactionId").unwrap_or_default(),
-                }),
-                evars,
-            );
-            create(
-                ctx,
-                NewNotification {
-                    key: format!("{}:payment_confirmation", ev.id),
-                    user_id: p
-                        .get_object_id("userId")
-                        .map_err(|e| HandlerError::Permanent(e.to_string()))?,
-                    event_id: ev.event_id,
-                    booking_id,
-                    kind: NotificationType::PaymentConfirmation,
+                    event_id: Some(e.event_id),
+                    booking_id: Some(e.booking_id),
+                    kind: NotificationType::EventReminder,
                     data,
-                    scheduled_for: None,
+                    scheduled_for: Some(DateTime::from_millis(at)),
                     at: ev.occurred_at.timestamp(),
                 },
             )
             .await?;
         }
-        "booking.cancelled" => {
-            let Some(booking) = find(ctx, names::BOOKINGS, ev.entity_id).await? else {
-                return Err(HandlerError::Transient("booking not readable yet".into()));
-            };
-            withdraw(
-                ctx,
-                doc! {"bookingId": ev.entity_id, "type": "event_reminder"},
-                "the booking was cancelled",
-            )
-            .await?;
-            let reason = ev
-                .after
-                .as_ref()
-                .and_then(|a| a.get("cancellationReason"))
-                .and_then(Value::as_str)
-                .unwrap_or("cancelled")
-                .to_string();
-            // An event cancellation has its own message (event_cancelled).
-            if reason == "event_cancelled" {
-                return Ok(());
-            }
-            let kind = if reason == "payment_failed" {
-                NotificationType::PaymentFailed
-            } else {
-                NotificationType::BookingCancellation
-            };
-            let currency = booking
-                .get_document("finalPrice")
-                .ok()
-                .and_then(|m| m.get_str("currency").ok())
-                .unwrap_or("USD")
-                .to_string();
-            let refund_minor = ev
-                .data
-                .get("refundMinor")
-                .and_then(Value::as_i64)
-                .unwrap_or(0);
-            let (evars, _) = event_vars(ctx, ev.event_id).await?;
-            let data = merge(
-                json!({
-                    "bookingReference": booking.get_str("bookingReference").unwrap_or_default(),
-                    "reason": reason,
-                    "refund": minor_text(refund_minor, &currency),
-                }),
-                evars,
-            );
-            create(
-                ctx,
-                NewNotification {
-                    key: format!("{}:{}", ev.id, kind.as_str()),
-                    user_id: booking
-                        .get_object_id("userId")
-                        .map_err(|e| HandlerError::Permanent(e.to_string()))?,
-                    event_id: ev.event_id,
-                    booking_id: Some(ev.entity_id),
-                    kind,
-                    data,
-                    scheduled_for: None,
-                    at: ev.occurred_at.timestamp(),
-                },
-            )
-            .await?;
-        }
-        "refund.processed" => {
-            let Some(r) = find(ctx, names::REFUNDS, ev.entity_id).await? else {
-                return Err(HandlerError::Transient("refund not readable yet".into()));
-            };
-            let booking_id = r.get_object_id("bookingId").ok();
-            let reference = match booking_id {
-                Some(b) => find(ctx, names::BOOKINGS, b)
-                    .await?
-                    .and_then(|b| b.get_str("bookingReference").ok().map(str::to_string))
-                    .unwrap_or_default(),
-                None => String::new(),
-            };
-            let (evars, _) = event_vars(ctx, ev.event_id).await?;
-            let pct = r
-                .get("refundPercentage")
-                .map(bson_to_json)
-                .unwrap_or(Value::Null);
-            let data = merge(
-                json!({
-                    "bookingReference": reference,
-                    "refundAmount": money_text(r.get_document("refundAmount").ok()),
-                    "originalAmount": money_text(r.get_document("originalAmount").ok()),
-                    "refundPercentage": match pct { Value::String(s) => s, v => v.to_string() },
-                }),
-                evars,
-            );
-            create(
-                ctx,
-                NewNotification {
-                    key: format!("{}:refund_processed", ev.id),
-                    user_id: r
-                        .get_object_id("userId")
-                        .map_err(|e| HandlerError::Permanent(e.to_string()))?,
-                    event_id: ev.event_id,
-                    booking_id,
-                    kind: NotificationType::RefundProcessed,
-                    data,
-                    scheduled_for: None,
-                    at: ev.occurred_at.timestamp(),
-                },
-            )
-            .await?;
-        }
-        "event.cancelled" => {
-            let event_id = ev.event_id.unwrap_or(ev.entity_id);
-            withdraw(
-                ctx,
-                doc! {"eventId": event_id, "type": "event_reminder"},
-                "the event was cancelled",
-            )
-            .await?;
-            // Everyone with a live booking, or one this cancellation ended.
-            let bookings: Vec<Document> = ctx
-                .store
-                .col(names::BOOKINGS)
-                .find(doc! {"eventId": event_id})
-                .await?
-                .try_collect()
-                .await?;
-            let mut users: Vec<ObjectId> = bookings
-                .iter()
-                .filter(|b| {
-                    matches!(b.get_str("status"), Ok("confirmed") | Ok("pending"))
-                        || b.get_str("cancellationReason") == Ok("event_cancelled")
-                })
-                .filter_map(|b| b.get_object_id("userId").ok())
-                .collect();
-            users.sort();
-            users.dedup();
-            let (evars, _) = event_vars(ctx, Some(event_id)).await?;
-            for user_id in users {
-                create(
-                    ctx,
-                    NewNotification {
-                        key: format!("{}:event_cancelled:{}", ev.id, user_id.to_hex()),
-                        user_id,
-                        event_id: Some(event_id),
-                        booking_id: None,
-                        kind: NotificationType::EventCancelled,
-                        data: evars.clone(),
-                        scheduled_for: None,
-                        at: ev.occurred_at.timestamp(),
-                    },
-                )
-                .await?;
-            }
-        }
-        _ => {}
+    }
+    Ok(())
+}
+
+async fn payment_completed(
+    ctx: &Ctx,
+    ev: &EventEnvelope,
+    e: &PaymentAttempt,
+) -> Result<(), HandlerError> {
+    let Some(p) = find(ctx, names::PAYMENTS, e.payment_id).await? else {
+        return Err(HandlerError::Transient("payment not readable yet".into()));
+    };
+    let booking_id = p.get_object_id("bookingId").ok();
+    let reference = match booking_id {
+        Some(b) => find(ctx, names::BOOKINGS, b)
+            .await?
+            .and_then(|b| b.get_str("bookingReference").ok().map(str::to_string))
+            .unwrap_or_default(),
+        None => String::new(),
+    };
+    let (evars, _) = event_vars(ctx, Some(e.event_id)).await?;
+    let data = merge(
+        json!({
+            "bookingReference": reference,
+            "amount": money_text(p.get_document("amount").ok()),
+            "cardLast4": p.get_str("cardLast4").unwrap_or_default(),
+            "transactionId": p.get_str("transactionId").unwrap_or_default(),
+        }),
+        evars,
+    );
+    create(
+        ctx,
+        NewNotification {
+            key: format!("{}:payment_confirmation", ev.id),
+            user_id: p
+                .get_object_id("userId")
+                .map_err(|e| HandlerError::Permanent(e.to_string()))?,
+            event_id: Some(e.event_id),
+            booking_id,
+            kind: NotificationType::PaymentConfirmation,
+            data,
+            scheduled_for: None,
+            at: ev.occurred_at.timestamp(),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// The booking's reminder is withdrawn; the owner is told why it ended (an event's
+/// cancellation has its own message).
+async fn booking_cancelled(
+    ctx: &Ctx,
+    ev: &EventEnvelope,
+    e: &BookingEnded,
+) -> Result<(), HandlerError> {
+    let Some(booking) = find(ctx, names::BOOKINGS, e.booking_id).await? else {
+        return Err(HandlerError::Transient("booking not readable yet".into()));
+    };
+    withdraw(
+        ctx,
+        doc! {"bookingId": e.booking_id, "type": "event_reminder"},
+        "the booking was cancelled",
+    )
+    .await?;
+    let reason = e.reason.map_or("cancelled", |r| r.as_str()).to_string();
+    // An event cancellation has its own message (event_cancelled).
+    if reason == "event_cancelled" {
+        return Ok(());
+    }
+    let kind = if reason == "payment_failed" {
+        NotificationType::PaymentFailed
+    } else {
+        NotificationType::BookingCancellation
+    };
+    let currency = booking
+        .get_document("finalPrice")
+        .ok()
+        .and_then(|m| m.get_str("currency").ok())
+        .unwrap_or("USD")
+        .to_string();
+    let refund_minor = e.refund_minor;
+    let (evars, _) = event_vars(ctx, Some(e.event_id)).await?;
+    let data = merge(
+        json!({
+            "bookingReference": booking.get_str("bookingReference").unwrap_or_default(),
+            "reason": reason,
+            "refund": minor_text(refund_minor, &currency),
+        }),
+        evars,
+    );
+    create(
+        ctx,
+        NewNotification {
+            key: format!("{}:{}", ev.id, kind.as_str()),
+            user_id: booking
+                .get_object_id("userId")
+                .map_err(|e| HandlerError::Permanent(e.to_string()))?,
+            event_id: Some(e.event_id),
+            booking_id: Some(e.booking_id),
+            kind,
+            data,
+            scheduled_for: None,
+            at: ev.occurred_at.timestamp(),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+async fn refund_processed(
+    ctx: &Ctx,
+    ev: &EventEnvelope,
+    e: &RefundProcessed,
+) -> Result<(), HandlerError> {
+    let Some(r) = find(ctx, names::REFUNDS, e.refund_id).await? else {
+        return Err(HandlerError::Transient("refund not readable yet".into()));
+    };
+    let booking_id = r.get_object_id("bookingId").ok();
+    let reference = match booking_id {
+        Some(b) => find(ctx, names::BOOKINGS, b)
+            .await?
+            .and_then(|b| b.get_str("bookingReference").ok().map(str::to_string))
+            .unwrap_or_default(),
+        None => String::new(),
+    };
+    let (evars, _) = event_vars(ctx, Some(e.event_id)).await?;
+    let pct = r
+        .get("refundPercentage")
+        .map(bson_to_json)
+        .unwrap_or(Value::Null);
+    let data = merge(
+        json!({
+            "bookingReference": reference,
+            "refundAmount": money_text(r.get_document("refundAmount").ok()),
+            "originalAmount": money_text(r.get_document("originalAmount").ok()),
+            "refundPercentage": match pct { Value::String(s) => s, v => v.to_string() },
+        }),
+        evars,
+    );
+    create(
+        ctx,
+        NewNotification {
+            key: format!("{}:refund_processed", ev.id),
+            user_id: r
+                .get_object_id("userId")
+                .map_err(|e| HandlerError::Permanent(e.to_string()))?,
+            event_id: Some(e.event_id),
+            booking_id,
+            kind: NotificationType::RefundProcessed,
+            data,
+            scheduled_for: None,
+            at: ev.occurred_at.timestamp(),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Reminders withdrawn; everyone with a live booking, or one this cancellation ended, is
+/// told.
+async fn event_cancelled(
+    ctx: &Ctx,
+    ev: &EventEnvelope,
+    e: &EventStatusChanged,
+) -> Result<(), HandlerError> {
+    let event_id = e.event_id;
+    withdraw(
+        ctx,
+        doc! {"eventId": event_id, "type": "event_reminder"},
+        "the event was cancelled",
+    )
+    .await?;
+    // Everyone with a live booking, or one this cancellation ended.
+    let bookings: Vec<Document> = ctx
+        .store
+        .col(names::BOOKINGS)
+        .find(doc! {"eventId": event_id})
+        .await?
+        .try_collect()
+        .await?;
+    let mut users: Vec<ObjectId> = bookings
+        .iter()
+        .filter(|b| {
+            matches!(b.get_str("status"), Ok("confirmed") | Ok("pending"))
+                || b.get_str("cancellationReason") == Ok("event_cancelled")
+        })
+        .filter_map(|b| b.get_object_id("userId").ok())
+        .collect();
+    users.sort();
+    users.dedup();
+    let (evars, _) = event_vars(ctx, Some(event_id)).await?;
+    for user_id in users {
+        create(
+            ctx,
+            NewNotification {
+                key: format!("{}:event_cancelled:{}", ev.id, user_id.to_hex()),
+                user_id,
+                event_id: Some(event_id),
+                booking_id: None,
+                kind: NotificationType::EventCancelled,
+                data: evars.clone(),
+                scheduled_for: None,
+                at: ev.occurred_at.timestamp(),
+            },
+        )
+        .await?;
     }
     Ok(())
 }

@@ -25,13 +25,14 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use bson::{doc, Document};
 use domain::entities::card::{parse_card_number, CardBrand, CardOutcome};
 use domain::entities::payment::{Payment, PaymentMethod, PaymentStatus};
+use domain::events::{DomainEvent, PaymentAttempt, PaymentFailed};
 use domain::{Currency, DateTime, Money, ObjectId};
-use serde_json::{json, Value};
+use serde_json::json;
 use streams::codes::{ErrorCode, Reply};
 use streams::commands::{CommandEnvelope, PayBooking};
 use tracing::{info, warn};
 
-use crate::app::context::{Change, Ctx, HandlerError};
+use crate::app::context::{Ctx, HandlerError};
 use crate::bookings::{self, CancelledBy};
 use crate::store::leases::with_lease;
 use crate::store::{api_json, is_duplicate_key, names, to_doc};
@@ -205,16 +206,7 @@ async fn pay_once(ctx: &Ctx, env: &CommandEnvelope, c: &PayBooking) -> Result<Re
         match started {
             Err(refusal) => return Ok(refusal),
             Ok(Some(d)) => {
-                emit(
-                    ctx,
-                    env,
-                    "payment.initiated",
-                    "payment_initiated",
-                    &d,
-                    None,
-                    json!({"bookingId": c.booking_id.to_hex(), "attemptNumber": n}),
-                )
-                .await?;
+                emit(ctx, env, &d, n, Step::Initiated).await?;
                 return charge_and_finish(ctx, env, c, &booking, d, n, amount).await;
             }
             // Another request took attempt n: look at the chain again.
@@ -464,19 +456,11 @@ async fn finish(
                 .to_string();
             let max_failed = ctx.cfg.payment_max_failed_attempts.max(1);
             let last = n >= max_failed;
-            emit(
-                ctx,
-                env,
-                "payment.failed",
-                "payment_failed",
-                payment,
-                Some(json!({"status": "pending"})),
-                json!({
-                    "bookingId": booking_id.to_hex(), "failureReason": code, "attemptNumber": n,
-                    "failedAttempts": n, "maxFailedAttempts": max_failed,
-                }),
-            )
-            .await?;
+            let failed = Step::Failed {
+                reason: code.clone(),
+                max_failed,
+            };
+            emit(ctx, env, payment, n, failed).await?;
             // An expiry that came while this attempt ran left the booking to it.
             let expired = booking
                 .get_datetime("expiresAt")
@@ -526,16 +510,7 @@ async fn finish(
             } else {
                 bookings::confirm(ctx, env, booking, payment).await?
             };
-            emit(
-                ctx,
-                env,
-                "payment.completed",
-                "payment_completed",
-                payment,
-                Some(json!({"status": "pending"})),
-                json!({"bookingId": booking_id.to_hex(), "attemptNumber": n}),
-            )
-            .await?;
+            emit(ctx, env, payment, n, Step::Completed).await?;
             let seats = booking.get_array("seatIds").map(|a| a.len()).unwrap_or(0);
             let tickets = json!({
                 "status": "issuing", "expected": seats,
@@ -550,38 +525,61 @@ async fn finish(
     }
 }
 
+/// Which step of attempt `n` a payment event records.
+enum Step {
+    Initiated,
+    Completed,
+    Failed { reason: String, max_failed: u32 },
+}
+
 async fn emit(
     ctx: &Ctx,
     env: &CommandEnvelope,
-    kind: &'static str,
-    action: &'static str,
     payment: &Document,
-    before: Option<Value>,
-    data: Value,
+    n: u32,
+    step: Step,
 ) -> Result<(), HandlerError> {
-    let id = payment
-        .get_object_id("_id")
-        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+    let id = |k: &str| {
+        payment
+            .get_object_id(k)
+            .map_err(|e| HandlerError::Permanent(format!("{k}: {e}")))
+    };
     let after = api_json(payment);
-    let mut data = data;
-    data["amountMinor"] = json!(payment
+    let amount = payment
         .get_document("amount")
         .ok()
-        .and_then(|a| a.get_i64("amountMinor").ok()));
-    ctx.emit(
-        env,
-        Change {
-            kind,
-            action,
-            entity_type: "payment",
-            entity_id: id,
-            event_id: payment.get_object_id("eventId").ok(),
-            before,
-            after: Some(json!({"status": after["status"], "attemptCount": after["attemptCount"], "transactionId": after["transactionId"]})),
-            data,
-        },
-    )
-    .await
+        .and_then(|a| bson::from_document::<Money>(a.clone()).ok());
+    let attempt = PaymentAttempt {
+        payment_id: id("_id")?,
+        event_id: id("eventId")?,
+        booking_id: id("bookingId")?,
+        attempt_number: n,
+        amount_minor: amount.map(|m| m.minor()),
+        currency: amount.map(|m| m.currency()),
+    };
+    let (event, before) = match step {
+        Step::Initiated => (DomainEvent::PaymentInitiated(attempt), None),
+        Step::Completed => (
+            DomainEvent::PaymentCompleted(attempt),
+            Some(json!({"status": "pending"})),
+        ),
+        Step::Failed { reason, max_failed } => (
+            DomainEvent::PaymentFailed(PaymentFailed {
+                payment_id: attempt.payment_id,
+                event_id: attempt.event_id,
+                booking_id: attempt.booking_id,
+                failure_reason: reason,
+                attempt_number: n,
+                failed_attempts: n,
+                max_failed_attempts: max_failed,
+                amount_minor: attempt.amount_minor,
+                currency: attempt.currency,
+            }),
+            Some(json!({"status": "pending"})),
+        ),
+    };
+    let after = json!({"status": after["status"], "attemptCount": after["attemptCount"], "transactionId": after["transactionId"]});
+    ctx.emit(env, event, before, Some(after)).await
 }
 
 /// A currency code as stored, for callers that only have text.

@@ -18,7 +18,7 @@ use domain::ids::derive_object_id;
 use domain::{DateTime, ObjectId};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use streams::events::DomainEvent;
+use streams::events::{DomainEvent, EventEnvelope};
 use streams::setup;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -60,7 +60,7 @@ pub async fn start(
         audit,
         spec("audit"),
         stopped.clone(),
-        consumer::json::<DomainEvent>,
+        consumer::json::<EventEnvelope>,
         |ctx, batch| {
             let (ctx, events) = (ctx.clone(), items(batch));
             async move { apply_audit(&ctx, &events).await.map_err(HandlerError::from) }
@@ -71,7 +71,7 @@ pub async fn start(
         counters,
         spec("counters"),
         stopped,
-        consumer::json::<DomainEvent>,
+        consumer::json::<EventEnvelope>,
         |ctx, batch| {
             let (ctx, events) = (ctx.clone(), items(batch));
             async move { apply_counters(&ctx, &events).await }
@@ -86,20 +86,16 @@ pub fn items<T: Clone>(batch: &[Delivery<T>]) -> Vec<T> {
 }
 
 /// The audit entry of a domain event.
-pub fn audit_entry(ev: &DomainEvent) -> AuditLog {
+pub fn audit_entry(ev: &EventEnvelope) -> AuditLog {
     let when = DateTime::from_millis(ev.occurred_at.timestamp_millis());
     let to_doc = |v: &Option<serde_json::Value>| v.as_ref().and_then(|v| bson::to_document(v).ok());
-    let failure = ev
-        .data
-        .get("failureReason")
-        .and_then(|v| v.as_str())
-        .map(str::to_string);
+    let failure = ev.event.failure_reason().map(str::to_string);
     AuditLog {
         id: derive_object_id("audit", &ev.id, ev.occurred_at.timestamp()),
         user_id: ev.actor.as_ref().map(|a| a.user_id),
-        action: ev.action.clone(),
-        entity_type: ev.entity_type.clone(),
-        entity_id: Some(ev.entity_id),
+        action: ev.event.action().to_string(),
+        entity_type: ev.event.entity_type().to_string(),
+        entity_id: Some(ev.entity_id()),
         changes: Changes {
             before: to_doc(&ev.before),
             after: to_doc(&ev.after),
@@ -113,11 +109,7 @@ pub fn audit_entry(ev: &DomainEvent) -> AuditLog {
         ip_address: ev.context.ip_address.clone(),
         user_agent: ev.context.user_agent.clone(),
         request_id: ev.context.request_id.clone(),
-        status_code: ev
-            .data
-            .get("statusCode")
-            .and_then(|v| v.as_i64())
-            .map(|v| v as i32),
+        status_code: ev.event.status_code().map(i32::from),
         response_time: None,
         command_id: Some(ev.command_id.clone()),
         timestamp: when,
@@ -125,7 +117,7 @@ pub fn audit_entry(ev: &DomainEvent) -> AuditLog {
     }
 }
 
-async fn apply_audit(ctx: &Ctx, events: &[DomainEvent]) -> Result<(), mongodb::error::Error> {
+async fn apply_audit(ctx: &Ctx, events: &[EventEnvelope]) -> Result<(), mongodb::error::Error> {
     let docs: Vec<Document> = events
         .iter()
         .filter_map(|e| bson::to_document(&audit_entry(e)).ok())
@@ -165,42 +157,93 @@ enum SeatChange {
     Available,
 }
 
-fn oid_of(v: &serde_json::Value) -> Option<ObjectId> {
-    v.as_str().and_then(|s| ObjectId::parse_str(s).ok())
-}
-
-fn time_of(v: &serde_json::Value) -> Option<bson::DateTime> {
-    v.as_str()
-        .and_then(|s| s.parse::<chrono::DateTime<chrono::Utc>>().ok())
-        .map(|t| bson::DateTime::from_millis(t.timestamp_millis()))
+fn time_of(t: &chrono::DateTime<chrono::Utc>) -> Option<bson::DateTime> {
+    Some(bson::DateTime::from_millis(t.timestamp_millis()))
 }
 
 /// The seat changes of one domain event, in order.
 fn seat_changes(e: &DomainEvent) -> Vec<(ObjectId, SeatChange)> {
-    let seats: Vec<ObjectId> = e.data["seatIds"]
-        .as_array()
-        .map(|a| a.iter().filter_map(oid_of).collect())
-        .unwrap_or_default();
-    let user = oid_of(&e.data["userId"]);
-    let change = match e.kind.as_str() {
-        "hold.created" => SeatChange::Held {
-            user,
-            hold: e.entity_id,
-            until: time_of(&e.data["expiresAt"]),
-        },
-        "hold.released" | "hold.expired" => SeatChange::Available,
-        "booking.created" => SeatChange::Pending {
-            booking: e.entity_id,
-            until: time_of(&e.data["expiresAt"]),
-        },
-        "booking.confirmed" => SeatChange::Booked {
-            user,
-            booking: e.entity_id,
-        },
-        "booking.cancelled" | "booking.expired" => SeatChange::Available,
-        _ => return Vec::new(),
+    let (seats, change) = match e {
+        DomainEvent::HoldCreated(h) => (
+            &h.seat_ids,
+            SeatChange::Held {
+                user: Some(h.user_id),
+                hold: h.hold_id,
+                until: time_of(&h.expires_at),
+            },
+        ),
+        DomainEvent::HoldReleased(h) | DomainEvent::HoldExpired(h) => {
+            (&h.seat_ids, SeatChange::Available)
+        }
+        DomainEvent::BookingCreated(b) => (
+            &b.seat_ids,
+            SeatChange::Pending {
+                booking: b.booking_id,
+                until: time_of(&b.expires_at),
+            },
+        ),
+        DomainEvent::BookingConfirmed(b) => (
+            &b.seat_ids,
+            SeatChange::Booked {
+                user: Some(b.user_id),
+                booking: b.booking_id,
+            },
+        ),
+        DomainEvent::BookingCancelled(b) | DomainEvent::BookingExpired(b) => {
+            (&b.seat_ids, SeatChange::Available)
+        }
+        // A converted hold's seats follow its booking's events.
+        DomainEvent::HoldConverted(_)
+        | DomainEvent::RefundProcessed(_)
+        | DomainEvent::PaymentInitiated(_)
+        | DomainEvent::PaymentFailed(_)
+        | DomainEvent::PaymentCompleted(_)
+        | DomainEvent::TicketsIssued(_)
+        | DomainEvent::TicketDownloaded(_)
+        | DomainEvent::TicketScanned(_)
+        | DomainEvent::TicketScanRefused(_)
+        | DomainEvent::EventCreated(_)
+        | DomainEvent::EventPublished(_)
+        | DomainEvent::EventCancelled(_)
+        | DomainEvent::UserRegistered(_)
+        | DomainEvent::UserLoggedOut(_)
+        | DomainEvent::UserSuspended(_)
+        | DomainEvent::UserVerified(_)
+        | DomainEvent::UserPasswordReset(_)
+        | DomainEvent::CommandRefused(_) => return Vec::new(),
     };
-    seats.into_iter().map(|s| (s, change.clone())).collect()
+    seats.iter().map(|s| (*s, change.clone())).collect()
+}
+
+/// Whether an event can change its show's available seats (the recount follows it).
+fn touches_seats(e: &DomainEvent) -> bool {
+    match e {
+        DomainEvent::HoldCreated(_)
+        | DomainEvent::HoldReleased(_)
+        | DomainEvent::HoldExpired(_)
+        | DomainEvent::HoldConverted(_)
+        | DomainEvent::BookingCreated(_)
+        | DomainEvent::BookingConfirmed(_)
+        | DomainEvent::BookingCancelled(_)
+        | DomainEvent::BookingExpired(_)
+        | DomainEvent::EventCreated(_)
+        | DomainEvent::EventPublished(_)
+        | DomainEvent::EventCancelled(_) => true,
+        DomainEvent::RefundProcessed(_)
+        | DomainEvent::PaymentInitiated(_)
+        | DomainEvent::PaymentFailed(_)
+        | DomainEvent::PaymentCompleted(_)
+        | DomainEvent::TicketsIssued(_)
+        | DomainEvent::TicketDownloaded(_)
+        | DomainEvent::TicketScanned(_)
+        | DomainEvent::TicketScanRefused(_)
+        | DomainEvent::UserRegistered(_)
+        | DomainEvent::UserLoggedOut(_)
+        | DomainEvent::UserSuspended(_)
+        | DomainEvent::UserVerified(_)
+        | DomainEvent::UserPasswordReset(_)
+        | DomainEvent::CommandRefused(_) => false,
+    }
 }
 
 /// The seats projection: the one writer of seat documents. It applies the batch's seat
@@ -210,13 +253,13 @@ fn seat_changes(e: &DomainEvent) -> Vec<(ObjectId, SeatChange)> {
 /// NOTE: seat documents follow the KV locks (the truth) by the projection's lag; the hot
 /// path writes none of them. On FerretDB each update is its own SQLite transaction
 /// (~5 ms), so a storm's seat writes are taken off the hold's latency path and coalesced.
-async fn apply_counters(ctx: &Ctx, events: &[DomainEvent]) -> Result<(), HandlerError> {
+async fn apply_counters(ctx: &Ctx, events: &[EventEnvelope]) -> Result<(), HandlerError> {
     apply_holds(ctx, events).await?;
     apply_scans(ctx, events).await?;
     let mut last: HashMap<ObjectId, (SeatChange, i64)> = HashMap::new();
     let mut order: Vec<ObjectId> = Vec::new();
     for e in events {
-        for (seat, change) in seat_changes(e) {
+        for (seat, change) in seat_changes(&e.event) {
             match last.get_mut(&seat) {
                 Some(entry) => {
                     entry.0 = change;
@@ -265,8 +308,8 @@ async fn apply_counters(ctx: &Ctx, events: &[DomainEvent]) -> Result<(), Handler
     bounded(writes.collect()).await?;
     let touched: HashSet<ObjectId> = events
         .iter()
-        .filter(|e| matches!(e.entity(), "hold" | "booking" | "event" | "seat"))
-        .filter_map(|e| e.event_id)
+        .filter(|e| touches_seats(&e.event))
+        .filter_map(|e| e.show_id())
         .collect();
     for event_id in touched {
         recount(ctx, event_id).await?;
@@ -301,38 +344,58 @@ where
 /// inserted from its `hold.created` event (which carries the whole hold), and its status
 /// follows `hold.released`, `hold.expired` and `hold.converted`. Creations go first (one
 /// `insert_many`; duplicates are earlier deliveries), then each touched hold's last status.
-async fn apply_holds(ctx: &Ctx, events: &[DomainEvent]) -> Result<(), HandlerError> {
+async fn apply_holds(ctx: &Ctx, events: &[EventEnvelope]) -> Result<(), HandlerError> {
     let col = ctx.store.col(names::SEAT_HOLDS);
     let mut created = Vec::new();
     let mut changed: HashMap<ObjectId, Document> = HashMap::new();
     let mut order = Vec::new();
     for e in events {
         let at = DateTime::from_millis(e.occurred_at.timestamp_millis());
-        let set = match e.kind.as_str() {
-            "hold.created" => {
-                if let Some(h) = streams::live::holds::hold_of(e) {
-                    created.push(crate::store::to_doc(&h)?);
-                }
+        let (id, set) = match &e.event {
+            DomainEvent::HoldCreated(h) => {
+                created.push(crate::store::to_doc(&h.hold)?);
                 continue;
             }
             // `endedAt` starts the retention a MongoDB TTL index purges after (see
             // `store::indexes`).
-            "hold.released" => doc! {"status": "released", "updatedAt": at, "endedAt": at},
-            "hold.expired" => doc! {"status": "expired", "updatedAt": at, "endedAt": at},
-            "hold.converted" => {
-                let booking = e
-                    .after
-                    .as_ref()
-                    .and_then(|a| a.get("convertedToBookingId"))
-                    .and_then(oid_of);
-                doc! {"status": "converted_to_booking", "convertedToBookingId": booking, "updatedAt": at, "endedAt": at}
-            }
-            _ => continue,
+            DomainEvent::HoldReleased(h) => (
+                h.hold_id,
+                doc! {"status": "released", "updatedAt": at, "endedAt": at},
+            ),
+            DomainEvent::HoldExpired(h) => (
+                h.hold_id,
+                doc! {"status": "expired", "updatedAt": at, "endedAt": at},
+            ),
+            DomainEvent::HoldConverted(h) => (
+                h.hold_id,
+                doc! {"status": "converted_to_booking", "convertedToBookingId": h.booking_id, "updatedAt": at, "endedAt": at},
+            ),
+            DomainEvent::BookingCreated(_)
+            | DomainEvent::BookingConfirmed(_)
+            | DomainEvent::BookingCancelled(_)
+            | DomainEvent::BookingExpired(_)
+            | DomainEvent::RefundProcessed(_)
+            | DomainEvent::PaymentInitiated(_)
+            | DomainEvent::PaymentFailed(_)
+            | DomainEvent::PaymentCompleted(_)
+            | DomainEvent::TicketsIssued(_)
+            | DomainEvent::TicketDownloaded(_)
+            | DomainEvent::TicketScanned(_)
+            | DomainEvent::TicketScanRefused(_)
+            | DomainEvent::EventCreated(_)
+            | DomainEvent::EventPublished(_)
+            | DomainEvent::EventCancelled(_)
+            | DomainEvent::UserRegistered(_)
+            | DomainEvent::UserLoggedOut(_)
+            | DomainEvent::UserSuspended(_)
+            | DomainEvent::UserVerified(_)
+            | DomainEvent::UserPasswordReset(_)
+            | DomainEvent::CommandRefused(_) => continue,
         };
-        if !changed.contains_key(&e.entity_id) {
-            order.push(e.entity_id);
+        if !changed.contains_key(&id) {
+            order.push(id);
         }
-        changed.insert(e.entity_id, set);
+        changed.insert(id, set);
     }
     if !created.is_empty() {
         let r = persist(|| {
@@ -378,24 +441,39 @@ async fn bounded(writes: Vec<BoxFuture<'_, Result<(), HandlerError>>>) -> Result
 /// `ticket_scans` record (carried whole by its event; `_id` unique, so a redelivery
 /// inserts nothing twice), and for each first scan the ticket's scan fields and the QR
 /// code's `scanCount` (set, not incremented: one successful scan per ticket).
-async fn apply_scans(ctx: &Ctx, events: &[DomainEvent]) -> Result<(), HandlerError> {
-    use domain::entities::ticket_scan::TicketScan;
+async fn apply_scans(ctx: &Ctx, events: &[EventEnvelope]) -> Result<(), HandlerError> {
     let mut records = Vec::new();
     let mut firsts = Vec::new();
     for e in events {
-        if !matches!(e.kind.as_str(), "ticket.scanned" | "ticket.scan_refused") {
-            continue;
-        }
-        let Some(rec) = e
-            .data
-            .get("scan")
-            .and_then(|v| serde_json::from_value::<TicketScan>(v.clone()).ok())
-        else {
-            continue;
-        };
-        records.push(crate::store::to_doc(&rec)?);
-        if e.kind == "ticket.scanned" {
-            firsts.push((e.entity_id, rec));
+        match &e.event {
+            DomainEvent::TicketScanned(s) => {
+                records.push(crate::store::to_doc(&s.scan)?);
+                firsts.push((s.ticket_id, s.scan.clone()));
+            }
+            DomainEvent::TicketScanRefused(s) => records.push(crate::store::to_doc(&s.scan)?),
+            DomainEvent::HoldCreated(_)
+            | DomainEvent::HoldReleased(_)
+            | DomainEvent::HoldExpired(_)
+            | DomainEvent::HoldConverted(_)
+            | DomainEvent::BookingCreated(_)
+            | DomainEvent::BookingConfirmed(_)
+            | DomainEvent::BookingCancelled(_)
+            | DomainEvent::BookingExpired(_)
+            | DomainEvent::RefundProcessed(_)
+            | DomainEvent::PaymentInitiated(_)
+            | DomainEvent::PaymentFailed(_)
+            | DomainEvent::PaymentCompleted(_)
+            | DomainEvent::TicketsIssued(_)
+            | DomainEvent::TicketDownloaded(_)
+            | DomainEvent::EventCreated(_)
+            | DomainEvent::EventPublished(_)
+            | DomainEvent::EventCancelled(_)
+            | DomainEvent::UserRegistered(_)
+            | DomainEvent::UserLoggedOut(_)
+            | DomainEvent::UserSuspended(_)
+            | DomainEvent::UserVerified(_)
+            | DomainEvent::UserPasswordReset(_)
+            | DomainEvent::CommandRefused(_) => {}
         }
     }
     if !records.is_empty() {

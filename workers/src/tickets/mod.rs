@@ -25,19 +25,20 @@ use bson::{doc, Bson, Document};
 use domain::entities::qr_code::QrCode;
 use domain::entities::reference::{ticket_number, BookingReference};
 use domain::entities::ticket::{SeatInfo, Ticket, TicketStatus};
+use domain::events::{TicketDownloaded, TicketsIssued};
 use domain::qr::{QrKeyRing, QrPayload};
 use domain::{DateTime, ObjectId};
 use futures::future::join_all;
 use serde_json::json;
 use streams::codes::{ErrorCode, Reply};
 use streams::commands::{CommandEnvelope, TicketRef};
-use streams::events::DomainEvent;
+use streams::events::{DomainEvent, EventEnvelope};
 use streams::setup;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::app::consumer::{self, Outcome, Spec};
-use crate::app::context::{Change, Ctx, HandlerError};
+use crate::app::context::{Ctx, HandlerError};
 use crate::app::runtime::wire_config;
 use crate::store::leases::with_lease;
 use crate::store::{api_json, is_duplicate_key, names, to_doc};
@@ -89,26 +90,44 @@ pub async fn start(
         consumer,
         Spec::new("tickets", BATCH),
         stopped.clone(),
-        consumer::json::<DomainEvent>,
+        consumer::json::<EventEnvelope>,
         |ctx, d| async move { Outcome::of(handle(&ctx, &d.item).await, Some(Duration::from_secs(2))) },
     ));
     // The revocation lists follow the tickets' cancellations.
     crate::tickets::revocations::start(ctx, tasks, stopped).await
 }
 
-async fn handle(ctx: &Ctx, ev: &DomainEvent) -> Result<(), HandlerError> {
-    match ev.verb() {
-        "confirmed" => issue(ctx, ev.entity_id).await.map(|_| ()),
-        "cancelled" => {
-            let reason = ev
-                .after
-                .as_ref()
-                .and_then(|a| a.get("cancellationReason"))
-                .and_then(|r| r.as_str())
-                .unwrap_or("booking_cancelled");
-            crate::tickets::cancel::cancel_tickets(ctx, ev.entity_id, reason).await
+async fn handle(ctx: &Ctx, ev: &EventEnvelope) -> Result<(), HandlerError> {
+    match &ev.event {
+        DomainEvent::BookingConfirmed(e) => issue(ctx, e.booking_id).await.map(|_| ()),
+        DomainEvent::BookingCancelled(e) => {
+            let reason = e.reason.map_or("booking_cancelled", |r| r.as_str());
+            crate::tickets::cancel::cancel_tickets(ctx, e.booking_id, reason).await
         }
-        _ => Ok(()),
+        // Unpaid bookings have no tickets.
+        DomainEvent::BookingCreated(_) | DomainEvent::BookingExpired(_) => Ok(()),
+        // Not booking events: the consumer's filter is `booking.*`.
+        DomainEvent::HoldCreated(_)
+        | DomainEvent::HoldReleased(_)
+        | DomainEvent::HoldExpired(_)
+        | DomainEvent::HoldConverted(_)
+        | DomainEvent::RefundProcessed(_)
+        | DomainEvent::PaymentInitiated(_)
+        | DomainEvent::PaymentFailed(_)
+        | DomainEvent::PaymentCompleted(_)
+        | DomainEvent::TicketsIssued(_)
+        | DomainEvent::TicketDownloaded(_)
+        | DomainEvent::TicketScanned(_)
+        | DomainEvent::TicketScanRefused(_)
+        | DomainEvent::EventCreated(_)
+        | DomainEvent::EventPublished(_)
+        | DomainEvent::EventCancelled(_)
+        | DomainEvent::UserRegistered(_)
+        | DomainEvent::UserLoggedOut(_)
+        | DomainEvent::UserSuspended(_)
+        | DomainEvent::UserVerified(_)
+        | DomainEvent::UserPasswordReset(_)
+        | DomainEvent::CommandRefused(_) => Ok(()),
     }
 }
 
@@ -328,23 +347,19 @@ async fn emit_issued(
         .filter_map(|t| t.get_str("ticketNumber").ok())
         .collect();
     let command_id = format!("issue-{}", booking_id.to_hex());
-    let ev = DomainEvent {
+    let ev = EventEnvelope {
         id: format!("{command_id}:ticket.issued"),
-        kind: "ticket.issued".into(),
         occurred_at: chrono::Utc::now(),
         command_id,
         actor: None,
         context: Default::default(),
-        action: "tickets_issued".into(),
-        entity_type: "booking".into(),
-        entity_id: booking_id,
-        event_id: booking.get_object_id("eventId").ok(),
         before: None,
         after: Some(json!({"ticketIds": ids, "ticketNumbers": numbers})),
-        data: json!({
-            "bookingId": booking_id.to_hex(),
-            "userId": booking.get_object_id("userId").map(|o| o.to_hex()).ok(),
-            "count": ids.len(),
+        event: DomainEvent::TicketsIssued(TicketsIssued {
+            booking_id,
+            event_id: oid(booking, "eventId")?,
+            user_id: booking.get_object_id("userId").ok(),
+            count: ids.len() as u64,
         }),
     };
     streams::publish::publish_event(&ctx.js, &ctx.ns, &ctx.signer, &ev).await?;
@@ -394,16 +409,16 @@ pub async fn record_download(
     };
     ctx.emit(
         env,
-        Change {
-            kind: "ticket.downloaded",
-            action: "ticket_downloaded",
-            entity_type: "ticket",
-            entity_id: c.ticket_id,
+        DomainEvent::TicketDownloaded(TicketDownloaded {
+            ticket_id: c.ticket_id,
             event_id: ticket.get_object_id("eventId").ok(),
-            before: None,
-            after: Some(json!({"downloadCount": count})),
-            data: json!({"ticketNumber": ticket.get_str("ticketNumber").unwrap_or_default()}),
-        },
+            ticket_number: ticket
+                .get_str("ticketNumber")
+                .unwrap_or_default()
+                .to_string(),
+        }),
+        None,
+        Some(json!({"downloadCount": count})),
     )
     .await?;
     let mut after = api_json(&ticket);

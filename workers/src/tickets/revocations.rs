@@ -25,13 +25,14 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::pull;
 use bson::{doc, Bson, Document};
 use chrono::{SecondsFormat, Utc};
+use domain::events::BookingEnded;
 use domain::revocation::{RevocationEntry, RevocationList, SignedRevocations};
 use domain::{DateTime, ObjectId};
 use futures::future::join_all;
 use futures::TryStreamExt;
 use streams::codes::{ErrorCode, Reply};
 use streams::commands::Issuer;
-use streams::events::DomainEvent;
+use streams::events::{DomainEvent, EventEnvelope};
 use streams::setup;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -67,11 +68,37 @@ pub async fn start(
         consumer,
         Spec::new(CONSUMER, BATCH),
         stopped,
-        consumer::json::<DomainEvent>,
+        consumer::json::<EventEnvelope>,
         |ctx, d| async move {
-            let applied = match d.item.kind.as_str() {
-                "booking.cancelled" => apply(&ctx, &d.item, d.stream_sequence).await,
-                _ => Ok(()),
+            let applied = match &d.item.event {
+                DomainEvent::BookingCancelled(e) => {
+                    apply(&ctx, &d.item, e, d.stream_sequence).await
+                }
+                // The consumer's filter is `booking.cancelled`.
+                DomainEvent::HoldCreated(_)
+                | DomainEvent::HoldReleased(_)
+                | DomainEvent::HoldExpired(_)
+                | DomainEvent::HoldConverted(_)
+                | DomainEvent::BookingCreated(_)
+                | DomainEvent::BookingConfirmed(_)
+                | DomainEvent::BookingExpired(_)
+                | DomainEvent::RefundProcessed(_)
+                | DomainEvent::PaymentInitiated(_)
+                | DomainEvent::PaymentFailed(_)
+                | DomainEvent::PaymentCompleted(_)
+                | DomainEvent::TicketsIssued(_)
+                | DomainEvent::TicketDownloaded(_)
+                | DomainEvent::TicketScanned(_)
+                | DomainEvent::TicketScanRefused(_)
+                | DomainEvent::EventCreated(_)
+                | DomainEvent::EventPublished(_)
+                | DomainEvent::EventCancelled(_)
+                | DomainEvent::UserRegistered(_)
+                | DomainEvent::UserLoggedOut(_)
+                | DomainEvent::UserSuspended(_)
+                | DomainEvent::UserVerified(_)
+                | DomainEvent::UserPasswordReset(_)
+                | DomainEvent::CommandRefused(_) => Ok(()),
             };
             Outcome::of(applied, Some(Duration::from_secs(1)))
         },
@@ -82,48 +109,29 @@ pub async fn start(
 /// The entries of one `booking.cancelled` event at stream sequence `seq`. Harmless to
 /// repeat: an entry exists once per ticket, and the first revocation's version and
 /// reason stay.
-pub async fn apply(ctx: &Ctx, ev: &DomainEvent, seq: u64) -> Result<(), HandlerError> {
-    let booking_id = ev.entity_id;
+pub async fn apply(
+    ctx: &Ctx,
+    ev: &EventEnvelope,
+    cancelled: &BookingEnded,
+    seq: u64,
+) -> Result<(), HandlerError> {
+    let booking_id = cancelled.booking_id;
     let booking = ctx
         .store
         .col(names::BOOKINGS)
         .find_one(doc! {"_id": booking_id})
         .await?;
-    let Some(event_id) = ev
-        .event_id
-        .or_else(|| booking.as_ref()?.get_object_id("eventId").ok())
-    else {
-        return Err(HandlerError::Permanent(format!(
-            "booking {booking_id}: no event"
-        )));
-    };
-    let mut seats: Vec<ObjectId> = ev
-        .data
-        .get("seatIds")
-        .and_then(|s| s.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| ObjectId::parse_str(s.as_str()?).ok())
-                .collect()
-        })
-        .unwrap_or_default();
+    let event_id = cancelled.event_id;
+    let mut seats: Vec<ObjectId> = cancelled.seat_ids.clone();
     if seats.is_empty() {
         seats = booking.as_ref().map(seat_ids).unwrap_or_default();
     }
     // Tickets exist only for a booking that was paid; they may not be issued yet (the
     // ticketing worker runs beside us), and their ids are known in advance.
-    let was_paid = ev
-        .before
-        .as_ref()
-        .and_then(|b| b.get("status"))
-        .and_then(|s| s.as_str())
-        .is_some_and(|s| matches!(s, "confirmed" | "completed"));
-    let reason = ev
-        .after
-        .as_ref()
-        .and_then(|a| a.get("cancellationReason"))
-        .and_then(|r| r.as_str())
-        .unwrap_or("booking_cancelled")
+    let was_paid = cancelled.was_paid().unwrap_or(false);
+    let reason = cancelled
+        .reason
+        .map_or("booking_cancelled", |r| r.as_str())
         .to_string();
     let revoked_at = DateTime::from_millis(ev.occurred_at.timestamp_millis());
     let version = i64::try_from(seq)

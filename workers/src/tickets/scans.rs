@@ -17,13 +17,14 @@
 use bson::{doc, Document};
 use domain::entities::ticket::TicketStatus;
 use domain::entities::ticket_scan::{event_over, ScanLocation, ScanStatus, TicketScan};
+use domain::events::{DomainEvent, TicketScanRefused, TicketScanned};
 use domain::ids::derive_object_id;
 use domain::{DateTime, ObjectId};
 use serde_json::{json, Value};
 use streams::codes::{ErrorCode, Reply};
 use streams::commands::{CommandEnvelope, Issuer, ScanTicket};
 
-use crate::app::context::{Change, Ctx, HandlerError};
+use crate::app::context::{Ctx, HandlerError};
 use crate::store::{bson_to_json, names};
 use crate::tickets::gate::{self, FirstScan, GateTicket};
 use crate::tickets::keys;
@@ -92,28 +93,17 @@ impl Scan<'_> {
         let mut rec = self.record(id, r.status, r.ticket);
         rec.failure_reason = Some(r.reason.to_string());
         rec.failure_details = r.details.clone();
-        let ticket_id = rec.ticket_id;
-        self.ctx
-            .emit(
-                self.env,
-                Change {
-                    kind: "ticket.scan_refused",
-                    action: "ticket_scan_refused",
-                    entity_type: "ticket_scan",
-                    entity_id: id,
-                    event_id: r.ticket.and_then(|t| t.event_id),
-                    before: None,
-                    after: Some(json!({"scanStatus": r.status.as_str()})),
-                    data: json!({
-                        "failureReason": r.reason,
-                        "ticketId": ticket_id.map(|t| t.to_hex()),
-                        "deviceId": self.cmd.device_id,
-                        "gate": self.cmd.gate,
-                        "scan": scan_json(&rec)?,
-                    }),
-                },
-            )
-            .await?;
+        let event = DomainEvent::TicketScanRefused(TicketScanRefused {
+            scan_id: id,
+            event_id: r.ticket.and_then(|t| t.event_id),
+            failure_reason: r.reason.to_string(),
+            ticket_id: rec.ticket_id,
+            device_id: self.cmd.device_id.clone(),
+            gate: self.cmd.gate.clone(),
+            scan: rec,
+        });
+        let after = json!({"scanStatus": r.status.as_str()});
+        self.ctx.emit(self.env, event, None, Some(after)).await?;
         let mut body = json!({
             "status": r.status.as_str(),
             "reason": r.reason,
@@ -128,11 +118,6 @@ impl Scan<'_> {
         }
         Ok(Reply::ok(200, body))
     }
-}
-
-/// A scan record as its domain event carries it (the projection writes it as is).
-fn scan_json(rec: &TicketScan) -> Result<Value, HandlerError> {
-    serde_json::to_value(rec).map_err(|e| HandlerError::Permanent(e.to_string()))
 }
 
 fn label(s: &str) -> Option<String> {
@@ -328,24 +313,20 @@ async fn first_scan(s: &Scan<'_>, ticket: &GateTicket) -> Result<Reply, HandlerE
     let mut view = ticket.view.clone();
     view["status"] = Value::from(TicketStatus::Scanned.as_str());
     view["scannedAt"] = bson_to_json(&bson::Bson::DateTime(at));
+    let event = DomainEvent::TicketScanned(TicketScanned {
+        ticket_id,
+        event_id: ticket.event_id,
+        scan_id: first_id,
+        device_id: s.cmd.device_id.clone(),
+        gate: s.cmd.gate.clone(),
+        ticket_number: ticket.view["ticketNumber"].as_str().map(str::to_string),
+        scan: rec,
+    });
     ctx.emit(
         s.env,
-        Change {
-            kind: "ticket.scanned",
-            action: "ticket_scanned",
-            entity_type: "ticket",
-            entity_id: ticket_id,
-            event_id: ticket.event_id,
-            before: Some(json!({"status": ticket.status.as_str()})),
-            after: Some(json!({"status": "scanned", "gate": s.cmd.gate})),
-            data: json!({
-                "scanId": first_id.to_hex(),
-                "deviceId": s.cmd.device_id,
-                "gate": s.cmd.gate,
-                "ticketNumber": ticket.view["ticketNumber"],
-                "scan": scan_json(&rec)?,
-            }),
-        },
+        event,
+        Some(json!({"status": ticket.status.as_str()})),
+        Some(json!({"status": "scanned", "gate": s.cmd.gate})),
     )
     .await?;
     Ok(Reply::ok(

@@ -9,6 +9,7 @@ pub mod tokens;
 
 use bson::doc;
 use chrono::Utc;
+use domain::events::{DomainEvent, UserLoggedOut, UserRegistered, UserSuspended};
 use domain::ids::derive_object_id;
 use domain::user::{check_name, Email, Preferences, Role, User, UserStatus};
 use domain::DateTime;
@@ -16,7 +17,7 @@ use serde_json::json;
 use streams::codes::{ErrorCode, Reply};
 use streams::commands::{CommandEnvelope, RegisterUser};
 
-use crate::app::context::{Change, Ctx, HandlerError};
+use crate::app::context::{Ctx, HandlerError};
 use crate::store::{api_json, is_duplicate_key, names, to_doc};
 
 /// Registers a user; `admin` creates the configured first admin (verified, role admin)
@@ -107,16 +108,13 @@ pub async fn register(
     let after = api_json(&d);
     ctx.emit(
         env,
-        Change {
-            kind: "user.registered",
-            action: "user_registered",
-            entity_type: "user",
-            entity_id: id,
-            event_id: None,
-            before: None,
-            after: Some(after.clone()),
-            data: json!({"role": user.role, "at": Utc::now()}),
-        },
+        DomainEvent::UserRegistered(UserRegistered {
+            user_id: id,
+            role: user.role,
+            at: Utc::now(),
+        }),
+        None,
+        Some(after.clone()),
     )
     .await?;
     Ok(Reply::ok(201, after))
@@ -141,16 +139,12 @@ pub async fn logout(ctx: &Ctx, env: &CommandEnvelope) -> Result<Reply, HandlerEr
     let r = revoke_tokens(ctx, env, issuer.user_id, "logout").await?;
     ctx.emit(
         env,
-        Change {
-            kind: "user.logged_out",
-            action: "user_logged_out",
-            entity_type: "user",
-            entity_id: issuer.user_id,
-            event_id: None,
-            before: None,
-            after: None,
-            data: json!({"tokensRevokedBefore": r.not_before}),
-        },
+        DomainEvent::UserLoggedOut(UserLoggedOut {
+            user_id: issuer.user_id,
+            tokens_revoked_before: r.not_before,
+        }),
+        None,
+        None,
     )
     .await?;
     Ok(Reply::ok(200, json!({"tokensRevokedBefore": r.not_before})))
@@ -197,16 +191,12 @@ pub async fn suspend(
     let was = before.get_str("status").unwrap_or("active").to_string();
     ctx.emit(
         env,
-        Change {
-            kind: "user.suspended",
-            action: "user_suspended",
-            entity_type: "user",
-            entity_id: user_id,
-            event_id: None,
-            before: Some(json!({"status": was})),
-            after: Some(json!({"status": "suspended"})),
-            data: json!({"tokensRevokedBefore": r.not_before}),
-        },
+        DomainEvent::UserSuspended(UserSuspended {
+            user_id,
+            tokens_revoked_before: r.not_before,
+        }),
+        Some(json!({"status": was})),
+        Some(json!({"status": "suspended"})),
     )
     .await?;
     Ok(Reply::ok(

@@ -12,6 +12,7 @@ use bson::{doc, Bson};
 use chrono::Utc;
 use domain::accounts::decide::token_acceptable;
 use domain::entities::notification::NotificationType;
+use domain::events::{DomainEvent, UserPasswordReset, UserVerified};
 use domain::user::Email;
 use domain::{DateTime, ObjectId};
 use serde_json::json;
@@ -21,7 +22,7 @@ use streams::commands::{
     CommandEnvelope, OneTimeToken, PasswordResetConfirm, PasswordResetRequest,
 };
 
-use crate::app::context::{Change, Ctx, HandlerError};
+use crate::app::context::{Ctx, HandlerError};
 use crate::notifications::{self, NewNotification};
 use crate::store::{api_json, names};
 
@@ -135,16 +136,9 @@ pub async fn verify_email(
     };
     ctx.emit(
         env,
-        Change {
-            kind: "user.verified",
-            action: "user_verified",
-            entity_type: "user",
-            entity_id: user_id,
-            event_id: None,
-            before: Some(json!({"isVerified": false})),
-            after: Some(json!({"isVerified": true})),
-            data: json!({}),
-        },
+        DomainEvent::UserVerified(UserVerified { user_id }),
+        Some(json!({"isVerified": false})),
+        Some(json!({"isVerified": true})),
     )
     .await?;
     Ok(Reply::ok(
@@ -262,16 +256,9 @@ pub async fn confirm_password_reset(
     }
     ctx.emit(
         env,
-        Change {
-            kind: "user.password_reset",
-            action: "user_password_reset",
-            entity_type: "user",
-            entity_id: user_id,
-            event_id: None,
-            before: None,
-            after: None,
-            data: json!({}),
-        },
+        DomainEvent::UserPasswordReset(UserPasswordReset { user_id }),
+        None,
+        None,
     )
     .await?;
     Ok(Reply::ok(
