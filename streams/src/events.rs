@@ -84,3 +84,43 @@ impl EventEnvelope {
         self.event.show_id()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::events::CancellationReason;
+    use serde_json::json;
+
+    /// An event as the workers published it before the enum: ids only in the envelope,
+    /// the reason only in `after`. It decodes whole, facts filled in.
+    #[test]
+    fn an_event_stored_before_the_enum_decodes_with_its_facts() {
+        let (booking, show, seat) = (ObjectId::new(), ObjectId::new(), ObjectId::new());
+        let stored = json!({
+            "id": "c1:booking.cancelled", "type": "booking.cancelled",
+            "occurredAt": "2026-11-01T10:00:00Z", "commandId": "c1", "actor": null,
+            "action": "booking_cancelled", "entityType": "booking",
+            "entityId": {"$oid": booking.to_hex()}, "eventId": {"$oid": show.to_hex()},
+            "before": {"status": "confirmed"},
+            "after": {"status": "cancelled", "cancellationReason": "user_requested"},
+            "data": {"userId": null, "refundMinor": 500, "seatIds": [seat.to_hex()]},
+        });
+        let ev: EventEnvelope = serde_json::from_value(stored).expect("decodes");
+        let DomainEvent::BookingCancelled(e) = &ev.event else {
+            panic!("{:?}", ev.event)
+        };
+        assert_eq!((e.booking_id, e.event_id), (booking, show));
+        assert_eq!(e.seat_ids, vec![seat]);
+        assert_eq!(e.reason, Some(CancellationReason::UserRequested));
+        assert_eq!(e.was_paid(), Some(true));
+        assert_eq!(ev.show_id(), Some(show));
+        // Written again, it keeps the envelope's keys beside the event's.
+        let again = serde_json::to_value(&ev).unwrap();
+        assert_eq!(again["type"], "booking.cancelled");
+        assert_eq!(again["action"], "booking_cancelled");
+        assert_eq!(again["commandId"], "c1");
+        assert_eq!(again["data"]["bookingId"], booking.to_hex());
+        let back: EventEnvelope = serde_json::from_value(again).unwrap();
+        assert_eq!(back, ev);
+    }
+}
