@@ -304,6 +304,20 @@ async fn find(ctx: &Ctx, col: &str, id: ObjectId) -> Result<Option<Document>, Ha
     Ok(ctx.store.col(col).find_one(doc! {"_id": id}).await?)
 }
 
+/// The booking's reference for a message (empty when there is no booking).
+async fn booking_reference(
+    ctx: &Ctx,
+    booking_id: Option<ObjectId>,
+) -> Result<String, HandlerError> {
+    let Some(b) = booking_id else {
+        return Ok(String::new());
+    };
+    Ok(find(ctx, names::BOOKINGS, b)
+        .await?
+        .and_then(|b| b.get_str("bookingReference").ok().map(str::to_string))
+        .unwrap_or_default())
+}
+
 /// Turns one domain event into its notifications (none for most events).
 pub async fn on_event(ctx: &Ctx, ev: &EventEnvelope) -> Result<(), HandlerError> {
     match &ev.event {
@@ -400,13 +414,7 @@ async fn payment_completed(
         return Err(HandlerError::Transient("payment not readable yet".into()));
     };
     let booking_id = p.get_object_id("bookingId").ok();
-    let reference = match booking_id {
-        Some(b) => find(ctx, names::BOOKINGS, b)
-            .await?
-            .and_then(|b| b.get_str("bookingReference").ok().map(str::to_string))
-            .unwrap_or_default(),
-        None => String::new(),
-    };
+    let reference = booking_reference(ctx, booking_id).await?;
     let (evars, _) = event_vars(ctx, Some(e.event_id)).await?;
     let data = merge(
         json!({
@@ -506,13 +514,7 @@ async fn refund_processed(
         return Err(HandlerError::Transient("refund not readable yet".into()));
     };
     let booking_id = r.get_object_id("bookingId").ok();
-    let reference = match booking_id {
-        Some(b) => find(ctx, names::BOOKINGS, b)
-            .await?
-            .and_then(|b| b.get_str("bookingReference").ok().map(str::to_string))
-            .unwrap_or_default(),
-        None => String::new(),
-    };
+    let reference = booking_reference(ctx, booking_id).await?;
     let (evars, _) = event_vars(ctx, Some(e.event_id)).await?;
     let pct = r
         .get("refundPercentage")
