@@ -1,6 +1,7 @@
 //! The one table of public error codes: each code's HTTP status lives here and nowhere
 //! else. Workers reply with these codes over NATS; the gateway forwards them unchanged.
 
+use domain::Refusal;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -265,6 +266,42 @@ impl ErrorCode {
         }
     }
 
+    /// The code a domain refusal is answered with (`domain::refusal` has the table).
+    pub fn of(refusal: &Refusal) -> ErrorCode {
+        use Refusal as R;
+        match refusal {
+            R::Unauthorized(_) => ErrorCode::Unauthorized,
+            R::Forbidden(_) => ErrorCode::Forbidden,
+            R::EmailNotVerified => ErrorCode::EmailNotVerified,
+            R::Invalid(_) => ErrorCode::ValidationFailed,
+            R::InvalidOrExpiredToken => ErrorCode::InvalidOrExpiredToken,
+            R::AccountNotFound => ErrorCode::NotFound,
+            R::EventNotFound => ErrorCode::EventNotFound,
+            R::SeatNotFound { .. } => ErrorCode::SeatNotFound,
+            R::HoldNotFound => ErrorCode::HoldNotFound,
+            R::BookingNotFound => ErrorCode::BookingNotFound,
+            R::TicketNotFound => ErrorCode::TicketNotFound,
+            R::NotificationNotFound => ErrorCode::NotificationNotFound,
+            R::Declined { code, .. } => match code.as_str() {
+                "insufficient_funds" => ErrorCode::InsufficientFunds,
+                "processing_error" => ErrorCode::ProcessingError,
+                "card_token_expired" => ErrorCode::CardTokenExpired,
+                _ => ErrorCode::CardDeclined,
+            },
+            R::SeatsUnavailable { .. } => ErrorCode::SeatsUnavailable,
+            R::HoldNotActive(_) => ErrorCode::HoldNotActive,
+            R::EventNotOnSale(_) => ErrorCode::EventNotOnSale,
+            R::EventNotDraft(_) => ErrorCode::EventNotDraft,
+            R::EventNotCancellable => ErrorCode::EventNotCancellable,
+            R::BookingNotPayable(_) => ErrorCode::BookingNotPayable,
+            R::BookingExpired => ErrorCode::BookingExpired,
+            R::PaymentInProgress => ErrorCode::PaymentInProgress,
+            R::AlreadyPaid => ErrorCode::AlreadyPaid,
+            R::BookingNotCancellable(_) => ErrorCode::BookingNotCancellable,
+            R::EventStarted => ErrorCode::EventStarted,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         use ErrorCode::*;
         match self {
@@ -354,6 +391,19 @@ impl Reply {
         }
     }
 
+    /// The answer to a refused command: its code and message, and for refusals about
+    /// seats the seats' ids as `details.seatIds`.
+    pub fn refused(refusal: &Refusal) -> Self {
+        let code = ErrorCode::of(refusal);
+        match refusal {
+            Refusal::SeatNotFound { seat_ids } | Refusal::SeatsUnavailable { seat_ids } => {
+                let ids: Vec<String> = seat_ids.iter().map(|s| s.to_hex()).collect();
+                Reply::error_with(code, refusal.to_string(), json!({ "seatIds": ids }))
+            }
+            _ => Reply::error(code, refusal.to_string()),
+        }
+    }
+
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
     }
@@ -382,5 +432,60 @@ mod tests {
             Reply::error(ErrorCode::HoldNotFound, "x").code(),
             Some("hold_not_found")
         );
+    }
+
+    #[test]
+    fn each_refusal_is_answered_with_the_code_the_domain_names() {
+        use domain::event::EventStatus;
+        let seat = domain::ObjectId::new();
+        let declined = |code: &str| Refusal::Declined {
+            code: code.into(),
+            message: "no".into(),
+        };
+        let all = [
+            Refusal::Unauthorized("u"),
+            Refusal::Forbidden("f"),
+            Refusal::EmailNotVerified,
+            Refusal::Invalid("i".into()),
+            Refusal::InvalidOrExpiredToken,
+            Refusal::AccountNotFound,
+            Refusal::EventNotFound,
+            Refusal::SeatNotFound {
+                seat_ids: vec![seat],
+            },
+            Refusal::HoldNotFound,
+            Refusal::BookingNotFound,
+            Refusal::TicketNotFound,
+            Refusal::NotificationNotFound,
+            declined("insufficient_funds"),
+            declined("processing_error"),
+            declined("card_token_expired"),
+            declined("do_not_honor"),
+            Refusal::SeatsUnavailable {
+                seat_ids: vec![seat],
+            },
+            Refusal::HoldNotActive("the hold is expired".into()),
+            Refusal::EventNotOnSale("over"),
+            Refusal::EventNotDraft(EventStatus::Published),
+            Refusal::EventNotCancellable,
+            Refusal::BookingNotPayable("b"),
+            Refusal::BookingExpired,
+            Refusal::PaymentInProgress,
+            Refusal::AlreadyPaid,
+            Refusal::BookingNotCancellable("c"),
+            Refusal::EventStarted,
+        ];
+        for r in &all {
+            let reply = Reply::refused(r);
+            assert_eq!(reply.code(), Some(r.code()), "{r:?}");
+            assert_eq!(reply.status, ErrorCode::of(r).status());
+            assert_eq!(reply.body["error"]["message"], r.to_string());
+        }
+        let taken = Reply::refused(&Refusal::SeatsUnavailable {
+            seat_ids: vec![seat],
+        });
+        assert_eq!(taken.status, 409);
+        assert_eq!(taken.body["error"]["details"]["seatIds"][0], seat.to_hex());
+        assert_eq!(Reply::refused(&declined("x")).status, 402);
     }
 }

@@ -18,6 +18,13 @@ pub struct Issuer {
     pub role: Role,
 }
 
+impl Issuer {
+    /// The issuer as the domain's decisions take it.
+    pub fn actor(&self) -> domain::Actor {
+        domain::Actor::new(self.user_id, self.role)
+    }
+}
+
 /// The HTTP request a command came from, for the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -45,6 +52,13 @@ pub struct CommandEnvelope {
     pub context: RequestContext,
     #[serde(flatten)]
     pub command: Command,
+}
+
+impl CommandEnvelope {
+    /// Who sent the command, as the domain's decisions take it.
+    pub fn actor(&self) -> Option<domain::Actor> {
+        self.issuer.as_ref().map(Issuer::actor)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -166,6 +180,15 @@ pub enum ReleaseReason {
     Released,
     /// Its time ran out (the expiry worker).
     Expired,
+}
+
+impl From<ReleaseReason> for domain::holds::decide::ReleaseReason {
+    fn from(r: ReleaseReason) -> Self {
+        match r {
+            ReleaseReason::Released => Self::Released,
+            ReleaseReason::Expired => Self::Expired,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -9,6 +9,7 @@ use bson::DateTime;
 
 use super::booking::{Booking, BookingAmounts, BookingSeat, BookingSeatStatus, BookingStatus};
 use super::reference::{booking_reference, reference_unique};
+use crate::events::CancellationReason;
 use crate::holds::hold::{HoldStatus, SeatHold};
 use crate::ids::derive_object_id;
 use crate::payments::decide::payment_id_for_attempt;
@@ -177,13 +178,19 @@ pub enum CancelledBy {
 }
 
 impl CancelledBy {
-    pub fn reason(self) -> &'static str {
+    /// The reason as the booking events carry it.
+    pub fn as_reason(self) -> CancellationReason {
         match self {
-            CancelledBy::PaymentFailed => "payment_failed",
-            CancelledBy::Expired => "expired",
-            CancelledBy::Owner => "user_requested",
-            CancelledBy::EventCancelled => "event_cancelled",
+            CancelledBy::PaymentFailed => CancellationReason::PaymentFailed,
+            CancelledBy::Expired => CancellationReason::Expired,
+            CancelledBy::Owner => CancellationReason::UserRequested,
+            CancelledBy::EventCancelled => CancellationReason::EventCancelled,
         }
+    }
+
+    /// The stored `cancellationReason`.
+    pub fn reason(self) -> &'static str {
+        self.as_reason().as_str()
     }
 }
 

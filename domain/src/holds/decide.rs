@@ -15,8 +15,10 @@ use crate::shared::actor::Actor;
 use crate::shared::money::Money;
 use crate::{DomainError, Refusal};
 
-/// What the worker knows when a hold is requested.
-#[derive(Debug, Clone, PartialEq)]
+/// What the worker knows when a hold is requested. Facts past the first decisive one may
+/// be left at their default: a redelivery (`existing`) is answered before the rest is
+/// looked at.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct HoldFacts {
     /// The hold already recorded under this command's hold id (a redelivery).
     pub existing: Option<SeatHold>,

@@ -47,6 +47,8 @@ pub struct Ctx {
     pub trust: Arc<streams::proof::Trust>,
     /// This stack's Prometheus metrics (see `metrics`).
     pub metrics: crate::app::metrics::Metrics,
+    /// Where "now" comes from: every handler asks [`Ctx::now`], never the system clock.
+    pub clock: Arc<dyn domain::Clock>,
 }
 
 /// Why a handler could not finish. Business refusals are not errors: they are replies.
@@ -93,6 +95,16 @@ impl From<bson::ser::Error> for HandlerError {
 }
 
 impl Ctx {
+    /// Now, by this context's clock.
+    pub fn now(&self) -> chrono::DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Now as stored: a millisecond `bson` date-time.
+    pub fn now_stored(&self) -> domain::DateTime {
+        self.clock.now_stored()
+    }
+
     /// Publishes `event`, a change made by `env` (deduplicated by id: a redelivered command
     /// publishes once), with the audit log's snapshots of the entity before and after.
     pub async fn emit(
@@ -104,7 +116,7 @@ impl Ctx {
     ) -> Result<(), HandlerError> {
         let ev = EventEnvelope {
             id: format!("{}:{}", env.id, event.kind()),
-            occurred_at: Utc::now(),
+            occurred_at: self.now(),
             command_id: env.id.clone(),
             actor: env.issuer.clone(),
             context: env.context.clone(),

@@ -120,6 +120,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
         .await
         .map_err(|e| anyhow::anyhow!("loading the live views: {e}"))?;
     let ctx = Ctx {
+        clock: Arc::new(domain::SystemClock),
         live,
         gateway: Arc::new(crate::payments::gateway::Simulated::new(store.clone())),
         vault,

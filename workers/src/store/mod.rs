@@ -9,6 +9,7 @@ pub mod batch;
 pub mod indexes;
 pub mod leases;
 pub mod pg_indexes;
+pub mod repo;
 
 use bson::{doc, Bson, Document};
 use mongodb::error::{ErrorKind, WriteFailure};
@@ -206,6 +207,11 @@ pub fn bson_to_json(v: &Bson) -> Value {
         Bson::Null | Bson::Undefined => Value::Null,
         other => Value::String(other.to_string()),
     }
+}
+
+/// Decodes a stored document into its type (an error, never a default, when it does not).
+pub fn from_doc<T: serde::de::DeserializeOwned>(d: &Document) -> Result<T, StoreError> {
+    Ok(bson::from_document(d.clone())?)
 }
 
 /// Converts a serde value into a document.
