@@ -17,8 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bson::doc;
-use chrono::Utc;
-use domain::{DateTime, ObjectId};
+use domain::ObjectId;
 use futures::{StreamExt, TryStreamExt};
 use streams::commands::{
     BookingRef, Command, CommandEnvelope, ReleaseHold, ReleaseReason, RequestContext,
@@ -127,7 +126,7 @@ async fn timers(
     mut stopped: watch::Receiver<bool>,
 ) {
     loop {
-        let now = Utc::now().timestamp_millis();
+        let now = ctx.now().timestamp_millis();
         let mut due = Vec::new();
         let mut next = None;
         if let Ok(mut d) = deadlines.lock() {
@@ -162,7 +161,7 @@ async fn expire(ctx: &Ctx, hold_id: ObjectId) {
     let env = CommandEnvelope {
         id: format!("expire-{}", hold_id.to_hex()),
         issuer: None,
-        issued_at: Utc::now(),
+        issued_at: ctx.now(),
         context: RequestContext {
             request_id: None,
             ip_address: None,
@@ -191,7 +190,7 @@ async fn expire_booking(ctx: &Ctx, booking_id: ObjectId) {
     let env = CommandEnvelope {
         id: format!("expire-booking-{}", booking_id.to_hex()),
         issuer: None,
-        issued_at: Utc::now(),
+        issued_at: ctx.now(),
         context: RequestContext {
             request_id: None,
             ip_address: None,
@@ -227,7 +226,7 @@ async fn sweep(ctx: Ctx, mut stopped: watch::Receiver<bool>) {
 }
 
 async fn sweep_holds(ctx: &Ctx) -> Result<(), mongodb::error::Error> {
-    let now = DateTime::now();
+    let now = ctx.now_stored();
     let mut cur = ctx
         .store
         .col(names::SEAT_HOLDS)

@@ -14,16 +14,17 @@
 pub mod expiry;
 pub mod seats;
 
-use bson::{doc, Document};
-use chrono::Utc;
+use bson::Document;
+use domain::event::EventStatus;
 use domain::events::{DomainEvent, HoldCreated, HoldEnded};
 use domain::hold::{check_hold_request, HoldStatus, SeatHold};
+use domain::holds::decide::{self, HoldDecision, HoldFacts, ReleaseDecision};
 use domain::ids::derive_object_id;
 use domain::seat::lock_key;
-use domain::{DateTime, Money, ObjectId};
+use domain::{ObjectId, Refusal};
 use futures::future::join_all;
 use serde_json::{json, Value};
-use streams::codes::{ErrorCode, Reply};
+use streams::codes::Reply;
 use streams::commands::{CommandEnvelope, CreateHold, ReleaseHold, ReleaseReason};
 use streams::live::locks::status_key;
 use streams::locks::Acquired;
@@ -32,7 +33,8 @@ use tracing::warn;
 use crate::app::context::{Ctx, HandlerError};
 use crate::events::seat_map::SeatMap;
 use crate::holds::seats::{free_seats, Owner};
-use crate::store::{api_json, names, to_doc};
+use crate::store::repo::Repo;
+use crate::store::{api_json, to_doc};
 
 /// The hold's id, derived from the command that creates it.
 pub fn hold_id_for(env: &CommandEnvelope) -> ObjectId {
@@ -42,20 +44,24 @@ pub fn hold_id_for(env: &CommandEnvelope) -> ObjectId {
 /// A hold as it is now, for whoever must act on it: the live view after the read barrier
 /// (so a hold answered a moment ago by any process is found), else MongoDB (holds older
 /// than the view's reach).
-pub async fn find_hold(ctx: &Ctx, id: ObjectId) -> Result<Option<Document>, HandlerError> {
+pub async fn find_seat_hold(ctx: &Ctx, id: ObjectId) -> Result<Option<SeatHold>, HandlerError> {
     ctx.live
         .holds
         .sync()
         .await
         .map_err(|e| HandlerError::Transient(e.to_string()))?;
     if let Some(h) = ctx.live.holds.get(&id) {
-        return Ok(Some(to_doc(&h)?));
+        return Ok(Some(h));
     }
-    Ok(ctx
-        .store
-        .col(names::SEAT_HOLDS)
-        .find_one(doc! {"_id": id})
-        .await?)
+    Ok(Repo::<SeatHold>::new(&ctx.store).get(id).await?)
+}
+
+/// [`find_seat_hold`] as the stored document.
+pub async fn find_hold(ctx: &Ctx, id: ObjectId) -> Result<Option<Document>, HandlerError> {
+    match find_seat_hold(ctx, id).await? {
+        Some(h) => Ok(Some(to_doc(&h)?)),
+        None => Ok(None),
+    }
 }
 
 /// The event's sale status from the live view; an event from before the status keys
@@ -79,91 +85,125 @@ async fn sale_status(ctx: &Ctx, event_id: ObjectId) -> Result<Option<String>, Ha
     Ok(ctx.live.locks.status(&event_id))
 }
 
-pub async fn create(
+/// What the create decision rests on, read from memory: the event's sale status and date,
+/// the requested seats' prices, and the requested seats the lock view shows taken.
+///
+/// Seats the view shows taken by another are refused without a write: a lock create
+/// that fails, and the give-back of the ones that succeeded, cost the storm fsynced writes
+/// for nothing (about 40% of its requests are such conflicts). The view may trail the
+/// stream, so a seat seen taken is confirmed after a read barrier (never a 409 for a seat
+/// freed before this command); a seat seen free is still decided by the lock create.
+/// The seat map is read only for an event on sale (`None` otherwise).
+async fn hold_facts(
     ctx: &Ctx,
-    env: &CommandEnvelope,
     c: &CreateHold,
-) -> Result<Reply, HandlerError> {
-    let Some(issuer) = env.issuer.clone() else {
-        return Ok(Reply::error(
-            ErrorCode::Unauthorized,
-            "sign in to hold seats",
-        ));
-    };
-    if let Err(e) = check_hold_request(&c.seat_ids, ctx.cfg.max_seats_per_hold) {
-        return Ok(Reply::error(ErrorCode::ValidationFailed, e.to_string()));
-    }
-    let hold_id = hold_id_for(env);
-    // A redelivery after the hold was recorded: answer with it, take nothing again (the
-    // hold may have been released since, and its seats are someone else's now).
-    if let Some(existing) = ctx.live.holds.get(&hold_id) {
-        let map = ctx.seat_maps.get(&ctx.store, c.event_id).await?;
-        emit_created(ctx, env, &existing).await?;
-        return Ok(Reply::ok(201, hold_json(&existing, &map)));
-    }
-
+    hold_id: ObjectId,
+) -> Result<(HoldFacts, Option<SeatMap>), HandlerError> {
     let Some(status) = sale_status(ctx, c.event_id).await? else {
-        return Ok(Reply::error(ErrorCode::EventNotFound, "no such event"));
+        return Ok((HoldFacts::default(), None));
     };
-    if status != "published" {
-        return Ok(Reply::error(
-            ErrorCode::EventNotOnSale,
-            "the event is not on sale",
-        ));
+    let status = EventStatus::parse(&status).ok_or_else(|| {
+        HandlerError::Permanent(format!("event {} has status {status:?}", c.event_id))
+    })?;
+    if status != EventStatus::Published {
+        let facts = HoldFacts {
+            sale_status: Some(status),
+            ..HoldFacts::default()
+        };
+        return Ok((facts, None));
     }
-    let over = ctx
+    let event_date = ctx
         .seat_maps
         .facts(&ctx.store, c.event_id)
         .await?
-        .and_then(|f| f.event_date)
-        .is_some_and(|d| d.timestamp_millis() < Utc::now().timestamp_millis());
-    if over {
-        return Ok(Reply::error(ErrorCode::EventNotOnSale, "the event is over"));
-    }
+        .and_then(|f| f.event_date);
     let map = ctx.seat_maps.get(&ctx.store, c.event_id).await?;
-    let unknown: Vec<String> = c
+    let seat_prices = c
         .seat_ids
         .iter()
-        .filter(|s| !map.contains_key(s))
-        .map(|s| s.to_hex())
+        .filter_map(|s| map.get(s).map(|i| (*s, i.price)))
         .collect();
-    if !unknown.is_empty() {
-        return Ok(Reply::error_with(
-            ErrorCode::SeatNotFound,
-            "some seats are not seats of this event",
-            json!({"seatIds": unknown}),
-        ));
-    }
-
-    // Seats the live lock view shows taken by another are refused without a write: a
-    // lock create that fails, and the give-back of the ones that succeeded, cost the
-    // storm fsynced writes for nothing (about 40% of its requests are such conflicts).
-    // The view may trail the stream, so a refusal is confirmed after a read barrier
-    // (never a 409 for a seat freed before this command); a seat seen free is still
-    // decided by the lock create below.
-    if !taken_in_view(ctx, c, hold_id).is_empty() {
+    let mut taken = taken_in_view(ctx, c, hold_id);
+    if !taken.is_empty() {
         ctx.live
             .locks
             .sync()
             .await
             .map_err(|e| HandlerError::Transient(e.to_string()))?;
-        let taken = taken_in_view(ctx, c, hold_id);
-        if !taken.is_empty() {
-            return Ok(Reply::error_with(
-                ErrorCode::SeatsUnavailable,
-                "some of these seats are taken",
-                json!({"seatIds": taken}),
-            ));
-        }
+        taken = taken_in_view(ctx, c, hold_id);
     }
+    let facts = HoldFacts {
+        existing: None,
+        sale_status: Some(status),
+        event_date,
+        seat_prices,
+        taken,
+    };
+    Ok((facts, Some(map)))
+}
 
-    // All or none: take every lock at once, give back what we took if any is taken.
-    let owner = hold_id.to_hex();
+pub async fn create(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    c: &CreateHold,
+) -> Result<Reply, HandlerError> {
+    let hold_id = hold_id_for(env);
+    let cmd = decide::CreateHold {
+        hold_id,
+        command_id: &env.id,
+        event_id: c.event_id,
+        seat_ids: &c.seat_ids,
+        max_seats: ctx.cfg.max_seats_per_hold,
+        ttl_ms: ctx.cfg.hold_ttl().as_millis() as i64,
+    };
+    // A redelivery after the hold was recorded is answered with it, and takes nothing
+    // again (the hold may have been released since, its seats someone else's now).
+    let existing = ctx.live.holds.get(&hold_id);
+    let (facts, map) = match existing {
+        Some(_) => {
+            let facts = HoldFacts {
+                existing,
+                ..HoldFacts::default()
+            };
+            (facts, None)
+        }
+        // Refused on the command alone: nothing is read.
+        None if env.issuer.is_none() || check_hold_request(&c.seat_ids, cmd.max_seats).is_err() => {
+            (HoldFacts::default(), None)
+        }
+        None => hold_facts(ctx, c, hold_id).await?,
+    };
+    let decision = decide::decide_create(env.actor(), &facts, &cmd, ctx.now_stored())
+        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+    let hold = match decision {
+        HoldDecision::Refuse(r) => return Ok(Reply::refused(&r)),
+        HoldDecision::Replay(existing) => {
+            let map = ctx.seat_maps.get(&ctx.store, c.event_id).await?;
+            emit_created(ctx, env, &existing).await?;
+            return Ok(Reply::ok(201, hold_json(&existing, &map)));
+        }
+        HoldDecision::Create(hold) => hold,
+    };
+    let map =
+        map.ok_or_else(|| HandlerError::Permanent("a hold decided without its seats".into()))?;
+    if let Err(r) = take_locks(ctx, &hold).await? {
+        return Ok(Reply::refused(&r));
+    }
+    // NOTE: no MongoDB write here: the event is the record; the projections write the
+    // `seat_holds` and `seats` documents from it.
+    emit_created(ctx, env, &hold).await?;
+    Ok(Reply::ok(201, hold_json(&hold, &map)))
+}
+
+/// All or none: takes every seat's lock at once, and gives back what it took if any is
+/// taken or the event went off sale meanwhile. `Ok(Err(_))`: refused, nothing kept.
+async fn take_locks(ctx: &Ctx, hold: &SeatHold) -> Result<Result<(), Refusal>, HandlerError> {
+    let owner = hold.id.to_hex();
     let ttl = ctx.cfg.lock_ttl();
-    let keys: Vec<String> = c
+    let keys: Vec<String> = hold
         .seat_ids
         .iter()
-        .map(|s| lock_key(&c.event_id, s))
+        .map(|s| lock_key(&hold.event_id, s))
         .collect();
     let outcomes = join_all(keys.iter().map(|k| ctx.locks.acquire(k, &owner, ttl))).await;
     ctx.metrics.locks_taken(
@@ -173,97 +213,43 @@ pub async fn create(
             .count(),
     );
     let mut taken_by_others = Vec::new();
+    let mut ours = Vec::new();
     let mut failed = None;
-    for (seat, o) in c.seat_ids.iter().zip(&outcomes) {
+    let mut newest = 0;
+    for ((seat, key), o) in hold.seat_ids.iter().zip(&keys).zip(&outcomes) {
         match o {
-            Ok(Acquired::Taken(_)) | Ok(Acquired::AlreadyOurs(_)) => {}
-            Ok(Acquired::HeldByOther) => taken_by_others.push(seat.to_hex()),
+            Ok(Acquired::Taken(r)) | Ok(Acquired::AlreadyOurs(r)) => {
+                newest = newest.max(*r);
+                ours.push(key.clone());
+            }
+            Ok(Acquired::HeldByOther) => taken_by_others.push(*seat),
             Err(e) => failed = Some(e.to_string()),
         }
     }
-    if failed.is_some() || !taken_by_others.is_empty() {
-        let ours: Vec<&String> = keys
-            .iter()
-            .zip(&outcomes)
-            .filter(|(_, o)| matches!(o, Ok(Acquired::Taken(_)) | Ok(Acquired::AlreadyOurs(_))))
-            .map(|(k, _)| k)
-            .collect();
-        let mut released = 0;
-        for r in join_all(ours.iter().map(|k| ctx.locks.release(k, &owner))).await {
-            match r {
-                Ok(true) => released += 1,
-                Ok(false) => {}
-                // The lock's TTL frees it anyway.
-                Err(e) => warn!(error = %e, "could not give back a seat lock"),
-            }
-        }
-        ctx.metrics.locks_released("rollback", released);
-        if let Some(e) = failed {
-            return Err(HandlerError::Transient(format!("seat locks: {e}")));
-        }
-        return Ok(Reply::error_with(
-            ErrorCode::SeatsUnavailable,
-            "some of these seats are taken",
-            json!({"seatIds": taken_by_others}),
-        ));
+    if let Some(e) = failed {
+        give_back(ctx, &ours, &owner).await;
+        return Err(HandlerError::Transient(format!("seat locks: {e}")));
     }
-
     // The event may have been cancelled while we took the locks. The status key and the
     // locks share one stream: once this view has applied our own lock writes, a status
     // written before them is visible here, and a cancellation written after them finds
     // our locks when it releases the event's holds.
-    let newest = outcomes
-        .iter()
-        .filter_map(|o| match o {
-            Ok(Acquired::Taken(r)) | Ok(Acquired::AlreadyOurs(r)) => Some(*r),
-            _ => None,
-        })
-        .max()
-        .unwrap_or(0);
-    let still_on_sale = match ctx.live.locks.wait_for(newest).await {
-        Ok(()) => ctx.live.locks.status(&c.event_id).as_deref() == Some("published"),
-        Err(e) => {
-            give_back(ctx, &keys, &owner).await;
+    let still_on_sale = taken_by_others.is_empty() && {
+        if let Err(e) = ctx.live.locks.wait_for(newest).await {
+            give_back(ctx, &ours, &owner).await;
             return Err(HandlerError::Transient(e.to_string()));
         }
+        ctx.live.locks.status(&hold.event_id).as_deref() == Some(EventStatus::Published.as_str())
     };
-    if !still_on_sale {
-        give_back(ctx, &keys, &owner).await;
-        return Ok(Reply::error(
-            ErrorCode::EventNotOnSale,
-            "the event is not on sale",
-        ));
+    let verdict = decide::after_locks(taken_by_others, still_on_sale);
+    if verdict.is_err() {
+        give_back(ctx, &ours, &owner).await;
     }
-
-    let now = DateTime::now();
-    let expires_at =
-        DateTime::from_millis(now.timestamp_millis() + ctx.cfg.hold_ttl().as_millis() as i64);
-    let prices: Vec<Money> = c.seat_ids.iter().map(|s| map[s].price).collect();
-    let currency = prices[0].currency();
-    let total = Money::sum(currency, &prices)
-        .ok_or_else(|| HandlerError::Permanent("seat prices mix currencies".into()))?;
-    let hold = SeatHold {
-        id: hold_id,
-        user_id: issuer.user_id,
-        event_id: c.event_id,
-        seat_ids: c.seat_ids.clone(),
-        quantity: c.seat_ids.len() as i32,
-        total_price: total,
-        status: HoldStatus::Active,
-        created_at: now,
-        expires_at,
-        converted_to_booking_id: None,
-        command_id: env.id.clone(),
-        updated_at: now,
-    };
-    // NOTE: no MongoDB write here: the event is the record; the projections write the
-    // `seat_holds` and `seats` documents from it.
-    emit_created(ctx, env, &hold).await?;
-    Ok(Reply::ok(201, hold_json(&hold, &map)))
+    Ok(verdict)
 }
 
 /// The requested seats the lock view shows locked by anything but this hold.
-fn taken_in_view(ctx: &Ctx, c: &CreateHold, hold_id: ObjectId) -> Vec<String> {
+fn taken_in_view(ctx: &Ctx, c: &CreateHold, hold_id: ObjectId) -> Vec<ObjectId> {
     ctx.live.locks.with_event(&c.event_id, |locks| {
         c.seat_ids
             .iter()
@@ -273,7 +259,7 @@ fn taken_in_view(ctx: &Ctx, c: &CreateHold, hold_id: ObjectId) -> Vec<String> {
                     .get(s)
                     .is_some_and(|l| *l != streams::live::locks::SeatLock::Held(hold_id))
             })
-            .map(|s| s.to_hex())
+            .copied()
             .collect()
     })
 }
@@ -334,61 +320,40 @@ pub async fn release(
     env: &CommandEnvelope,
     c: &ReleaseHold,
 ) -> Result<Reply, HandlerError> {
-    let Some(hold) = find_hold(ctx, c.hold_id).await? else {
-        return Ok(Reply::error(ErrorCode::HoldNotFound, "no such hold"));
-    };
-    let owner_id = hold.get_object_id("userId").ok();
-    let allowed = match (&env.issuer, c.reason) {
-        (Some(i), _) if i.role.is_admin() => true,
-        (Some(i), ReleaseReason::Released) => Some(i.user_id) == owner_id,
-        (None, ReleaseReason::Expired) => true,
-        _ => false,
-    };
-    if !allowed {
-        // Another user's hold answers as if it did not exist, so ids do not leak.
-        return Ok(Reply::error(ErrorCode::HoldNotFound, "no such hold"));
-    }
-    let status = hold.get_str("status").unwrap_or_default();
-    if status != HoldStatus::Active.as_str() {
-        return Ok(match (c.reason, status) {
-            (ReleaseReason::Released, "released") => Reply::ok(204, Value::Null),
-            (ReleaseReason::Released, _) => {
-                Reply::error(ErrorCode::HoldNotActive, format!("the hold is {status}"))
-            }
-            (ReleaseReason::Expired, _) => {
-                Reply::ok(200, json!({"released": false, "status": status}))
-            }
-        });
-    }
-    let now = DateTime::now();
-    if c.reason == ReleaseReason::Expired {
-        let expires = hold
-            .get_datetime("expiresAt")
-            .map(|d| d.timestamp_millis())
-            .unwrap_or(0);
-        if expires > now.timestamp_millis() {
-            // Not stored as a result (that would answer the real expiry later): retried.
-            return Err(HandlerError::Transient("hold not yet expired".into()));
+    let hold = find_seat_hold(ctx, c.hold_id).await?;
+    let decision = decide::decide_release(
+        env.actor(),
+        hold.as_ref(),
+        c.reason.into(),
+        ctx.now_stored(),
+    );
+    let (new_status, event_id, seat_ids, owner) = match decision {
+        ReleaseDecision::Refuse(r) => return Ok(Reply::refused(&r)),
+        ReleaseDecision::AlreadyReleased => return Ok(Reply::ok(204, Value::Null)),
+        ReleaseDecision::AlreadyEnded(status) => {
+            return Ok(Reply::ok(
+                200,
+                json!({"released": false, "status": status.as_str()}),
+            ))
         }
-    }
-    let event_id = hold
-        .get_object_id("eventId")
-        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
-    let seat_ids: Vec<ObjectId> = hold
-        .get_array("seatIds")
-        .map(|a| a.iter().filter_map(|s| s.as_object_id()).collect())
-        .unwrap_or_default();
-    free_seats(ctx, event_id, &seat_ids, Owner::Hold(c.hold_id)).await?;
-    let new_status = match c.reason {
-        ReleaseReason::Released => HoldStatus::Released,
-        ReleaseReason::Expired => HoldStatus::Expired,
+        // Not stored as a result (that would answer the real expiry later): retried.
+        ReleaseDecision::NotYetExpired => {
+            return Err(HandlerError::Transient("hold not yet expired".into()))
+        }
+        ReleaseDecision::Release {
+            new_status,
+            event_id,
+            seat_ids,
+            owner,
+        } => (new_status, event_id, seat_ids, owner),
     };
+    free_seats(ctx, event_id, &seat_ids, Owner::Hold(c.hold_id)).await?;
     // The hold's document follows from the event (the projection is its one writer).
     let ended = HoldEnded {
         hold_id: c.hold_id,
         event_id,
         seat_ids,
-        user_id: owner_id,
+        user_id: Some(owner),
     };
     let event = match c.reason {
         ReleaseReason::Released => DomainEvent::HoldReleased(ended),
