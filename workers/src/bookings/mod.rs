@@ -3,176 +3,129 @@
 //! expires unpaid. Every step is idempotent: ids derive from the hold (one booking per
 //! hold) or the booking (one payment, one refund), and `$set`s are harmless to repeat.
 
-use bson::{doc, Bson, Document};
-use chrono::{TimeZone, Utc};
-pub use domain::bookings::decide::booking_id_for;
-use domain::bookings::decide::booking_seat_id;
-use domain::entities::booking::{BookingAmounts, BookingSeat, BookingSeatStatus, BookingStatus};
-use domain::entities::payment::PaymentStatus;
-use domain::entities::reference::{booking_reference, reference_unique};
-use domain::entities::refund::{refund_for, Refund, RefundError, RefundReason, RefundStatus};
-use domain::entities::Booking;
-use domain::event::CancellationPolicy;
-use domain::events::{
-    BookingConfirmed, BookingCreated, BookingEnded, CancellationReason, DomainEvent, HoldConverted,
-    RefundProcessed,
+use std::collections::HashMap;
+
+use bson::{doc, Document};
+use domain::bookings::decide::{
+    self, booking_seat_id, CancelDecision, Cancellation, CreateDecision, ExpireDecision, ExpiryHeld,
 };
-use domain::ids::derive_object_id;
+pub use domain::bookings::decide::{booking_id_for, CancelledBy};
+use domain::entities::booking::{BookingSeat, BookingStatus};
+use domain::entities::payment::PaymentStatus;
+use domain::entities::refund::{Refund, RefundStatus};
+use domain::entities::{Booking, Payment};
+use domain::event::Event;
+use domain::events::{
+    BookingConfirmed, BookingCreated, BookingEnded, DomainEvent, HoldConverted, RefundProcessed,
+};
+use domain::hold::{HoldStatus, SeatHold};
+use domain::payments::refund_decide::{self, RefundAnswer, RefundPlan};
 use domain::seat::lock_key;
-use domain::{DateTime, Money, ObjectId};
+use domain::{Money, ObjectId, Refusal};
 use futures::future::join_all;
 use serde_json::{json, Value};
-use streams::codes::{ErrorCode, Reply};
+use streams::codes::Reply;
 use streams::commands::{BookingRef, CancelBooking, CancelCause, CommandEnvelope, CreateBooking};
 use streams::locks::Transferred;
 
 use crate::app::context::{Ctx, HandlerError};
 use crate::holds::seats::{free_seats, pending_value, sold_value, Owner};
 use crate::store::leases::with_lease;
+use crate::store::repo::Repo;
 use crate::store::{api_json, is_duplicate_key, names, to_doc};
-
-fn oid(d: &Document, k: &str) -> Result<ObjectId, HandlerError> {
-    d.get_object_id(k)
-        .map_err(|e| HandlerError::Permanent(format!("{k}: {e}")))
-}
-
-fn ids(d: &Document, k: &str) -> Vec<ObjectId> {
-    d.get_array(k)
-        .map(|a| a.iter().filter_map(Bson::as_object_id).collect())
-        .unwrap_or_default()
-}
-
-fn money(d: &Document, k: &str) -> Result<Money, HandlerError> {
-    bson::from_bson(d.get(k).cloned().unwrap_or_default())
-        .map_err(|e| HandlerError::Permanent(format!("{k}: {e}")))
-}
-
-/// Writes a booking's cancellation: the booking (`set`, `version` raised) and each of its
-/// seat lines, all by `_id`. Returns the booking as it is now.
-async fn write_cancelled(
-    ctx: &Ctx,
-    booking: &Document,
-    set: Document,
-    now: DateTime,
-) -> Result<Document, HandlerError> {
-    let booking_id = oid(booking, "_id")?;
-    ctx.store
-        .col(names::BOOKINGS)
-        .update_one(
-            doc! {"_id": booking_id},
-            doc! {"$set": set.clone(), "$inc": {"version": 1}},
-        )
-        .await?;
-    let created = booking.get_datetime("createdAt").copied().unwrap_or(now);
-    let lines = ctx.store.col(names::BOOKING_SEATS);
-    for seat in ids(booking, "seatIds") {
-        lines
-            .update_one(
-                doc! {"_id": booking_seat_id(&booking_id, &seat, created)},
-                doc! {"$set": {"status": "cancelled", "cancelledAt": now}},
-            )
-            .await?;
-    }
-    let mut after = booking.clone();
-    after.extend(set);
-    Ok(after)
-}
-
-/// The facts of a booking's end: `booking.cancelled`, or `booking.expired` when it ran out.
-fn ended(
-    booking: &Document,
-    by: CancelledBy,
-    refund: Option<(ObjectId, Money)>,
-    payment_status: Option<PaymentStatus>,
-) -> Result<DomainEvent, HandlerError> {
-    let e = BookingEnded {
-        booking_id: oid(booking, "_id")?,
-        event_id: oid(booking, "eventId")?,
-        user_id: booking.get_object_id("userId").ok(),
-        seat_ids: ids(booking, "seatIds"),
-        refund_minor: refund.map_or(0, |(_, m)| m.minor()),
-        refund_id: refund.map(|(id, _)| id),
-        currency: refund.map(|(_, m)| m.currency()),
-        reason: Some(by.as_reason()),
-        previous_status: booking
-            .get_str("status")
-            .ok()
-            .and_then(BookingStatus::parse),
-        payment_status,
-    };
-    Ok(match by {
-        CancelledBy::Expired => DomainEvent::BookingExpired(e),
-        _ => DomainEvent::BookingCancelled(e),
-    })
-}
 
 pub async fn create(
     ctx: &Ctx,
     env: &CommandEnvelope,
     c: &CreateBooking,
 ) -> Result<Reply, HandlerError> {
-    let Some(issuer) = env.issuer.clone() else {
-        return Ok(Reply::error(ErrorCode::Unauthorized, "sign in to book"));
+    let hold = match env.issuer {
+        Some(_) => crate::holds::find_seat_hold(ctx, c.hold_id).await?,
+        None => None,
     };
-    let Some(hold) = crate::holds::find_hold(ctx, c.hold_id).await? else {
-        return Ok(Reply::error(ErrorCode::HoldNotFound, "no such hold"));
-    };
-    let user_id = oid(&hold, "userId")?;
-    if user_id != issuer.user_id {
-        return Ok(Reply::error(ErrorCode::HoldNotFound, "no such hold"));
-    }
     let booking_id = booking_id_for(&c.hold_id);
-    let bookings = ctx.store.col(names::BOOKINGS);
-    // Already made from this hold: by this command (a redelivery) it is the answer; by
-    // another, the hold is spent.
-    if let Some(existing) = bookings.find_one(doc! {"_id": booking_id}).await? {
-        if existing.get_str("commandId").ok() == Some(env.id.as_str()) {
-            finish_create(ctx, env, &hold, &existing).await?;
-            return Ok(Reply::ok(201, api_json(&existing)));
+    let repo = Repo::<Booking>::new(&ctx.store);
+    let (existing, seat_prices) = match &hold {
+        Some(h) => (repo.get(booking_id).await?, held_prices(ctx, h).await?),
+        None => (None, HashMap::new()),
+    };
+    let cmd = decide::CreateBooking {
+        hold_id: c.hold_id,
+        command_id: &env.id,
+        ttl_ms: ctx.cfg.booking_ttl().as_millis() as i64,
+    };
+    let decision = decide::decide_create(
+        env.actor(),
+        hold.as_ref(),
+        existing.as_ref(),
+        &seat_prices,
+        cmd,
+        ctx.now_stored(),
+    )
+    .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+    let (booking, seats) = match decision {
+        CreateDecision::Refuse(r) => return Ok(Reply::refused(&r)),
+        CreateDecision::Replay(existing) => {
+            finish_create(ctx, env, &existing).await?;
+            return Ok(Reply::ok(201, api_json(&to_doc(&existing)?)));
         }
-        return Ok(Reply::error(
-            ErrorCode::HoldNotActive,
-            "the hold was already booked",
-        ));
+        CreateDecision::Create { booking, seats, .. } => (booking, seats),
+    };
+    if !take_seats_from_hold(ctx, &booking).await? {
+        return Ok(Reply::refused(&decide::seats_lost()));
     }
-    let status = hold.get_str("status").unwrap_or_default();
-    let now = DateTime::now();
-    let expired = hold
-        .get_datetime("expiresAt")
-        .map(|d| d.timestamp_millis() <= now.timestamp_millis())
-        .unwrap_or(true);
-    if status != "active" || expired {
-        let s = if status == "active" {
-            "expired"
-        } else {
-            status
-        };
-        return Ok(Reply::error(
-            ErrorCode::HoldNotActive,
-            format!("the hold is {s}"),
-        ));
+    let lines: Vec<Document> = seats.iter().map(to_doc).collect::<Result<_, _>>()?;
+    match ctx
+        .store
+        .col(names::BOOKING_SEATS)
+        .insert_many(lines)
+        .ordered(false)
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if is_duplicate_key(&e) => {}
+        Err(e) => return Err(e.into()),
     }
-    let event_id = oid(&hold, "eventId")?;
-    let seat_ids = ids(&hold, "seatIds");
-    let map = ctx.seat_maps.get(&ctx.store, event_id).await?;
-    let prices: Vec<Money> = seat_ids
-        .iter()
-        .filter_map(|s| map.get(s).map(|i| i.price))
-        .collect();
-    if prices.len() != seat_ids.len() {
-        return Err(HandlerError::Permanent(
-            "a held seat is missing from its event".into(),
-        ));
-    }
-    let amounts =
-        BookingAmounts::new(&prices, None).map_err(|e| HandlerError::Permanent(e.to_string()))?;
+    let stored = if repo.insert_once(&booking).await? {
+        booking
+    } else {
+        // Made from this hold meanwhile: by this command (a concurrent redelivery) it is
+        // the answer; by another, the hold is spent.
+        match repo.get(booking_id).await? {
+            Some(first) if first.command_id == env.id => first,
+            _ => {
+                return Ok(Reply::refused(&Refusal::HoldNotActive(
+                    "the hold was already booked".into(),
+                )))
+            }
+        }
+    };
+    finish_create(ctx, env, &stored).await?;
+    Ok(Reply::ok(201, api_json(&to_doc(&stored)?)))
+}
 
-    // The seats pass from the hold to the booking: compare-and-swap on each lock, with the
-    // booking's longer lifetime. A lock the hold lost (expired) refuses the booking.
-    let from = c.hold_id.to_hex();
-    let to = pending_value(&booking_id);
+/// The prices of the hold's seats, from the event's seat map (seats missing from it are
+/// left out: the decision refuses the booking as inconsistent).
+async fn held_prices(ctx: &Ctx, hold: &SeatHold) -> Result<HashMap<ObjectId, Money>, HandlerError> {
+    let map = ctx.seat_maps.get(&ctx.store, hold.event_id).await?;
+    Ok(hold
+        .seat_ids
+        .iter()
+        .filter_map(|s| map.get(s).map(|i| (*s, i.price)))
+        .collect())
+}
+
+/// The seats pass from the hold to the booking: compare-and-swap on each lock, with the
+/// booking's longer lifetime. `false`: a lock the hold lost (expired), so no booking.
+async fn take_seats_from_hold(ctx: &Ctx, booking: &Booking) -> Result<bool, HandlerError> {
+    let from = booking.hold_id.to_hex();
+    let to = pending_value(&booking.id);
     let ttl = ctx.cfg.booking_lock_ttl();
-    let keys: Vec<String> = seat_ids.iter().map(|s| lock_key(&event_id, s)).collect();
+    let keys: Vec<String> = booking
+        .seat_ids
+        .iter()
+        .map(|s| lock_key(&booking.event_id, s))
+        .collect();
     let moved = join_all(
         keys.iter()
             .map(|k| ctx.locks.transfer(k, &from, &to, Some(ttl))),
@@ -185,222 +138,174 @@ pub async fn create(
             Transferred::Lost => lost = true,
         }
     }
-    if lost {
-        return Ok(Reply::error(
-            ErrorCode::HoldNotActive,
-            "the hold's seats are no longer held",
-        ));
-    }
-
-    let expires_at =
-        DateTime::from_millis(now.timestamp_millis() + ctx.cfg.booking_ttl().as_millis() as i64);
-    let reference = booking_reference(
-        now.timestamp_millis(),
-        reference_unique(&booking_id.to_hex()),
-    );
-    let booking = Booking {
-        id: booking_id,
-        user_id,
-        event_id,
-        seat_ids: seat_ids.clone(),
-        quantity: seat_ids.len() as i32,
-        total_price: amounts.total(),
-        discount: amounts.discount(),
-        final_price: amounts.final_price(),
-        currency: amounts.currency(),
-        status: BookingStatus::Pending,
-        booking_reference: reference,
-        payment_id: None,
-        payment_status: None,
-        notes: None,
-        cancellation_reason: None,
-        version: 0,
-        hold_id: c.hold_id,
-        command_id: env.id.clone(),
-        created_at: now,
-        confirmed_at: None,
-        completed_at: None,
-        cancelled_at: None,
-        expires_at: Some(expires_at),
-        updated_at: now,
-    };
-    let lines: Vec<Document> = seat_ids
-        .iter()
-        .zip(&prices)
-        .map(|(s, p)| {
-            to_doc(&BookingSeat {
-                id: booking_seat_id(&booking_id, s, now),
-                booking_id,
-                seat_id: *s,
-                price_at_booking: *p,
-                status: BookingSeatStatus::Confirmed,
-                created_at: now,
-                cancelled_at: None,
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    match ctx
-        .store
-        .col(names::BOOKING_SEATS)
-        .insert_many(lines)
-        .ordered(false)
-        .await
-    {
-        Ok(_) => {}
-        Err(e) if is_duplicate_key(&e) => {}
-        Err(e) => return Err(e.into()),
-    }
-    let d = to_doc(&booking)?;
-    let stored = match bookings.insert_one(&d).await {
-        Ok(_) => d,
-        Err(e) if is_duplicate_key(&e) => {
-            let first = bookings
-                .find_one(doc! {"_id": booking_id})
-                .await?
-                .unwrap_or(d);
-            if first.get_str("commandId").ok() != Some(env.id.as_str()) {
-                return Ok(Reply::error(
-                    ErrorCode::HoldNotActive,
-                    "the hold was already booked",
-                ));
-            }
-            first
-        }
-        Err(e) => return Err(e.into()),
-    };
-    finish_create(ctx, env, &hold, &stored).await?;
-    Ok(Reply::ok(201, api_json(&stored)))
+    Ok(!lost)
 }
 
-/// The rest of a booking's creation, each step harmless to repeat: seats point at the
-/// booking, the hold is converted, the events are published.
+/// The rest of a booking's creation, each step harmless to repeat: the hold is converted
+/// and the booking created, as events (the projections write the hold's document).
 async fn finish_create(
     ctx: &Ctx,
     env: &CommandEnvelope,
-    hold: &Document,
-    booking: &Document,
+    booking: &Booking,
 ) -> Result<(), HandlerError> {
-    let booking_id = oid(booking, "_id")?;
-    let hold_id = oid(hold, "_id")?;
-    // The hold's document follows from `hold.converted` (the projection is its writer).
-    let event_id = oid(booking, "eventId")?;
     ctx.emit(
         env,
         DomainEvent::HoldConverted(HoldConverted {
-            hold_id,
-            event_id,
-            booking_id: Some(booking_id),
+            hold_id: booking.hold_id,
+            event_id: booking.event_id,
+            booking_id: Some(booking.id),
         }),
-        Some(json!({"status": "active"})),
-        Some(
-            json!({"status": "converted_to_booking", "convertedToBookingId": booking_id.to_hex()}),
-        ),
+        Some(json!({"status": HoldStatus::Active.as_str()})),
+        Some(json!({
+            "status": HoldStatus::ConvertedToBooking.as_str(),
+            "convertedToBookingId": booking.id.to_hex(),
+        })),
     )
     .await?;
     let expires_at = booking
-        .get_datetime("expiresAt")
-        .map_err(|e| HandlerError::Permanent(format!("expiresAt: {e}")))?
+        .expires_at
+        .ok_or_else(|| HandlerError::Permanent("a new booking without expiresAt".into()))?
         .to_chrono();
     let event = DomainEvent::BookingCreated(BookingCreated {
-        booking_id,
-        event_id,
-        user_id: oid(booking, "userId")?,
-        seat_ids: ids(booking, "seatIds"),
+        booking_id: booking.id,
+        event_id: booking.event_id,
+        user_id: booking.user_id,
+        seat_ids: booking.seat_ids.clone(),
         expires_at,
     });
-    ctx.emit(env, event, None, Some(api_json(booking))).await
+    ctx.emit(env, event, None, Some(api_json(&to_doc(booking)?)))
+        .await
 }
 
 /// Confirms a paid booking: locks become permanent (a sale), seats `booked`, booking
-/// `confirmed`. Returns the booking as the API shows it.
+/// `confirmed` through the domain's state machine. Returns the booking as the API shows it.
 pub async fn confirm(
     ctx: &Ctx,
     env: &CommandEnvelope,
-    booking: &Document,
-    payment: &Document,
+    booking: &Booking,
+    payment_id: ObjectId,
 ) -> Result<Value, HandlerError> {
-    let booking_id = oid(booking, "_id")?;
-    let event_id = oid(booking, "eventId")?;
-    let user_id = oid(booking, "userId")?;
-    let seat_ids = ids(booking, "seatIds");
-    let from = pending_value(&booking_id);
-    let to = sold_value(&booking_id);
-    let keys: Vec<String> = seat_ids.iter().map(|s| lock_key(&event_id, s)).collect();
-    let moved = join_all(keys.iter().map(|k| ctx.locks.transfer(k, &from, &to, None))).await;
-    for (seat, r) in seat_ids.iter().zip(moved) {
-        if r? == Transferred::Lost {
-            // Paid but a lock is gone: only possible if the booking outlived its lock's
-            // TTL. Take it back if it is free; an operator must look if it is not.
-            let key = lock_key(&event_id, seat);
-            match ctx
-                .locks
-                .acquire(&key, &to, std::time::Duration::from_secs(1))
-                .await?
-            {
-                streams::locks::Acquired::HeldByOther => {
-                    tracing::error!(seat = %seat, booking = %booking_id, "paid booking lost a seat; needs an operator")
-                }
-                _ => {
-                    ctx.locks.transfer(&key, &to, &to, None).await?;
-                }
-            }
-        }
-    }
-    let now = DateTime::now();
-    let payment_id = oid(payment, "_id")?;
+    make_sales_permanent(ctx, booking).await?;
+    let after = decide::confirm(booking, payment_id, ctx.now_stored()).map_err(permanent)?;
     let set = doc! {
-        "status": "confirmed", "paymentId": payment_id, "paymentStatus": "completed", "confirmedAt": now,
-        "expiresAt": Bson::Null, "updatedAt": now,
+        "status": after.status.as_str(), "paymentId": payment_id,
+        "paymentStatus": after.payment_status.map(|s| s.as_str()),
+        "confirmedAt": after.confirmed_at, "expiresAt": after.expires_at,
+        "updatedAt": after.updated_at,
     };
-    ctx.store
-        .col(names::BOOKINGS)
-        .update_one(
-            doc! {"_id": booking_id},
-            doc! {"$set": set.clone(), "$inc": {"version": 1}},
-        )
+    Repo::<Booking>::new(&ctx.store)
+        .patch_counted(booking.id, set, "version")
         .await?;
-    let mut after = booking.clone();
-    after.extend(set);
-    let after_json = api_json(&after);
     let event = DomainEvent::BookingConfirmed(BookingConfirmed {
-        booking_id,
-        event_id,
-        user_id,
-        seat_ids,
-        final_price: money(&after, "finalPrice")?,
+        booking_id: booking.id,
+        event_id: booking.event_id,
+        user_id: booking.user_id,
+        seat_ids: booking.seat_ids.clone(),
+        final_price: after.final_price,
         payment_id: Some(payment_id),
     });
     ctx.emit(
         env,
         event,
-        Some(json!({"status": booking.get_str("status").unwrap_or("pending")})),
-        Some(json!({"status": "confirmed", "paymentId": payment_id.to_hex()})),
+        Some(json!({"status": booking.status.as_str()})),
+        Some(json!({"status": after.status.as_str(), "paymentId": payment_id.to_hex()})),
     )
     .await?;
-    Ok(after_json)
+    Ok(api_json(&to_doc(&after)?))
 }
 
-/// Why an unpaid booking ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CancelledBy {
-    PaymentFailed,
-    Expired,
-    Owner,
-    EventCancelled,
-}
-
-impl CancelledBy {
-    fn as_reason(self) -> CancellationReason {
-        match self {
-            CancelledBy::PaymentFailed => CancellationReason::PaymentFailed,
-            CancelledBy::Expired => CancellationReason::Expired,
-            CancelledBy::Owner => CancellationReason::UserRequested,
-            CancelledBy::EventCancelled => CancellationReason::EventCancelled,
+/// The booking's pending locks become sales (no TTL).
+async fn make_sales_permanent(ctx: &Ctx, booking: &Booking) -> Result<(), HandlerError> {
+    let from = pending_value(&booking.id);
+    let to = sold_value(&booking.id);
+    let keys: Vec<String> = booking
+        .seat_ids
+        .iter()
+        .map(|s| lock_key(&booking.event_id, s))
+        .collect();
+    let moved = join_all(keys.iter().map(|k| ctx.locks.transfer(k, &from, &to, None))).await;
+    for ((seat, key), r) in booking.seat_ids.iter().zip(&keys).zip(moved) {
+        if r? == Transferred::Lost {
+            // Paid but a lock is gone: only possible if the booking outlived its lock's
+            // TTL. Take it back if it is free; an operator must look if it is not.
+            match ctx
+                .locks
+                .acquire(key, &to, std::time::Duration::from_secs(1))
+                .await?
+            {
+                streams::locks::Acquired::HeldByOther => {
+                    tracing::error!(seat = %seat, booking = %booking.id, "paid booking lost a seat; needs an operator")
+                }
+                _ => {
+                    ctx.locks.transfer(key, &to, &to, None).await?;
+                }
+            }
         }
     }
+    Ok(())
+}
 
-    fn reason(self) -> &'static str {
-        self.as_reason().as_str()
+fn permanent(e: impl std::fmt::Display) -> HandlerError {
+    HandlerError::Permanent(e.to_string())
+}
+
+/// A booking's seat lines, by their derived ids (lines never written are left out).
+async fn seat_lines(ctx: &Ctx, booking: &Booking) -> Result<Vec<BookingSeat>, HandlerError> {
+    let repo = Repo::<BookingSeat>::new(&ctx.store);
+    let ids = booking
+        .seat_ids
+        .iter()
+        .map(|s| booking_seat_id(&booking.id, s, booking.created_at));
+    let mut lines = Vec::new();
+    for line in join_all(ids.map(|id| repo.get(id))).await {
+        lines.extend(line?);
+    }
+    Ok(lines)
+}
+
+/// Writes a cancellation the domain decided: the booking's changed fields (`version`
+/// raised) and each changed seat line, all by `_id`.
+async fn write_cancellation(ctx: &Ctx, c: &Cancellation) -> Result<(), HandlerError> {
+    let b = &c.booking;
+    let set = doc! {
+        "status": b.status.as_str(), "cancelledAt": b.cancelled_at,
+        "cancellationReason": b.cancellation_reason.as_deref(), "expiresAt": b.expires_at,
+        "paymentStatus": b.payment_status.map(|s| s.as_str()), "paymentId": b.payment_id,
+        "updatedAt": b.updated_at,
+    };
+    Repo::<Booking>::new(&ctx.store)
+        .patch_counted(b.id, set, "version")
+        .await?;
+    let lines = Repo::<BookingSeat>::new(&ctx.store);
+    for line in &c.seats {
+        let set = doc! {"status": line.status.as_str(), "cancelledAt": line.cancelled_at};
+        lines.patch(line.id, set).await?;
+    }
+    Ok(())
+}
+
+/// The facts of a booking's end: `booking.cancelled`, or `booking.expired` when it ran out.
+fn ended(
+    before: &Booking,
+    by: CancelledBy,
+    refund: Option<(ObjectId, Money)>,
+    payment_status: Option<PaymentStatus>,
+) -> DomainEvent {
+    let e = BookingEnded {
+        booking_id: before.id,
+        event_id: before.event_id,
+        user_id: Some(before.user_id),
+        seat_ids: before.seat_ids.clone(),
+        refund_minor: refund.map_or(0, |(_, m)| m.minor()),
+        refund_id: refund.map(|(id, _)| id),
+        currency: refund.map(|(_, m)| m.currency()),
+        reason: Some(by.as_reason()),
+        previous_status: Some(before.status),
+        payment_status,
+    };
+    match by {
+        CancelledBy::Expired => DomainEvent::BookingExpired(e),
+        _ => DomainEvent::BookingCancelled(e),
     }
 }
 
@@ -409,37 +314,29 @@ impl CancelledBy {
 pub async fn cancel_unpaid(
     ctx: &Ctx,
     env: &CommandEnvelope,
-    booking: &Document,
+    booking: &Booking,
     by: CancelledBy,
     failed_payment: Option<ObjectId>,
 ) -> Result<Value, HandlerError> {
-    let booking_id = oid(booking, "_id")?;
-    let event_id = oid(booking, "eventId")?;
     free_seats(
         ctx,
-        event_id,
-        &ids(booking, "seatIds"),
-        Owner::Booking(booking_id),
+        booking.event_id,
+        &booking.seat_ids,
+        Owner::Booking(booking.id),
     )
     .await?;
-    let now = DateTime::now();
-    let mut set = doc! {"status": "cancelled", "cancelledAt": now, "cancellationReason": by.reason(), "expiresAt": Bson::Null, "updatedAt": now};
-    if by == CancelledBy::PaymentFailed {
-        set.insert("paymentStatus", "failed");
-        set.insert(
-            "paymentId",
-            failed_payment.unwrap_or_else(|| crate::payments::payment_id_for(&booking_id)),
-        );
-    }
-    let after = write_cancelled(ctx, booking, set, now).await?;
+    let lines = seat_lines(ctx, booking).await?;
+    let c = decide::cancel_unpaid(booking, &lines, by, failed_payment, ctx.now_stored())
+        .map_err(permanent)?;
+    write_cancellation(ctx, &c).await?;
     ctx.emit(
         env,
-        ended(booking, by, None, None)?,
-        Some(json!({"status": booking.get_str("status").unwrap_or_default()})),
-        Some(json!({"status": "cancelled", "cancellationReason": by.reason()})),
+        ended(booking, by, None, None),
+        Some(json!({"status": booking.status.as_str()})),
+        Some(json!({"status": c.booking.status.as_str(), "cancellationReason": by.reason()})),
     )
     .await?;
-    Ok(api_json(&after))
+    Ok(api_json(&to_doc(&c.booking)?))
 }
 
 /// `POST /v1/bookings/{id}/cancel` and the event-cancellation fan-out.
@@ -448,50 +345,28 @@ pub async fn cancel(
     env: &CommandEnvelope,
     c: &CancelBooking,
 ) -> Result<Reply, HandlerError> {
-    let Some(issuer) = env.issuer.clone() else {
-        return Ok(Reply::error(ErrorCode::Unauthorized, "sign in first"));
+    let repo = Repo::<Booking>::new(&ctx.store);
+    let booking = match env.issuer {
+        Some(_) => repo.get(c.booking_id).await?,
+        None => None,
     };
-    let bookings = ctx.store.col(names::BOOKINGS);
-    let Some(booking) = bookings.find_one(doc! {"_id": c.booking_id}).await? else {
-        return Ok(Reply::error(ErrorCode::BookingNotFound, "no such booking"));
-    };
-    let owner = oid(&booking, "userId")?;
-    if owner != issuer.user_id && !issuer.role.is_admin() {
-        return Ok(Reply::error(ErrorCode::BookingNotFound, "no such booking"));
-    }
-    if c.cause == CancelCause::EventCancelled && !issuer.role.is_admin() {
-        return Ok(Reply::error(
-            ErrorCode::Forbidden,
-            "only admins cancel events",
-        ));
-    }
-    let status = BookingStatus::parse(booking.get_str("status").unwrap_or_default())
-        .unwrap_or(BookingStatus::Cancelled);
-    let by = if c.cause == CancelCause::EventCancelled {
-        CancelledBy::EventCancelled
-    } else {
-        CancelledBy::Owner
-    };
-    match status {
-        BookingStatus::Pending => {
-            // A payment in flight decides the booking; cancel only when none is running.
-            // Under the lease a new payment attempt takes, so none starts meanwhile.
+    let event_cancelled = c.cause == CancelCause::EventCancelled;
+    match decide::decide_cancel(env.actor(), booking.as_ref(), event_cancelled) {
+        CancelDecision::Refuse(r) => Ok(Reply::refused(&r)),
+        CancelDecision::RefundAndCancel(by) => {
+            let booking = booking.ok_or_else(|| permanent("decided without its booking"))?;
+            refund_and_cancel(ctx, env, &booking, c, by).await
+        }
+        // A payment in flight decides the booking; cancel only when none is running.
+        // Under the lease a new payment attempt takes, so none starts meanwhile.
+        CancelDecision::CancelUnpaid(by) => {
             with_lease(ctx, crate::payments::PAY_LEASE, c.booking_id, || async {
-                if payment_running(ctx, &c.booking_id).await? {
-                    return Ok(Reply::error(
-                        ErrorCode::PaymentInProgress,
-                        "a payment for this booking is in progress",
-                    ));
-                }
-                let now_booking = bookings
-                    .find_one(doc! {"_id": c.booking_id})
-                    .await?
-                    .unwrap_or_else(|| booking.clone());
-                if now_booking.get_str("status").ok() != Some("pending") {
-                    return Ok(Reply::error(
-                        ErrorCode::BookingNotCancellable,
-                        "the booking changed meanwhile; read it again",
-                    ));
+                let running = payment_running(ctx, &c.booking_id).await?;
+                let Some(now_booking) = repo.get(c.booking_id).await? else {
+                    return Ok(Reply::refused(&Refusal::BookingNotFound));
+                };
+                if let Err(r) = decide::recheck_unpaid(&now_booking, running) {
+                    return Ok(Reply::refused(&r));
                 }
                 let after = cancel_unpaid(ctx, env, &now_booking, by, None).await?;
                 Ok(Reply::ok(
@@ -501,204 +376,161 @@ pub async fn cancel(
             })
             .await
         }
-        BookingStatus::Confirmed | BookingStatus::Completed => {
-            refund_and_cancel(ctx, env, &booking, c, by).await
-        }
-        BookingStatus::Cancelled => Ok(Reply::error(
-            ErrorCode::BookingNotCancellable,
-            "the booking is already cancelled",
-        )),
     }
 }
 
+/// A paid booking cancelled: refunded per its event's policy (once), its tickets
+/// cancelled, its seats back on sale, the booking `cancelled`.
 async fn refund_and_cancel(
     ctx: &Ctx,
     env: &CommandEnvelope,
-    booking: &Document,
+    booking: &Booking,
     c: &CancelBooking,
     by: CancelledBy,
 ) -> Result<Reply, HandlerError> {
-    let booking_id = oid(booking, "_id")?;
-    let event_id = oid(booking, "eventId")?;
-    let Some(event) = ctx
-        .store
-        .col(names::EVENTS)
-        .find_one(doc! {"_id": event_id})
-        .await?
-    else {
-        return Err(HandlerError::Permanent(
-            "a booking's event is missing".into(),
-        ));
+    let Some(event) = Repo::<Event>::new(&ctx.store).get(booking.event_id).await? else {
+        return Err(permanent("a booking's event is missing"));
     };
     let payment_id = booking
-        .get_object_id("paymentId")
-        .unwrap_or_else(|_| crate::payments::payment_id_for(&booking_id));
-    let payments = ctx.store.col(names::PAYMENTS);
-    let Some(payment) = payments.find_one(doc! {"_id": payment_id}).await? else {
-        return Err(HandlerError::Permanent(
-            "a confirmed booking has no payment".into(),
-        ));
+        .payment_id
+        .unwrap_or_else(|| crate::payments::payment_id_for(&booking.id));
+    let Some(payment) = Repo::<Payment>::new(&ctx.store).get(payment_id).await? else {
+        return Err(permanent("a confirmed booking has no payment"));
     };
-    let paid = money(&payment, "amount")?;
-    let refunded = money(&payment, "refundedAmount").unwrap_or(Money::zero(paid.currency()));
-    let policy: CancellationPolicy = event
-        .get_document("cancellationPolicy")
-        .ok()
-        .and_then(|p| bson::from_document(p.clone()).ok())
-        .unwrap_or_default();
-    let starts = event
-        .get_datetime("eventDate")
-        .map(|d| d.timestamp_millis())
-        .unwrap_or(0);
-    let starts = Utc
-        .timestamp_millis_opt(starts)
-        .single()
-        .unwrap_or_else(Utc::now);
-    let event_cancelled =
-        by == CancelledBy::EventCancelled || event.get_str("status").ok() == Some("cancelled");
-    let decision = match refund_for(paid, refunded, policy, Utc::now(), starts, event_cancelled) {
-        Ok(d) => d,
-        Err(RefundError::EventStarted) => {
-            return Ok(Reply::error(
-                ErrorCode::EventStarted,
-                "the event has started; its bookings can no longer be cancelled",
-            ))
-        }
-        Err(RefundError::Invalid(e)) => return Err(HandlerError::Permanent(e.to_string())),
-    };
-
-    // One refund per cancellation: its id derives from the booking, so a second cancel
-    // (or a redelivery) finds it instead of refunding again.
-    let refund_id = derive_object_id(
-        "refund",
-        &booking_id.to_hex(),
-        booking_id.timestamp().timestamp_millis() / 1000,
-    );
-    let refunds = ctx.store.col(names::REFUNDS);
-    let refund_doc = match refunds.find_one(doc! {"_id": refund_id}).await? {
-        Some(r) => r,
-        None => {
-            let charge_txn = payment
-                .get_str("transactionId")
-                .unwrap_or_default()
-                .to_string();
-            let answer = ctx
-                .gateway
-                .refund(
-                    &format!("refund:{}", refund_id.to_hex()),
-                    &charge_txn,
-                    decision.amount,
-                )
-                .await?;
-            let now = DateTime::now();
-            let refund = Refund {
-                id: refund_id,
-                payment_id,
-                booking_id,
-                user_id: oid(booking, "userId")?,
-                original_amount: paid,
-                refund_amount: decision.amount,
-                refund_percentage: decision.percentage,
-                reason: if event_cancelled {
-                    RefundReason::EventCancelled
-                } else {
-                    RefundReason::UserRequested
-                },
-                refund_policy: decision.policy_applied.to_string(),
-                status: RefundStatus::Processed,
-                failure_reason: None,
-                refund_transaction_id: Some(answer.transaction_id.clone()),
-                gateway_response: Some(answer.response.clone()),
-                requested_by: env.issuer.as_ref().map(|i| i.user_id),
-                approved_by: None,
-                processing_notes: c.note.clone(),
-                command_id: env.id.clone(),
-                created_at: now,
-                processed_at: Some(now),
-                updated_at: now,
-            };
-            let d = to_doc(&refund)?;
-            match refunds.insert_one(&d).await {
-                Ok(_) => d,
-                Err(e) if is_duplicate_key(&e) => refunds
-                    .find_one(doc! {"_id": refund_id})
-                    .await?
-                    .unwrap_or(d),
-                Err(e) => return Err(e.into()),
+    let plan = match refund_decide::decide_refund(&payment, &event, by, ctx.now()) {
+        Ok(plan) => plan,
+        Err(e) => {
+            return match e.refusal() {
+                Some(r) => Ok(Reply::refused(&r)),
+                None => Err(permanent(e)),
             }
         }
     };
-    let refund_amount = money(&refund_doc, "refundAmount")?;
-    // refundedAmount is the refunds' sum, recomputed, so repeating this changes nothing.
-    let mut total_refunded = Money::zero(paid.currency());
-    let mut cur = refunds
-        .find(doc! {"paymentId": payment_id, "status": "processed"})
-        .await?;
-    while cur.advance().await? {
-        let r = cur.deserialize_current()?;
-        let m = money(&r, "refundAmount")?;
-        total_refunded = total_refunded
-            .checked_add(m)
-            .ok_or_else(|| HandlerError::Permanent("refund currencies differ".into()))?;
-    }
-    if total_refunded.minor() > paid.minor() {
-        return Err(HandlerError::Permanent(format!(
-            "refunds {} exceed payment {}",
-            total_refunded, paid
-        )));
-    }
-    let pay_status = PaymentStatus::after_refunds(paid, total_refunded)
-        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
-    let now = DateTime::now();
-    let mut pset = doc! {"refundedAmount": bson::to_bson(&total_refunded)?, "status": pay_status.as_str(), "updatedAt": now};
-    if total_refunded.minor() > 0 {
-        pset.insert("refundedAt", now);
-        pset.insert(
-            "refundTransactionId",
-            refund_doc
-                .get_str("refundTransactionId")
-                .unwrap_or_default(),
-        );
-    }
-    payments
-        .update_one(doc! {"_id": payment_id}, doc! {"$set": pset})
-        .await?;
-
-    crate::tickets::cancel::cancel_tickets(ctx, booking_id, by.reason()).await?;
+    let refund = refund_once(ctx, env, booking, &payment, plan, c.note.clone()).await?;
+    let pay_status = settle_refunds(ctx, &payment, &refund).await?;
+    crate::tickets::cancel::cancel_tickets(ctx, booking.id, by.reason()).await?;
     free_seats(
         ctx,
-        event_id,
-        &ids(booking, "seatIds"),
-        Owner::Booking(booking_id),
+        booking.event_id,
+        &booking.seat_ids,
+        Owner::Booking(booking.id),
     )
     .await?;
-    let set = doc! {
-        "status": "cancelled", "cancelledAt": now, "cancellationReason": by.reason(), "paymentStatus": pay_status.as_str(),
-        "updatedAt": now,
-    };
-    let after = write_cancelled(ctx, booking, set, now).await?;
-    let refund_json = api_json(&refund_doc);
+    let lines = seat_lines(ctx, booking).await?;
+    let cancellation = decide::cancel_paid(booking, &lines, by, pay_status, ctx.now_stored())
+        .map_err(permanent)?;
+    write_cancellation(ctx, &cancellation).await?;
+    let refund_json = api_json(&to_doc(&refund)?);
     let processed = DomainEvent::RefundProcessed(RefundProcessed {
-        refund_id,
-        event_id,
-        booking_id,
-        refund_minor: refund_amount.minor(),
+        refund_id: refund.id,
+        event_id: booking.event_id,
+        booking_id: booking.id,
+        refund_minor: refund.refund_amount.minor(),
         payment_status: pay_status,
-        currency: Some(refund_amount.currency()),
+        currency: Some(refund.refund_amount.currency()),
     });
     ctx.emit(env, processed, None, Some(refund_json.clone()))
         .await?;
+    let after = &cancellation.booking;
     ctx.emit(
         env,
-        ended(booking, by, Some((refund_id, refund_amount)), Some(pay_status))?,
-        Some(json!({"status": booking.get_str("status").unwrap_or_default()})),
-        Some(json!({"status": "cancelled", "cancellationReason": by.reason(), "paymentStatus": pay_status.as_str()})),
+        ended(
+            booking,
+            by,
+            Some((refund.id, refund.refund_amount)),
+            Some(pay_status),
+        ),
+        Some(json!({"status": booking.status.as_str()})),
+        Some(json!({
+            "status": after.status.as_str(), "cancellationReason": by.reason(),
+            "paymentStatus": pay_status.as_str(),
+        })),
     )
     .await?;
     Ok(Reply::ok(
         200,
-        json!({"booking": api_json(&after), "refund": refund_json}),
+        json!({"booking": api_json(&to_doc(after)?), "refund": refund_json}),
     ))
+}
+
+/// The one refund of a booking's cancellation: found if made before (a second cancel or
+/// a redelivery), else asked of the gateway and recorded `processed`.
+async fn refund_once(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    booking: &Booking,
+    payment: &Payment,
+    plan: RefundPlan,
+    note: Option<String>,
+) -> Result<Refund, HandlerError> {
+    let repo = Repo::<Refund>::new(&ctx.store);
+    let id = refund_decide::refund_id_for(&booking.id);
+    if let Some(r) = repo.get(id).await? {
+        return Ok(r);
+    }
+    let charge_txn = payment.transaction_id.clone().unwrap_or_default();
+    let answer = ctx
+        .gateway
+        .refund(
+            &format!("refund:{}", id.to_hex()),
+            &charge_txn,
+            plan.decision.amount,
+        )
+        .await?;
+    let answer = RefundAnswer {
+        transaction_id: answer.transaction_id,
+        response: answer.response,
+        requested_by: env.issuer.as_ref().map(|i| i.user_id),
+        note,
+        command_id: &env.id,
+    };
+    let refund = refund_decide::processed_refund(booking, payment, plan, answer, ctx.now_stored())
+        .map_err(permanent)?;
+    if repo.insert_once(&refund).await? {
+        return Ok(refund);
+    }
+    Ok(repo.get(id).await?.unwrap_or(refund))
+}
+
+/// The payment after its processed refunds, written; returns its status.
+async fn settle_refunds(
+    ctx: &Ctx,
+    payment: &Payment,
+    refund: &Refund,
+) -> Result<PaymentStatus, HandlerError> {
+    let mut amounts = Vec::new();
+    let mut cur = ctx
+        .store
+        .col(names::REFUNDS)
+        .find(doc! {"paymentId": payment.id, "status": RefundStatus::Processed.as_str()})
+        .await?;
+    while cur.advance().await? {
+        let r: Refund = bson::from_document(cur.deserialize_current()?)
+            .map_err(|e| permanent(format!("a stored refund: {e}")))?;
+        amounts.push(r.refund_amount);
+    }
+    let after = refund_decide::payment_after_refunds(
+        payment,
+        &amounts,
+        refund.refund_transaction_id.as_deref(),
+        ctx.now_stored(),
+    )
+    .map_err(permanent)?;
+    let mut set = doc! {
+        "refundedAmount": bson::to_bson(&after.refunded_amount)?,
+        "status": after.status.as_str(), "updatedAt": after.updated_at,
+    };
+    if after.refunded_amount.minor() > 0 {
+        set.insert("refundedAt", after.refunded_at);
+        set.insert(
+            "refundTransactionId",
+            after.refund_transaction_id.as_deref(),
+        );
+    }
+    Repo::<Payment>::new(&ctx.store)
+        .patch(payment.id, set)
+        .await?;
+    Ok(after.status)
 }
 
 /// The expiry worker: a pending booking past `expiresAt` with no payment running.
@@ -707,59 +539,46 @@ pub async fn expire(
     env: &CommandEnvelope,
     c: &BookingRef,
 ) -> Result<Reply, HandlerError> {
-    let Some(booking) = ctx
-        .store
-        .col(names::BOOKINGS)
-        .find_one(doc! {"_id": c.booking_id})
-        .await?
-    else {
-        return Ok(Reply::error(ErrorCode::BookingNotFound, "no such booking"));
-    };
-    if booking.get_str("status").ok() != Some("pending") {
-        return Ok(Reply::ok(
-            200,
-            json!({"expired": false, "status": booking.get_str("status").unwrap_or_default()}),
-        ));
-    }
-    let due = booking
-        .get_datetime("expiresAt")
-        .map(|d| d.timestamp_millis() <= DateTime::now().timestamp_millis())
-        .unwrap_or(false);
-    if !due {
+    let repo = Repo::<Booking>::new(&ctx.store);
+    let booking = repo.get(c.booking_id).await?;
+    match decide::decide_expire(booking.as_ref(), ctx.now_stored()) {
+        ExpireDecision::Refuse(r) => return Ok(Reply::refused(&r)),
+        ExpireDecision::NotPending(s) => return Ok(not_expired(s)),
         // Not stored as a result (that would answer the real expiry later): retried.
-        return Err(HandlerError::Transient("booking not yet expired".into()));
+        ExpireDecision::NotYetDue => {
+            return Err(HandlerError::Transient("booking not yet expired".into()))
+        }
+        ExpireDecision::Expire => {}
     }
     with_lease(ctx, crate::payments::PAY_LEASE, c.booking_id, || async {
-        if payment_running(ctx, &c.booking_id).await? {
+        let running = payment_running(ctx, &c.booking_id).await?;
+        let Some(now_booking) = repo.get(c.booking_id).await? else {
+            return Ok(Reply::refused(&Refusal::BookingNotFound));
+        };
+        match decide::recheck_expiry(&now_booking, running) {
             // The payment in flight decides; it confirms the booking, or leaves it
             // pending (and past due) for the next sweep.
-            return Ok(Reply::ok(
+            Err(ExpiryHeld::PaymentInProgress) => Ok(Reply::ok(
                 200,
                 json!({"expired": false, "reason": "payment in progress"}),
-            ));
+            )),
+            Err(ExpiryHeld::NotPending(s)) => Ok(not_expired(s)),
+            Ok(()) => {
+                let after =
+                    cancel_unpaid(ctx, env, &now_booking, CancelledBy::Expired, None).await?;
+                Ok(Reply::ok(200, json!({"expired": true, "booking": after})))
+            }
         }
-        let now_booking = ctx
-            .store
-            .col(names::BOOKINGS)
-            .find_one(doc! {"_id": c.booking_id})
-            .await?
-            .unwrap_or_else(|| booking.clone());
-        if now_booking.get_str("status").ok() != Some("pending") {
-            return Ok(Reply::ok(
-                200,
-                json!({"expired": false, "status": now_booking.get_str("status").unwrap_or_default()}),
-            ));
-        }
-        let after = cancel_unpaid(ctx, env, &now_booking, CancelledBy::Expired, None).await?;
-        Ok(Reply::ok(200, json!({"expired": true, "booking": after})))
     })
     .await
 }
 
-/// Whether an attempt at paying the booking decides it: its latest payment `pending`, or
-/// `completed` while the booking is not yet confirmed (the attempt is confirming it).
+fn not_expired(status: BookingStatus) -> Reply {
+    Reply::ok(200, json!({"expired": false, "status": status.as_str()}))
+}
+
+/// Whether an attempt at paying the booking decides it (see `decide::payment_running`).
 async fn payment_running(ctx: &Ctx, booking_id: &ObjectId) -> Result<bool, HandlerError> {
-    Ok(crate::payments::latest(ctx, booking_id)
-        .await?
-        .is_some_and(|p| matches!(p.get_str("status"), Ok("pending" | "completed"))))
+    let latest = crate::payments::latest(ctx, booking_id).await?;
+    Ok(decide::payment_running(latest.map(|p| p.status)))
 }

@@ -15,14 +15,8 @@ use crate::store::{is_duplicate_key, Store, StoreError};
 
 pub const LEDGER: &str = "payment_gateway_ledger";
 
-/// One answer of the provider.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GatewayAnswer {
-    pub outcome: CardOutcome,
-    pub transaction_id: String,
-    /// The provider's response, as stored in `payments.gatewayResponse`.
-    pub response: Document,
-}
+/// One answer of the provider (the domain's type: the charge decisions read it as is).
+pub use domain::payments::decide::GatewayAnswer;
 
 pub trait PaymentGateway: Send + Sync {
     fn name(&self) -> &'static str;

@@ -17,25 +17,30 @@
 
 pub mod gateway;
 
-use domain::payments::decide::message_for;
-pub use domain::payments::decide::payment_id_for_attempt;
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
-use bson::{doc, Document};
-use domain::entities::card::{parse_card_number, CardBrand, CardOutcome};
-use domain::entities::payment::{Payment, PaymentMethod, PaymentStatus};
+use bson::doc;
+use domain::entities::card::parse_card_number;
+use domain::entities::payment::{Payment, PaymentStatus};
+use domain::entities::Booking;
 use domain::events::{DomainEvent, PaymentAttempt, PaymentFailed};
-use domain::{Currency, DateTime, Money, ObjectId};
-use serde_json::json;
+pub use domain::payments::decide::payment_id_for_attempt;
+use domain::payments::decide::{
+    self, ChargeStep, FinishDecision, NewAttempt, PayCommand, PayDecision,
+};
+use domain::user::User;
+use domain::{ObjectId, Refusal};
+use serde_json::{json, Value};
 use streams::codes::{ErrorCode, Reply};
 use streams::commands::{CommandEnvelope, PayBooking};
 use tracing::{info, warn};
 
 use crate::app::context::{Ctx, HandlerError};
-use crate::bookings::{self, CancelledBy};
+use crate::bookings;
 use crate::store::leases::with_lease;
-use crate::store::{api_json, is_duplicate_key, names, to_doc};
+use crate::store::repo::Repo;
+use crate::store::{api_json, to_doc};
 
 /// The lease that serializes "start a payment attempt" with "cancel or expire an unpaid
 /// booking" (`<PAY_LEASE>.<bookingId>`), so no attempt starts on a booking being
@@ -51,14 +56,11 @@ pub fn payment_id_for(booking: &ObjectId) -> ObjectId {
 }
 
 /// A booking's payment attempts in order, read by `_id` until the first missing one.
-pub async fn attempts(ctx: &Ctx, booking: &ObjectId) -> Result<Vec<Document>, HandlerError> {
-    let payments = ctx.store.col(names::PAYMENTS);
+pub async fn attempts(ctx: &Ctx, booking: &ObjectId) -> Result<Vec<Payment>, HandlerError> {
+    let payments = Repo::<Payment>::new(&ctx.store);
     let mut out = Vec::new();
     for n in 1..=MAX_CHAIN {
-        match payments
-            .find_one(doc! {"_id": payment_id_for_attempt(booking, n)})
-            .await?
-        {
+        match payments.get(payment_id_for_attempt(booking, n)).await? {
             Some(p) => out.push(p),
             None => break,
         }
@@ -67,17 +69,12 @@ pub async fn attempts(ctx: &Ctx, booking: &ObjectId) -> Result<Vec<Document>, Ha
 }
 
 /// The latest attempt at paying a booking, if any.
-pub async fn latest(ctx: &Ctx, booking: &ObjectId) -> Result<Option<Document>, HandlerError> {
+pub async fn latest(ctx: &Ctx, booking: &ObjectId) -> Result<Option<Payment>, HandlerError> {
     Ok(attempts(ctx, booking).await?.pop())
 }
 
-fn declined_code(code: &str) -> ErrorCode {
-    match code {
-        "insufficient_funds" => ErrorCode::InsufficientFunds,
-        "processing_error" => ErrorCode::ProcessingError,
-        "card_token_expired" => ErrorCode::CardTokenExpired,
-        _ => ErrorCode::CardDeclined,
-    }
+fn permanent(e: impl std::fmt::Display) -> HandlerError {
+    HandlerError::Permanent(e.to_string())
 }
 
 /// `POST /v1/bookings/{id}/payments`. The card leaves the vault whatever the answer.
@@ -99,258 +96,136 @@ pub async fn forget_card(ctx: &Ctx, token: &str) {
     }
 }
 
-/// What the chain of attempts says about a new pay command.
-enum Turn {
-    /// This command's own attempt (a redelivery, or it just inserted it).
-    Ours(Document, u32),
-    /// Another command's attempt decides: answer with this.
-    Answer(Reply),
-    /// The booking may take attempt `n`.
-    Next(u32),
-}
-
-fn answer_from(p: &Document) -> Option<Reply> {
-    match p.get_str("status").unwrap_or_default() {
-        "pending" => Some(Reply::error(
-            ErrorCode::PaymentInProgress,
-            "a payment for this booking is in progress",
-        )),
-        "failed" => None,
-        _ => Some(Reply::error(ErrorCode::AlreadyPaid, "the booking is paid")),
+/// Whether the payer's e-mail is verified, when that is required of them (`None` when it
+/// is not: the setting is off, or the payer is an admin).
+async fn payer_verified(ctx: &Ctx, env: &CommandEnvelope) -> Result<Option<bool>, HandlerError> {
+    let Some(issuer) = env.issuer.as_ref() else {
+        return Ok(None);
+    };
+    if !ctx.cfg.require_verified_to_pay || issuer.role.is_admin() {
+        return Ok(None);
     }
-}
-
-fn turn(chain: &[Document], env: &CommandEnvelope) -> Turn {
-    if let Some((i, p)) = chain
-        .iter()
-        .enumerate()
-        .find(|(_, p)| p.get_str("commandId").ok() == Some(env.id.as_str()))
-    {
-        return Turn::Ours(p.clone(), i as u32 + 1);
-    }
-    match chain.last().and_then(answer_from) {
-        Some(r) => Turn::Answer(r),
-        None => Turn::Next(chain.len() as u32 + 1),
-    }
+    let user = Repo::<User>::new(&ctx.store).get(issuer.user_id).await?;
+    Ok(Some(user.is_some_and(|u| u.is_verified)))
 }
 
 async fn pay_once(ctx: &Ctx, env: &CommandEnvelope, c: &PayBooking) -> Result<Reply, HandlerError> {
-    let Some(issuer) = env.issuer.clone() else {
-        return Ok(Reply::error(ErrorCode::Unauthorized, "sign in to pay"));
+    let bookings = Repo::<Booking>::new(&ctx.store);
+    let booking = match env.issuer {
+        Some(_) => bookings.get(c.booking_id).await?,
+        None => None,
     };
-    let bookings_col = ctx.store.col(names::BOOKINGS);
-    let Some(booking) = bookings_col.find_one(doc! {"_id": c.booking_id}).await? else {
-        return Ok(Reply::error(ErrorCode::BookingNotFound, "no such booking"));
+    let verified = match &booking {
+        Some(_) => payer_verified(ctx, env).await?,
+        None => None,
     };
-    let owner = booking.get_object_id("userId").ok();
-    if owner != Some(issuer.user_id) && !issuer.role.is_admin() {
-        return Ok(Reply::error(ErrorCode::BookingNotFound, "no such booking"));
-    }
-    if ctx.cfg.require_verified_to_pay && !issuer.role.is_admin() {
-        let verified = ctx
-            .store
-            .col(names::USERS)
-            .find_one(doc! {"_id": issuer.user_id})
-            .await?
-            .and_then(|u| u.get_bool("isVerified").ok())
-            .unwrap_or(false);
-        if !verified {
-            return Ok(Reply::error(
-                ErrorCode::EmailNotVerified,
-                "verify your e-mail address before paying",
-            ));
-        }
-    }
-    let amount: Money = bson::from_bson(booking.get("finalPrice").cloned().unwrap_or_default())
-        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
-    let max_failed = ctx.cfg.payment_max_failed_attempts.max(1);
+    let cmd = PayCommand {
+        command_id: &env.id,
+        currency: c.currency.as_deref(),
+        max_failed: ctx.cfg.payment_max_failed_attempts,
+    };
     // A racing attempt that fails lets the next one in: a few turns at most.
     for _ in 0..4 {
-        let chain = attempts(ctx, &c.booking_id).await?;
-        let n = match turn(&chain, env) {
-            Turn::Ours(p, n) => {
-                return charge_and_finish(ctx, env, c, &booking, p, n, amount).await
-            }
-            Turn::Answer(r) => return Ok(r),
-            Turn::Next(n) => n,
+        let chain = match &booking {
+            Some(_) => attempts(ctx, &c.booking_id).await?,
+            None => Vec::new(),
         };
-        if let Some(refusal) = refuse_new_attempt(&booking, c, amount, n, max_failed) {
-            return Ok(refusal);
-        }
-        // Checked again under the lease a cancellation or an expiry takes, then inserted.
-        let started = with_lease(ctx, PAY_LEASE, c.booking_id, || async {
-            let now_booking = bookings_col
-                .find_one(doc! {"_id": c.booking_id})
-                .await?
-                .unwrap_or_else(|| booking.clone());
-            if let Some(refusal) = refuse_new_attempt(&now_booking, c, amount, n, max_failed) {
-                return Ok(Err(refusal));
-            }
-            let p = new_payment(
-                ctx,
-                env,
-                c,
-                &booking,
-                owner.unwrap_or(issuer.user_id),
-                amount,
-                n,
-            )?;
-            let d = to_doc(&p)?;
-            match ctx.store.col(names::PAYMENTS).insert_one(&d).await {
-                Ok(_) => Ok(Ok(Some(d))),
-                Err(e) if is_duplicate_key(&e) => Ok(Ok(None)),
-                Err(e) => Err(e.into()),
-            }
-        })
-        .await?;
-        match started {
-            Err(refusal) => return Ok(refusal),
-            Ok(Some(d)) => {
-                emit(ctx, env, &d, n, Step::Initiated).await?;
-                return charge_and_finish(ctx, env, c, &booking, d, n, amount).await;
+        let decision = decide::decide_pay(
+            env.actor(),
+            booking.as_ref(),
+            verified,
+            &chain,
+            cmd,
+            ctx.now_stored(),
+        );
+        let (booking, n) = match (decision, &booking) {
+            (PayDecision::Refuse(r), _) => return Ok(Reply::refused(&r)),
+            (PayDecision::Resume(p, n), _) => return charge_and_finish(ctx, env, c, p, n).await,
+            (PayDecision::Start(n), Some(b)) => (b, n),
+            (PayDecision::Start(_), None) => return Err(permanent("a payment without a booking")),
+        };
+        match start_attempt(ctx, env, c, cmd, booking, n).await? {
+            Err(r) => return Ok(Reply::refused(&r)),
+            Ok(Some(p)) => {
+                emit(ctx, env, &p, n, Step::Initiated).await?;
+                return charge_and_finish(ctx, env, c, p, n).await;
             }
             // Another request took attempt n: look at the chain again.
             Ok(None) => continue,
         }
     }
-    Ok(Reply::error(
-        ErrorCode::PaymentInProgress,
-        "a payment for this booking is in progress",
-    ))
+    Ok(Reply::refused(&Refusal::PaymentInProgress))
 }
 
-/// Why the booking cannot take attempt `n`, if it cannot.
-fn refuse_new_attempt(
-    booking: &Document,
-    c: &PayBooking,
-    amount: Money,
-    n: u32,
-    max_failed: u32,
-) -> Option<Reply> {
-    let status = booking.get_str("status").unwrap_or_default();
-    match status {
-        "pending" => {}
-        "confirmed" | "completed" => {
-            return Some(Reply::error(ErrorCode::AlreadyPaid, "the booking is paid"))
-        }
-        _ => {
-            let why = match booking.get_str("cancellationReason").unwrap_or_default() {
-                "payment_failed" => "its payment failed too many times and it was cancelled",
-                "expired" => "it expired unpaid",
-                _ => "it was cancelled",
-            };
-            return Some(Reply::error(
-                ErrorCode::BookingNotPayable,
-                format!("the booking cannot be paid: {why}"),
-            ));
-        }
-    }
-    if n > max_failed {
-        // Its last failure cancels it; that has not been written yet.
-        return Some(Reply::error(
-            ErrorCode::BookingNotPayable,
-            "the booking cannot be paid: its payment failed too many times",
-        ));
-    }
-    let expired = booking
-        .get_datetime("expiresAt")
-        .map(|d| d.timestamp_millis() <= DateTime::now().timestamp_millis())
-        .unwrap_or(false);
-    if expired {
-        return Some(Reply::error(
-            ErrorCode::BookingExpired,
-            "the booking's payment window has closed",
-        ));
-    }
-    if let Some(cur) = &c.currency {
-        if !cur.eq_ignore_ascii_case(amount.currency().as_str()) {
-            return Some(Reply::error(
-                ErrorCode::ValidationFailed,
-                format!("the booking is priced in {}", amount.currency()),
-            ));
-        }
-    }
-    None
-}
-
-fn new_payment(
+/// Inserts attempt `n`, checked again under the lease a cancellation or an expiry takes.
+/// `Ok(None)`: another request inserted attempt `n` first.
+async fn start_attempt(
     ctx: &Ctx,
     env: &CommandEnvelope,
     c: &PayBooking,
-    booking: &Document,
-    user_id: ObjectId,
-    amount: Money,
+    cmd: PayCommand<'_>,
+    booking: &Booking,
     n: u32,
-) -> Result<Payment, HandlerError> {
-    let payment_id = payment_id_for_attempt(&c.booking_id, n);
-    let now = DateTime::now();
-    Ok(Payment {
-        id: payment_id,
-        booking_id: c.booking_id,
-        user_id,
-        event_id: booking.get_object_id("eventId").unwrap_or_default(),
-        amount,
-        currency: amount.currency(),
-        payment_method: PaymentMethod::parse(&c.method).unwrap_or(PaymentMethod::Card),
-        // Unique index: a placeholder until the gateway gives its id.
-        transaction_id: Some(format!("pending_{}", payment_id.to_hex())),
-        status: PaymentStatus::Pending,
-        failure_reason: None,
-        failure_code: None,
-        gateway_response: None,
-        gateway_name: ctx.gateway.name().to_string(),
-        card_last4: Some(c.card_last4.clone()),
-        card_brand: CardBrand::parse(&c.card_brand),
-        attempt_count: 0,
-        max_attempts: ctx.cfg.payment_max_attempts as i32,
-        next_retry_at: None,
-        refunded_amount: Money::zero(amount.currency()),
-        refund_transaction_id: None,
-        command_id: env.id.clone(),
-        created_at: now,
-        processed_at: None,
-        refunded_at: None,
-        updated_at: now,
+) -> Result<Result<Option<Payment>, Refusal>, HandlerError> {
+    with_lease(ctx, PAY_LEASE, c.booking_id, || async {
+        let now = ctx.now_stored();
+        let now_booking = Repo::<Booking>::new(&ctx.store)
+            .get(c.booking_id)
+            .await?
+            .unwrap_or_else(|| booking.clone());
+        if let Err(r) = decide::recheck_attempt(&now_booking, cmd, n, now) {
+            return Ok(Err(r));
+        }
+        let attempt = NewAttempt {
+            command_id: &env.id,
+            method: &c.method,
+            card_last4: &c.card_last4,
+            card_brand: &c.card_brand,
+            gateway_name: ctx.gateway.name(),
+            max_attempts: ctx.cfg.payment_max_attempts as i32,
+        };
+        let p = decide::new_attempt(booking, &attempt, n, now);
+        let inserted = Repo::<Payment>::new(&ctx.store).insert_once(&p).await?;
+        Ok(Ok(inserted.then_some(p)))
     })
+    .await
 }
 
 async fn charge_and_finish(
     ctx: &Ctx,
     env: &CommandEnvelope,
     c: &PayBooking,
-    booking: &Document,
-    payment: Document,
+    payment: Payment,
     n: u32,
-    amount: Money,
 ) -> Result<Reply, HandlerError> {
-    let payment = charge(ctx, c, payment, amount).await?;
+    let payment = charge(ctx, c, payment).await?;
     // The booking as it is now: another attempt's failure may not have touched it, but
     // a redelivery comes after this attempt's own writes.
-    let booking = ctx
-        .store
-        .col(names::BOOKINGS)
-        .find_one(doc! {"_id": c.booking_id})
-        .await?
-        .unwrap_or_else(|| booking.clone());
+    let Some(booking) = Repo::<Booking>::new(&ctx.store).get(c.booking_id).await? else {
+        return Err(permanent("a paid booking is missing"));
+    };
     finish(ctx, env, &booking, &payment, n).await
+}
+
+/// Writes the payment as the charge left it, by `_id`.
+async fn write_payment(ctx: &Ctx, p: &Payment) -> Result<(), HandlerError> {
+    let set = doc! {
+        "status": p.status.as_str(), "attemptCount": p.attempt_count,
+        "gatewayResponse": p.gateway_response.clone(), "transactionId": p.transaction_id.as_deref(),
+        "failureCode": p.failure_code.as_deref(), "failureReason": p.failure_reason.as_deref(),
+        "processedAt": p.processed_at, "nextRetryAt": p.next_retry_at, "updatedAt": p.updated_at,
+    };
+    Repo::<Payment>::new(&ctx.store).patch(p.id, set).await?;
+    Ok(())
 }
 
 /// Calls the gateway until it approves, declines, or the attempts run out; every attempt
 /// is recorded on the payment before the next.
-async fn charge(
-    ctx: &Ctx,
-    c: &PayBooking,
-    mut payment: Document,
-    amount: Money,
-) -> Result<Document, HandlerError> {
-    let payments = ctx.store.col(names::PAYMENTS);
-    let payment_id = payment
-        .get_object_id("_id")
-        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
-    if payment.get_str("status").unwrap_or_default() != "pending" {
+async fn charge(ctx: &Ctx, c: &PayBooking, payment: Payment) -> Result<Payment, HandlerError> {
+    if payment.status != PaymentStatus::Pending {
         return Ok(payment);
     }
-    let max = payment.get_i32("maxAttempts").unwrap_or(3).max(1) as u32;
+    let max = payment.max_attempts.max(1) as u32;
     let mut delays = ExponentialBuilder::default()
         .with_min_delay(Duration::from_millis(ctx.cfg.payment_retry_base_ms))
         .with_max_delay(Duration::from_millis(ctx.cfg.payment_retry_cap_ms))
@@ -363,73 +238,43 @@ async fn charge(
         Err(e) => return Err(HandlerError::Transient(format!("card vault: {e}"))),
     };
     let Some(card) = card else {
-        let now = DateTime::now();
-        let set = doc! {"status": "failed", "failureCode": "card_token_expired", "failureReason": message_for("card_token_expired"), "processedAt": now, "updatedAt": now};
-        payments
-            .update_one(doc! {"_id": payment_id}, doc! {"$set": set.clone()})
-            .await?;
-        payment.extend(set);
-        return Ok(payment);
+        let failed = decide::card_gone(&payment, ctx.now_stored()).map_err(permanent)?;
+        write_payment(ctx, &failed).await?;
+        return Ok(failed);
     };
-    let mut attempt = payment.get_i32("attemptCount").unwrap_or(0) as u32;
+    let mut payment = payment;
     loop {
-        attempt += 1;
-        let key = format!("{}:{attempt}", payment_id.to_hex());
-        let answer = ctx.gateway.charge(&key, &card, amount, attempt).await?;
-        let now = DateTime::now();
-        let mut set = doc! {
-            "attemptCount": attempt as i32, "gatewayResponse": answer.response.clone(), "updatedAt": now,
-            "transactionId": &answer.transaction_id,
+        let attempt = payment.attempt_count as u32 + 1;
+        let key = format!("{}:{attempt}", payment.id.to_hex());
+        let answer = ctx
+            .gateway
+            .charge(&key, &card, payment.amount, attempt)
+            .await?;
+        let next_delay = match answer.outcome {
+            domain::entities::CardOutcome::Transient { .. } => delays.next(),
+            _ => None,
         };
-        let done = match answer.outcome {
-            CardOutcome::Approved => {
-                set.insert("status", "completed");
-                set.insert("processedAt", now);
-                set.insert("nextRetryAt", bson::Bson::Null);
-                set.insert("failureCode", bson::Bson::Null);
-                set.insert("failureReason", bson::Bson::Null);
-                true
+        let step = decide::decide_charge_answer(
+            &payment,
+            &answer,
+            next_delay.map(|d| d.as_millis() as u64),
+            ctx.now_stored(),
+        )
+        .map_err(permanent)?;
+        match step {
+            ChargeStep::Done(p) => {
+                write_payment(ctx, &p).await?;
+                return Ok(p);
             }
-            CardOutcome::Declined { code } => {
-                set.insert("status", "failed");
-                set.insert("failureCode", code);
-                set.insert("failureReason", message_for(code));
-                set.insert("processedAt", now);
-                set.insert("nextRetryAt", bson::Bson::Null);
-                true
+            ChargeStep::Retry {
+                payment: p,
+                delay_ms,
+            } => {
+                write_payment(ctx, &p).await?;
+                info!(payment = %p.id, attempt, delay_ms, "transient gateway failure; retrying");
+                tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+                payment = p;
             }
-            CardOutcome::Transient { code } => {
-                set.insert("failureCode", code);
-                set.insert("failureReason", message_for(code));
-                match delays.next().filter(|_| attempt < max) {
-                    Some(delay) => {
-                        let at = DateTime::from_millis(
-                            now.timestamp_millis() + delay.as_millis() as i64,
-                        );
-                        set.insert("nextRetryAt", at);
-                        payments
-                            .update_one(doc! {"_id": payment_id}, doc! {"$set": set.clone()})
-                            .await?;
-                        payment.extend(set);
-                        info!(payment = %payment_id, attempt, delay_ms = delay.as_millis() as u64, "transient gateway failure; retrying");
-                        tokio::time::sleep(delay).await;
-                        continue;
-                    }
-                    None => {
-                        set.insert("status", "failed");
-                        set.insert("processedAt", now);
-                        set.insert("nextRetryAt", bson::Bson::Null);
-                        true
-                    }
-                }
-            }
-        };
-        if done {
-            payments
-                .update_one(doc! {"_id": payment_id}, doc! {"$set": set.clone()})
-                .await?;
-            payment.extend(set);
-            return Ok(payment);
         }
     }
 }
@@ -440,86 +285,64 @@ async fn charge(
 async fn finish(
     ctx: &Ctx,
     env: &CommandEnvelope,
-    booking: &Document,
-    payment: &Document,
+    booking: &Booking,
+    payment: &Payment,
     n: u32,
 ) -> Result<Reply, HandlerError> {
-    let booking_id = booking
-        .get_object_id("_id")
-        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
-    match payment.get_str("status").unwrap_or_default() {
-        "pending" => Err(HandlerError::Transient("payment still pending".into())),
-        "failed" => {
-            let code = payment
-                .get_str("failureCode")
-                .unwrap_or("card_declined")
-                .to_string();
-            let max_failed = ctx.cfg.payment_max_failed_attempts.max(1);
-            let last = n >= max_failed;
-            let failed = Step::Failed {
-                reason: code.clone(),
-                max_failed,
-            };
-            emit(ctx, env, payment, n, failed).await?;
-            // An expiry that came while this attempt ran left the booking to it.
-            let expired = booking
-                .get_datetime("expiresAt")
-                .map(|d| d.timestamp_millis() <= DateTime::now().timestamp_millis())
-                .unwrap_or(false);
-            let pending = booking.get_str("status").ok() == Some("pending");
-            let ends = match (last, expired) {
-                _ if !pending => None,
-                (true, _) => Some(CancelledBy::PaymentFailed),
-                (false, true) => Some(CancelledBy::Expired),
-                (false, false) => None,
-            };
-            let (booking_json, payable) = match ends {
+    let max_failed = ctx.cfg.payment_max_failed_attempts.max(1);
+    let decision = decide::decide_finish(booking, payment, n, max_failed, ctx.now_stored());
+    let payment_json = api_json(&to_doc(payment)?);
+    match decision {
+        FinishDecision::StillPending => {
+            Err(HandlerError::Transient("payment still pending".into()))
+        }
+        FinishDecision::Failed {
+            ends,
+            payable,
+            attempts_left,
+            refusal,
+        } => {
+            let reason = payment
+                .failure_code
+                .clone()
+                .unwrap_or_else(|| "card_declined".into());
+            emit(ctx, env, payment, n, Step::Failed { reason, max_failed }).await?;
+            let booking_json = match ends {
                 Some(by) => {
-                    let failed = Some(payment_id_for_attempt(&booking_id, n));
-                    let after = with_lease(ctx, PAY_LEASE, booking_id, || {
-                        bookings::cancel_unpaid(ctx, env, booking, by, failed)
+                    with_lease(ctx, PAY_LEASE, booking.id, || {
+                        bookings::cancel_unpaid(ctx, env, booking, by, Some(payment.id))
                     })
-                    .await?;
-                    (after, false)
+                    .await?
                 }
-                None => (api_json(booking), pending),
-            };
-            let why = message_for(&code);
-            let message = match booking_json["status"].as_str().unwrap_or_default() {
-                _ if payable => format!(
-                    "{why}; the booking stays payable with another card until it expires ({n} of {max_failed} failed attempts)"
-                ),
-                "cancelled" => format!("{why}; the booking was cancelled and its seats released"),
-                _ => format!("{why}; the booking was paid by another attempt"),
+                None => api_json(&to_doc(booking)?),
             };
             Ok(Reply::error_with(
-                declined_code(&code),
-                message,
+                ErrorCode::of(&refusal),
+                refusal.to_string(),
                 json!({
-                    "payment": api_json(payment), "booking": booking_json,
-                    "attemptCount": payment.get_i32("attemptCount").unwrap_or(0),
-                    "failedAttempts": n, "attemptsLeft": max_failed.saturating_sub(n),
+                    "payment": payment_json, "booking": booking_json,
+                    "attemptCount": payment.attempt_count,
+                    "failedAttempts": n, "attemptsLeft": attempts_left,
                     "bookingPayable": payable,
                 }),
             ))
         }
         // completed, or refunded since (a redelivery long after): the booking's answer.
-        _ => {
-            let mut confirmed = if booking.get_str("status").ok() == Some("cancelled") {
-                api_json(booking)
+        FinishDecision::Paid { confirm } => {
+            let mut confirmed = if confirm {
+                bookings::confirm(ctx, env, booking, payment.id).await?
             } else {
-                bookings::confirm(ctx, env, booking, payment).await?
+                api_json(&to_doc(booking)?)
             };
             emit(ctx, env, payment, n, Step::Completed).await?;
-            let seats = booking.get_array("seatIds").map(|a| a.len()).unwrap_or(0);
             let tickets = json!({
-                "status": "issuing", "expected": seats,
-                "location": format!("/v1/bookings/{}/tickets", booking_id.to_hex()),
+                "status": "issuing", "expected": booking.seat_ids.len(),
+                "location": format!("/v1/bookings/{}/tickets", booking.id.to_hex()),
             });
             confirmed["ticketsStatus"] = json!("issuing");
             Ok(Reply::ok(
                 201,
-                json!({"payment": api_json(payment), "booking": confirmed, "tickets": tickets}),
+                json!({"payment": payment_json, "booking": confirmed, "tickets": tickets}),
             ))
         }
     }
@@ -535,34 +358,22 @@ enum Step {
 async fn emit(
     ctx: &Ctx,
     env: &CommandEnvelope,
-    payment: &Document,
+    payment: &Payment,
     n: u32,
     step: Step,
 ) -> Result<(), HandlerError> {
-    let id = |k: &str| {
-        payment
-            .get_object_id(k)
-            .map_err(|e| HandlerError::Permanent(format!("{k}: {e}")))
-    };
-    let after = api_json(payment);
-    let amount = payment
-        .get_document("amount")
-        .ok()
-        .and_then(|a| bson::from_document::<Money>(a.clone()).ok());
     let attempt = PaymentAttempt {
-        payment_id: id("_id")?,
-        event_id: id("eventId")?,
-        booking_id: id("bookingId")?,
+        payment_id: payment.id,
+        event_id: payment.event_id,
+        booking_id: payment.booking_id,
         attempt_number: n,
-        amount_minor: amount.map(|m| m.minor()),
-        currency: amount.map(|m| m.currency()),
+        amount_minor: Some(payment.amount.minor()),
+        currency: Some(payment.amount.currency()),
     };
+    let pending = || Some(json!({"status": PaymentStatus::Pending.as_str()}));
     let (event, before) = match step {
         Step::Initiated => (DomainEvent::PaymentInitiated(attempt), None),
-        Step::Completed => (
-            DomainEvent::PaymentCompleted(attempt),
-            Some(json!({"status": "pending"})),
-        ),
+        Step::Completed => (DomainEvent::PaymentCompleted(attempt), pending()),
         Step::Failed { reason, max_failed } => (
             DomainEvent::PaymentFailed(PaymentFailed {
                 payment_id: attempt.payment_id,
@@ -575,17 +386,12 @@ async fn emit(
                 amount_minor: attempt.amount_minor,
                 currency: attempt.currency,
             }),
-            Some(json!({"status": "pending"})),
+            pending(),
         ),
     };
-    let after = json!({"status": after["status"], "attemptCount": after["attemptCount"], "transactionId": after["transactionId"]});
+    let after = json!({
+        "status": payment.status.as_str(), "attemptCount": payment.attempt_count,
+        "transactionId": payment.transaction_id.as_deref().map_or(Value::Null, Value::from),
+    });
     ctx.emit(env, event, before, Some(after)).await
-}
-
-/// A currency code as stored, for callers that only have text.
-pub fn currency_of(d: &Document) -> Currency {
-    d.get_str("currency")
-        .ok()
-        .and_then(|c| Currency::parse(c).ok())
-        .unwrap_or(Currency::USD)
 }
