@@ -7,14 +7,17 @@
 //! the ones FerretDB pushes down), and written under their document leases, since a scan
 //! or a download may write the same ticket at the same moment.
 
-use bson::{doc, Bson};
-use domain::{DateTime, ObjectId};
+use bson::doc;
+use domain::entities::{QrCode, Ticket};
+use domain::tickets::decide;
+use domain::ObjectId;
 use futures::future::join_all;
 use futures::TryStreamExt;
 
 use crate::app::context::{Ctx, HandlerError};
 use crate::store::leases::with_lease;
-use crate::store::names;
+use crate::store::repo::Repo;
+use crate::store::{names, to_doc};
 use crate::tickets::{seat_ids, ticket_id_for};
 
 pub async fn cancel_tickets(
@@ -51,45 +54,37 @@ pub async fn cancel_tickets(
 }
 
 async fn cancel_ticket(ctx: &Ctx, ticket_id: ObjectId, reason: &str) -> Result<(), HandlerError> {
-    let tickets = ctx.store.col(names::TICKETS);
+    let tickets = Repo::<Ticket>::new(&ctx.store);
     // Not issued yet: the ticketing worker checks the booking after issuing.
-    let Some(ticket) = tickets.find_one(doc! {"_id": ticket_id}).await? else {
+    let Some(ticket) = tickets.get(ticket_id).await? else {
         return Ok(());
     };
-    let now = DateTime::now();
     // Gates first: from this write on, the ticket is refused at every gate.
-    crate::tickets::gate::record_cancelled(ctx, &ticket, reason).await?;
-    if ticket.get_str("status").ok() != Some("cancelled") {
-        with_lease(ctx, names::TICKETS, ticket_id, || async {
-            tickets
-                .update_one(
-                    doc! {"_id": ticket_id},
-                    doc! {"$set": {"status": "cancelled", "updatedAt": now}},
-                )
-                .await?;
-            Ok(())
-        })
-        .await?;
-    }
-    let Ok(qr_id) = ticket.get_object_id("qrCodeId") else {
-        return Ok(());
-    };
-    let qr_codes = ctx.store.col(names::QR_CODES);
+    crate::tickets::gate::record_cancelled(ctx, &to_doc(&ticket)?, reason).await?;
+    with_lease(ctx, names::TICKETS, ticket_id, || async {
+        let Some(now_ticket) = tickets.get(ticket_id).await? else {
+            return Ok(());
+        };
+        let change = decide::cancel_ticket(&now_ticket, None, reason, ctx.now_stored());
+        if let Some(t) = change.ticket {
+            let set = doc! {"status": t.status.as_str(), "updatedAt": t.updated_at};
+            tickets.patch(ticket_id, set).await?;
+        }
+        Ok(())
+    })
+    .await?;
+    let qr_id = ticket.qr_code_id;
+    let qr_codes = Repo::<QrCode>::new(&ctx.store);
     with_lease(ctx, names::QR_CODES, qr_id, || async {
-        let valid = qr_codes
-            .find_one(doc! {"_id": qr_id})
-            .await?
-            .is_some_and(|q| !matches!(q.get("isValid"), Some(Bson::Boolean(false))));
-        if valid {
-            qr_codes
-                .update_one(
-                    doc! {"_id": qr_id},
-                    doc! {"$set": {
-                        "isValid": false, "invalidatedAt": now, "invalidationReason": reason,
-                        "updatedAt": now,
-                    }},
-                )
-                .await?;
+        let Some(qr) = qr_codes.get(qr_id).await? else {
+            return Ok(());
+        };
+        if let Some(q) = decide::invalidate_qr(&qr, reason, ctx.now_stored()) {
+            let set = doc! {
+                "isValid": q.is_valid, "invalidatedAt": q.invalidated_at,
+                "invalidationReason": q.invalidation_reason.as_deref(), "updatedAt": q.updated_at,
+            };
+            qr_codes.patch(qr_id, set).await?;
         }
         Ok(())
     })

@@ -195,7 +195,7 @@ pub async fn gate_ticket(
             scanned_at: first
                 .get_datetime("scannedAt")
                 .copied()
-                .unwrap_or_else(|_| DateTime::now()),
+                .unwrap_or_else(|_| ctx.now_stored()),
             gate: first
                 .get_document("scanLocation")
                 .ok()

@@ -22,15 +22,16 @@ pub use domain::tickets::decide::{qr_code_id_for, ticket_id_for};
 use std::time::Duration;
 
 use bson::{doc, Bson, Document};
-use domain::entities::qr_code::QrCode;
-use domain::entities::reference::{ticket_number, BookingReference};
-use domain::entities::ticket::{SeatInfo, Ticket, TicketStatus};
+use domain::entities::ticket::{SeatInfo, Ticket};
+use domain::entities::Booking;
+use domain::event::Event;
 use domain::events::{TicketDownloaded, TicketsIssued};
-use domain::qr::{QrKeyRing, QrPayload};
-use domain::{DateTime, ObjectId};
+use domain::qr::QrKeyRing;
+use domain::tickets::decide::{self, DownloadDecision, IssueDecision, TicketEvent};
+use domain::ObjectId;
 use futures::future::join_all;
 use serde_json::json;
-use streams::codes::{ErrorCode, Reply};
+use streams::codes::Reply;
 use streams::commands::{CommandEnvelope, TicketRef};
 use streams::events::{DomainEvent, EventEnvelope};
 use streams::setup;
@@ -41,6 +42,7 @@ use crate::app::consumer::{self, Outcome, Spec};
 use crate::app::context::{Ctx, HandlerError};
 use crate::app::runtime::wire_config;
 use crate::store::leases::with_lease;
+use crate::store::repo::{Entity, Repo};
 use crate::store::{api_json, is_duplicate_key, names, to_doc};
 
 /// Events per fetch; a batch is handled concurrently.
@@ -52,11 +54,6 @@ pub fn keys(ctx: &Ctx) -> Result<&QrKeyRing, HandlerError> {
     ctx.qr_keys
         .as_deref()
         .ok_or_else(|| HandlerError::Permanent("no QR keys loaded in this process".into()))
-}
-
-fn oid(d: &Document, k: &str) -> Result<ObjectId, HandlerError> {
-    d.get_object_id(k)
-        .map_err(|e| HandlerError::Permanent(format!("{k}: {e}")))
 }
 
 /// The seat ids of a booking, in its order.
@@ -134,138 +131,40 @@ async fn handle(ctx: &Ctx, ev: &EventEnvelope) -> Result<(), HandlerError> {
 /// Issues the tickets of a confirmed booking and returns them in seat order; tickets
 /// it already has are kept as they are. Harmless to repeat. A cancelled booking gets no
 /// tickets (and any it has are cancelled).
-pub async fn issue(ctx: &Ctx, booking_id: ObjectId) -> Result<Vec<Document>, HandlerError> {
+pub async fn issue(ctx: &Ctx, booking_id: ObjectId) -> Result<Vec<Ticket>, HandlerError> {
     let keys = keys(ctx)?;
-    let bookings = ctx.store.col(names::BOOKINGS);
-    let Some(booking) = bookings.find_one(doc! {"_id": booking_id}).await? else {
-        return Err(HandlerError::Permanent(format!(
-            "booking {booking_id} is missing"
-        )));
+    let bookings = Repo::<Booking>::new(&ctx.store);
+    let Some(booking) = bookings.get(booking_id).await? else {
+        return Err(permanent(format!("booking {booking_id} is missing")));
     };
-    match booking.get_str("status").unwrap_or_default() {
-        "confirmed" | "completed" => {}
-        "cancelled" => {
-            let reason = booking
-                .get_str("cancellationReason")
-                .unwrap_or("booking_cancelled");
-            crate::tickets::cancel::cancel_tickets(ctx, booking_id, reason).await?;
+    match decide::decide_issue(&booking) {
+        IssueDecision::Issue => {}
+        IssueDecision::CancelTickets(reason) => {
+            crate::tickets::cancel::cancel_tickets(ctx, booking_id, &reason).await?;
             return Ok(Vec::new());
         }
-        other => {
-            // The event follows the write, so this is a stale read: look again later.
+        // The event follows the write, so this is a stale read: look again later.
+        IssueDecision::NotYet(status) => {
             return Err(HandlerError::Transient(format!(
-                "booking {booking_id} is {other}, not confirmed"
+                "booking {booking_id} is {status}, not confirmed"
             )));
         }
     }
-    let event_id = oid(&booking, "eventId")?;
-    let user_id = oid(&booking, "userId")?;
-    let reference =
-        BookingReference::parse(booking.get_str("bookingReference").unwrap_or_default())
-            .map_err(|e| HandlerError::Permanent(e.to_string()))?;
-    let Some(event) = ctx
-        .store
-        .col(names::EVENTS)
-        .find_one(doc! {"_id": event_id})
-        .await?
-    else {
-        return Err(HandlerError::Permanent(format!(
-            "event {event_id} is missing"
-        )));
-    };
-    let event_date = *event
-        .get_datetime("eventDate")
-        .map_err(|e| HandlerError::Permanent(format!("eventDate: {e}")))?;
-    let map = ctx.seat_maps.get(&ctx.store, event_id).await?;
-    // Whole seconds, so the stored time is the one the QR code carries.
-    let confirmed = booking
-        .get_datetime("confirmedAt")
-        .copied()
-        .unwrap_or_else(|_| DateTime::now());
-    let issued_secs = confirmed.timestamp_millis().div_euclid(1000);
-    let issued_at = DateTime::from_millis(issued_secs * 1000);
-    let now = DateTime::now();
-
-    let seats = seat_ids(&booking);
-    let mut built = Vec::with_capacity(seats.len());
-    for (i, seat_id) in seats.iter().enumerate() {
-        let info = map.get(seat_id).ok_or_else(|| {
-            HandlerError::Permanent(format!("seat {seat_id} is not in event {event_id}"))
-        })?;
-        let ticket_id = ticket_id_for(&booking_id, seat_id);
-        let payload = QrPayload {
-            ticket_id,
-            booking_reference: reference.clone(),
-            user_id,
-            event_id,
-            seat_id: *seat_id,
-            issued_at: issued_secs,
-        };
-        let ticket = Ticket {
-            id: ticket_id,
-            booking_id,
-            user_id,
-            event_id,
-            seat_id: *seat_id,
-            qr_code_id: qr_code_id_for(&ticket_id),
-            qr_string: keys.signer().sign(&payload),
-            ticket_number: ticket_number(&reference, i as u32)
-                .map_err(|e| HandlerError::Permanent(e.to_string()))?,
-            status: TicketStatus::Active,
-            event_name: event.get_str("name").unwrap_or_default().to_string(),
-            event_date,
-            event_time: event.get_str("eventTime").unwrap_or_default().to_string(),
-            seat_info: SeatInfo {
-                row: info.row.clone(),
-                number: info.number,
-                section: info.section.clone(),
-                price: info.price,
-            },
-            is_scanned: false,
-            scanned_at: None,
-            scanned_by_user_id: None,
-            scan_location: None,
-            expires_at: None,
-            downloaded_at: None,
-            download_count: 0,
-            issued_at,
-            created_at: now,
-            updated_at: now,
-        };
-        built.push(to_doc(&ticket)?);
-    }
-    let tickets = insert_all(ctx, names::TICKETS, built).await?;
-
-    let mut qr_docs = Vec::with_capacity(tickets.len());
+    let tickets = insert_all(ctx, build_tickets(ctx, keys, &booking).await?).await?;
+    let now = ctx.now_stored();
+    let mut qr_codes = Vec::with_capacity(tickets.len());
     for t in &tickets {
-        let qr_string = t.get_str("qrString").unwrap_or_default();
-        let (version, level) = crate::tickets::qr_image::describe(qr_string)
-            .map_err(|e| HandlerError::Permanent(e.to_string()))?;
-        let qr = QrCode {
-            id: oid(t, "qrCodeId")?,
-            ticket_id: oid(t, "_id")?,
-            qr_string: qr_string.to_string(),
-            qr_image: None,
-            qr_image_url: None,
-            version,
-            error_correction_level: level,
-            scan_count: 0,
-            last_scanned_at: None,
-            is_valid: true,
-            invalidated_at: None,
-            invalidation_reason: None,
-            created_at: now,
-            updated_at: now,
-        };
-        qr_docs.push(to_doc(&qr)?);
+        let (version, level) =
+            crate::tickets::qr_image::describe(&t.qr_string).map_err(permanent)?;
+        qr_codes.push(decide::new_qr_code(t, version, level, now));
     }
-    insert_all(ctx, names::QR_CODES, qr_docs).await?;
+    insert_all(ctx, qr_codes).await?;
     // Gates learn of the tickets before the cancellation check below, so a cancellation
     // that comes in between overwrites what a gate reads.
-    let gate: Vec<_> = tickets
-        .iter()
-        .filter_map(crate::tickets::gate::GateTicket::of)
-        .collect();
+    let mut gate = Vec::with_capacity(tickets.len());
+    for t in &tickets {
+        gate.extend(crate::tickets::gate::GateTicket::of(&to_doc(t)?));
+    }
     for r in join_all(
         gate.iter()
             .map(|g| crate::tickets::gate::record_issued(ctx, g)),
@@ -274,51 +173,90 @@ pub async fn issue(ctx: &Ctx, booking_id: ObjectId) -> Result<Vec<Document>, Han
     {
         r?;
     }
-
     // A cancellation that ran while we issued may have found no tickets to cancel: its
     // status write came first, so reading it now catches it.
-    if let Some(b) = bookings.find_one(doc! {"_id": booking_id}).await? {
-        if b.get_str("status").ok() == Some("cancelled") {
-            let reason = b
-                .get_str("cancellationReason")
-                .unwrap_or("booking_cancelled");
-            crate::tickets::cancel::cancel_tickets(ctx, booking_id, reason).await?;
+    if let Some(b) = bookings.get(booking_id).await? {
+        if let IssueDecision::CancelTickets(reason) = decide::decide_issue(&b) {
+            crate::tickets::cancel::cancel_tickets(ctx, booking_id, &reason).await?;
         }
     }
     emit_issued(ctx, &booking, &tickets).await?;
     Ok(tickets)
 }
 
-/// Inserts the documents; those that exist already (a redelivery) are read back and
-/// returned instead, so the answer is what is stored.
-async fn insert_all(
+fn permanent(e: impl std::fmt::Display) -> HandlerError {
+    HandlerError::Permanent(e.to_string())
+}
+
+/// The booking's tickets, one per seat in its order, each with its signed QR string.
+async fn build_tickets(
     ctx: &Ctx,
-    collection: &str,
-    docs: Vec<Document>,
-) -> Result<Vec<Document>, HandlerError> {
-    if docs.is_empty() {
-        return Ok(docs);
+    keys: &QrKeyRing,
+    booking: &Booking,
+) -> Result<Vec<Ticket>, HandlerError> {
+    let event_id = booking.event_id;
+    let Some(event) = Repo::<Event>::new(&ctx.store).get(event_id).await? else {
+        return Err(permanent(format!("event {event_id} is missing")));
+    };
+    let map = ctx.seat_maps.get(&ctx.store, event_id).await?;
+    let now = ctx.now_stored();
+    let issued_secs = decide::issued_at_secs(booking, now);
+    let details = TicketEvent {
+        name: &event.name,
+        date: event.event_date,
+        time: &event.event_time,
+    };
+    let mut built = Vec::with_capacity(booking.seat_ids.len());
+    for (i, seat_id) in booking.seat_ids.iter().enumerate() {
+        let info = map
+            .get(seat_id)
+            .ok_or_else(|| permanent(format!("seat {seat_id} is not in event {event_id}")))?;
+        let seat_info = SeatInfo {
+            row: info.row.clone(),
+            number: info.number,
+            section: info.section.clone(),
+            price: info.price,
+        };
+        let qr_string = keys
+            .signer()
+            .sign(&decide::qr_payload(booking, *seat_id, issued_secs));
+        let ticket = decide::new_ticket(
+            booking,
+            &details,
+            (*seat_id, seat_info),
+            i as u32,
+            qr_string,
+            now,
+        )
+        .map_err(permanent)?;
+        built.push(ticket);
     }
-    let col = ctx.store.col(collection);
-    match col.insert_many(docs.clone()).ordered(false).await {
-        Ok(_) => Ok(docs),
+    Ok(built)
+}
+
+/// Inserts the entities; those that exist already (a redelivery) are read back and
+/// returned instead, so the answer is what is stored.
+async fn insert_all<T: Entity + Clone>(ctx: &Ctx, items: Vec<T>) -> Result<Vec<T>, HandlerError> {
+    if items.is_empty() {
+        return Ok(items);
+    }
+    let col = ctx.store.db().collection::<T>(T::COLLECTION);
+    match col.insert_many(&items).ordered(false).await {
+        Ok(_) => Ok(items),
         Err(e) if is_duplicate_key(&e) => {
-            let reads = join_all(docs.iter().map(|d| {
-                let col = col.clone();
-                let id = d.get("_id").cloned().unwrap_or(Bson::Null);
-                async move { col.find_one(doc! {"_id": id}).await }
-            }))
-            .await;
-            let mut out = Vec::with_capacity(docs.len());
-            for (built, stored) in docs.into_iter().zip(reads) {
+            let repo = Repo::<T>::new(&ctx.store);
+            let reads = join_all(items.iter().map(|t| repo.get(t.id()))).await;
+            let mut out = Vec::with_capacity(items.len());
+            for (built, stored) in items.iter().zip(reads) {
                 match stored? {
                     Some(s) => out.push(s),
                     // A duplicate of another unique key (ticket number, QR string): an
                     // invariant is broken; nobody can fix it by retrying.
                     None => {
-                        return Err(HandlerError::Permanent(format!(
-                            "{collection}: {:?} clashes with another document",
-                            built.get("_id")
+                        return Err(permanent(format!(
+                            "{}: {} clashes with another document",
+                            T::COLLECTION,
+                            built.id()
                         )))
                     }
                 }
@@ -332,33 +270,22 @@ async fn insert_all(
 /// `ticket.issued`, once per booking: its id is `issue-<bookingId>:ticket.issued`, so a
 /// redelivery inside the duplicate window publishes nothing, and the audit entry derived
 /// from it is written once in any case.
-async fn emit_issued(
-    ctx: &Ctx,
-    booking: &Document,
-    tickets: &[Document],
-) -> Result<(), HandlerError> {
-    let booking_id = oid(booking, "_id")?;
-    let ids: Vec<String> = tickets
-        .iter()
-        .filter_map(|t| t.get_object_id("_id").ok().map(|o| o.to_hex()))
-        .collect();
-    let numbers: Vec<&str> = tickets
-        .iter()
-        .filter_map(|t| t.get_str("ticketNumber").ok())
-        .collect();
-    let command_id = format!("issue-{}", booking_id.to_hex());
+async fn emit_issued(ctx: &Ctx, booking: &Booking, tickets: &[Ticket]) -> Result<(), HandlerError> {
+    let ids: Vec<String> = tickets.iter().map(|t| t.id.to_hex()).collect();
+    let numbers: Vec<&str> = tickets.iter().map(|t| t.ticket_number.as_str()).collect();
+    let command_id = format!("issue-{}", booking.id.to_hex());
     let ev = EventEnvelope {
         id: format!("{command_id}:ticket.issued"),
-        occurred_at: chrono::Utc::now(),
+        occurred_at: ctx.now(),
         command_id,
         actor: None,
         context: Default::default(),
         before: None,
         after: Some(json!({"ticketIds": ids, "ticketNumbers": numbers})),
         event: DomainEvent::TicketsIssued(TicketsIssued {
-            booking_id,
-            event_id: oid(booking, "eventId")?,
-            user_id: booking.get_object_id("userId").ok(),
+            booking_id: booking.id,
+            event_id: booking.event_id,
+            user_id: Some(booking.user_id),
             count: ids.len() as u64,
         }),
     };
@@ -373,57 +300,44 @@ pub async fn record_download(
     env: &CommandEnvelope,
     c: &TicketRef,
 ) -> Result<Reply, HandlerError> {
-    let Some(issuer) = env.issuer.clone() else {
-        return Ok(Reply::error(ErrorCode::Unauthorized, "sign in first"));
-    };
-    let tickets = ctx.store.col(names::TICKETS);
+    if env.issuer.is_none() {
+        // Refused before the lease: an anonymous request writes nothing.
+        if let DownloadDecision::Refuse(r) = decide::decide_download(None, None, ctx.now_stored()) {
+            return Ok(Reply::refused(&r));
+        }
+    }
+    let repo = Repo::<Ticket>::new(&ctx.store);
     let outcome = with_lease(ctx, names::TICKETS, c.ticket_id, || async {
-        let Some(t) = tickets.find_one(doc! {"_id": c.ticket_id}).await? else {
-            return Ok(None);
-        };
-        if t.get_object_id("userId").ok() != Some(issuer.user_id) {
-            return Ok(None);
+        let ticket = repo.get(c.ticket_id).await?;
+        match decide::decide_download(env.actor(), ticket.as_ref(), ctx.now_stored()) {
+            DownloadDecision::Refuse(r) => Ok(Err(r)),
+            DownloadDecision::Record(after) => {
+                let set = doc! {"updatedAt": after.updated_at, "downloadedAt": after.downloaded_at};
+                repo.patch_counted(after.id, set, "downloadCount").await?;
+                Ok(Ok(after))
+            }
         }
-        let now = DateTime::now();
-        let mut set = doc! {"updatedAt": now};
-        let first = !matches!(t.get("downloadedAt"), Some(Bson::DateTime(_)));
-        if first {
-            set.insert("downloadedAt", now);
-        }
-        tickets
-            .update_one(
-                doc! {"_id": c.ticket_id},
-                doc! {"$set": set, "$inc": {"downloadCount": 1}},
-            )
-            .await?;
-        let count = t
-            .get_i64("downloadCount")
-            .or_else(|_| t.get_i32("downloadCount").map(i64::from))
-            .unwrap_or(0)
-            + 1;
-        Ok(Some((t, count)))
     })
     .await?;
-    let Some((ticket, count)) = outcome else {
-        return Ok(Reply::error(ErrorCode::TicketNotFound, "no such ticket"));
+    let ticket = match outcome {
+        Ok(t) => t,
+        Err(r) => return Ok(Reply::refused(&r)),
     };
     ctx.emit(
         env,
         DomainEvent::TicketDownloaded(TicketDownloaded {
-            ticket_id: c.ticket_id,
-            event_id: ticket.get_object_id("eventId").ok(),
-            ticket_number: ticket
-                .get_str("ticketNumber")
-                .unwrap_or_default()
-                .to_string(),
+            ticket_id: ticket.id,
+            event_id: Some(ticket.event_id),
+            ticket_number: ticket.ticket_number.as_str().to_string(),
         }),
         None,
-        Some(json!({"downloadCount": count})),
+        Some(json!({"downloadCount": ticket.download_count})),
     )
     .await?;
-    let mut after = api_json(&ticket);
-    after["downloadCount"] = json!(count);
-    Ok(Reply::ok(200, json!({"ticket": after})))
+    Ok(Reply::ok(
+        200,
+        json!({"ticket": api_json(&to_doc(&ticket)?)}),
+    ))
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull;
 use bson::{doc, Bson, Document};
-use chrono::{SecondsFormat, Utc};
+use chrono::SecondsFormat;
 use domain::events::BookingEnded;
 use domain::revocation::{RevocationEntry, RevocationList, SignedRevocations};
 use domain::{DateTime, ObjectId};
@@ -159,7 +159,7 @@ pub async fn apply(
                 "revokedAt": revoked_at,
                 "version": version,
                 "domainEventId": ev_id,
-                "createdAt": DateTime::now(),
+                "createdAt": ctx.now_stored(),
             };
             if let Some(t) = &ticket {
                 if let Ok(q) = t.get_object_id("qrCodeId") {
@@ -287,7 +287,7 @@ pub async fn list(
         event_id: event_id.to_hex(),
         since,
         version,
-        issued_at: Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
+        issued_at: ctx.now().to_rfc3339_opts(SecondsFormat::Secs, true),
         entries: docs.iter().filter_map(entry_of).collect(),
     };
     let signed = SignedRevocations::sign(keys.signer(), &list);

@@ -16,21 +16,22 @@
 
 use bson::{doc, Document};
 use domain::entities::ticket::TicketStatus;
-use domain::entities::ticket_scan::{event_over, ScanLocation, ScanStatus, TicketScan};
+use domain::entities::ticket_scan::{ScanLocation, ScanStatus, TicketScan};
 use domain::events::{DomainEvent, TicketScanRefused, TicketScanned};
 use domain::ids::derive_object_id;
+use domain::tickets::scan_decide::{
+    check_scanner, decide_first_scan, decide_scan, FirstScanDecision, GateTicketState,
+    ScanDecision, ScanRejection, Scanner,
+};
 use domain::{DateTime, ObjectId};
 use serde_json::{json, Value};
-use streams::codes::{ErrorCode, Reply};
+use streams::codes::Reply;
 use streams::commands::{CommandEnvelope, Issuer, ScanTicket};
 
 use crate::app::context::{Ctx, HandlerError};
 use crate::store::{bson_to_json, names};
 use crate::tickets::gate::{self, FirstScan, GateTicket};
 use crate::tickets::keys;
-
-/// Longest device id and gate name kept.
-pub const MAX_LABEL: usize = 128;
 
 /// The `ticket_scans` record of a ticket's first successful scan: one per ticket.
 pub fn first_scan_id(ticket: &ObjectId) -> ObjectId {
@@ -53,15 +54,6 @@ struct Scan<'a> {
     cmd: &'a ScanTicket,
     staff: Issuer,
     now: DateTime,
-}
-
-/// The outcome of a scan that was refused.
-struct Refusal<'a> {
-    status: ScanStatus,
-    reason: &'a str,
-    message: String,
-    ticket: Option<&'a GateTicket>,
-    details: Option<Document>,
 }
 
 impl Scan<'_> {
@@ -88,15 +80,20 @@ impl Scan<'_> {
     }
 
     /// Records a scan that was not let in and answers it.
-    async fn refuse(&self, r: Refusal<'_>) -> Result<Reply, HandlerError> {
+    async fn refuse(
+        &self,
+        r: ScanRejection,
+        ticket: Option<&GateTicket>,
+        details: Option<Document>,
+    ) -> Result<Reply, HandlerError> {
         let id = scan_id(self.env);
-        let mut rec = self.record(id, r.status, r.ticket);
-        rec.failure_reason = Some(r.reason.to_string());
-        rec.failure_details = r.details.clone();
+        let mut rec = self.record(id, r.status, ticket);
+        rec.failure_reason = Some(r.reason.clone());
+        rec.failure_details = details.clone();
         let event = DomainEvent::TicketScanRefused(TicketScanRefused {
             scan_id: id,
-            event_id: r.ticket.and_then(|t| t.event_id),
-            failure_reason: r.reason.to_string(),
+            event_id: ticket.and_then(|t| t.event_id),
+            failure_reason: r.reason.clone(),
             ticket_id: rec.ticket_id,
             device_id: self.cmd.device_id.clone(),
             gate: self.cmd.gate.clone(),
@@ -110,46 +107,25 @@ impl Scan<'_> {
             "message": r.message,
             "scanId": id.to_hex(),
         });
-        if let Some(t) = r.ticket {
+        if let Some(t) = ticket {
             body["ticket"] = t.view.clone();
         }
-        if let Some(d) = r.details.filter(|_| r.status == ScanStatus::AlreadyScanned) {
+        if let Some(d) = details.filter(|_| r.status == ScanStatus::AlreadyScanned) {
             body["firstScan"] = bson_to_json(&bson::Bson::Document(d));
         }
         Ok(Reply::ok(200, body))
     }
 }
 
-fn label(s: &str) -> Option<String> {
-    let s = s.trim();
-    (!s.is_empty() && s.chars().count() <= MAX_LABEL && !s.chars().any(char::is_control))
-        .then(|| s.to_string())
-}
-
 pub async fn scan(ctx: &Ctx, env: &CommandEnvelope, c: &ScanTicket) -> Result<Reply, HandlerError> {
-    let Some(staff) = env.issuer.clone() else {
-        return Ok(Reply::error(ErrorCode::Unauthorized, "sign in first"));
+    let scanner = match check_scanner(env.actor(), &c.device_id, c.gate.as_deref()) {
+        Ok(s) => s,
+        Err(r) => return Ok(Reply::refused(&r)),
     };
-    if !staff.role.is_staff() {
-        return Ok(Reply::error(ErrorCode::Forbidden, "staff only"));
-    }
-    let Some(device_id) = label(&c.device_id) else {
-        return Ok(Reply::error(
-            ErrorCode::ValidationFailed,
-            format!("deviceId must be 1 to {MAX_LABEL} characters"),
+    let (Some(staff), Scanner { device_id, gate }) = (env.issuer.clone(), scanner) else {
+        return Err(HandlerError::Permanent(
+            "a scanner checked without its issuer".into(),
         ));
-    };
-    let gate = match c.gate.as_deref() {
-        None => None,
-        Some(g) => match label(g) {
-            Some(g) => Some(g),
-            None => {
-                return Ok(Reply::error(
-                    ErrorCode::ValidationFailed,
-                    format!("gate must be 1 to {MAX_LABEL} characters"),
-                ))
-            }
-        },
     };
     let cmd = ScanTicket {
         qr_string: c.qr_string.trim().to_string(),
@@ -163,73 +139,30 @@ pub async fn scan(ctx: &Ctx, env: &CommandEnvelope, c: &ScanTicket) -> Result<Re
         staff,
         now: DateTime::from_millis(env.issued_at.timestamp_millis()),
     };
-    let payload = match keys(ctx)?.verifier().verify(&cmd.qr_string) {
-        Ok(p) => p,
-        Err(e) => {
-            return s
-                .refuse(Refusal {
-                    status: ScanStatus::InvalidQr,
-                    reason: e.reason(),
-                    message: e.to_string(),
-                    ticket: None,
-                    details: None,
-                })
-                .await
-        }
+    let verified = keys(ctx)?.verifier().verify(&cmd.qr_string);
+    let ticket = match &verified {
+        Ok(p) => gate::gate_ticket(ctx, p.ticket_id).await?,
+        Err(_) => None,
     };
-    let Some(ticket) = gate::gate_ticket(ctx, payload.ticket_id).await? else {
-        return s
-            .refuse(Refusal {
-                status: ScanStatus::InvalidQr,
-                reason: "unknown_ticket",
-                message: "the QR code names no ticket of ours".into(),
-                ticket: None,
-                details: None,
-            })
-            .await;
-    };
-    if ticket.qr_sha256 != gate::qr_hash(&cmd.qr_string) {
-        return s
-            .refuse(Refusal {
-                status: ScanStatus::InvalidQr,
-                reason: "qr_mismatch",
-                message: "this is not the ticket's current QR code".into(),
-                ticket: Some(&ticket),
-                details: None,
-            })
-            .await;
+    let state = ticket.as_ref().map(|t| GateTicketState {
+        status: t.status,
+        cancel_reason: t.cancel_reason.clone(),
+        event_date: t.event_date,
+        qr_matches: t.qr_sha256 == gate::qr_hash(&cmd.qr_string),
+    });
+    let decision = decide_scan(
+        verified.as_ref(),
+        state.as_ref(),
+        s.now,
+        ctx.cfg.scan_grace_secs,
+    );
+    match (decision, &ticket) {
+        (ScanDecision::ClaimFirst, Some(t)) => first_scan(&s, t).await,
+        (ScanDecision::Reject(r), t) => s.refuse(r, t.as_ref(), None).await,
+        (ScanDecision::ClaimFirst, None) => Err(HandlerError::Permanent(
+            "a scan admitted without its ticket".into(),
+        )),
     }
-    if ticket.status == TicketStatus::Cancelled {
-        let reason = ticket
-            .cancel_reason
-            .clone()
-            .unwrap_or_else(|| "ticket_cancelled".into());
-        return s
-            .refuse(Refusal {
-                status: ScanStatus::TicketCancelled,
-                message: format!("the ticket was cancelled ({reason})"),
-                reason: &reason,
-                ticket: Some(&ticket),
-                details: None,
-            })
-            .await;
-    }
-    let over = ticket
-        .event_date
-        .map(|d| event_over(d, s.now, ctx.cfg.scan_grace_secs))
-        .unwrap_or(false);
-    if ScanStatus::for_ticket(ticket.status, over) == ScanStatus::TicketExpired {
-        return s
-            .refuse(Refusal {
-                status: ScanStatus::TicketExpired,
-                reason: if over { "event_over" } else { "ticket_expired" },
-                message: "the event is over".into(),
-                ticket: Some(&ticket),
-                details: None,
-            })
-            .await;
-    }
-    first_scan(&s, &ticket).await
 }
 
 /// Why the ticket may not enter because it was cancelled: the ticket's status, its QR
@@ -287,27 +220,27 @@ async fn first_scan(s: &Scan<'_>, ticket: &GateTicket) -> Result<Reply, HandlerE
     };
     let first = gate::claim_first(ctx, &ticket_id, &mine).await?;
     // Ours (also when this command is redelivered after winning) or another's.
-    if first.command_id != s.env.id {
-        let mut details = doc! {
-            "scanId": first.scan_id,
-            "scannedAt": first.scanned_at,
-            "gate": first.gate.clone(),
-            "deviceId": first.device_id.clone(),
-        };
-        if let Some(by) = first.scanned_by_user_id {
-            details.insert("scannedByUserId", by);
+    let decision = decide_first_scan(
+        ticket.status,
+        &s.env.id,
+        &first.command_id,
+        first.scanned_at,
+    );
+    let at = match decision {
+        FirstScanDecision::Admit { at, .. } => at,
+        FirstScanDecision::Duplicate(r) => {
+            let mut details = doc! {
+                "scanId": first.scan_id,
+                "scannedAt": first.scanned_at,
+                "gate": first.gate.clone(),
+                "deviceId": first.device_id.clone(),
+            };
+            if let Some(by) = first.scanned_by_user_id {
+                details.insert("scannedByUserId", by);
+            }
+            return s.refuse(r, Some(ticket), Some(details)).await;
         }
-        return s
-            .refuse(Refusal {
-                status: ScanStatus::AlreadyScanned,
-                reason: "already_scanned",
-                message: "this ticket was already scanned".into(),
-                ticket: Some(ticket),
-                details: Some(details),
-            })
-            .await;
-    }
-    let at = first.scanned_at;
+    };
     let mut rec = s.record(first_id, ScanStatus::Success, Some(ticket));
     rec.scanned_at = at;
     let mut view = ticket.view.clone();
@@ -326,27 +259,18 @@ async fn first_scan(s: &Scan<'_>, ticket: &GateTicket) -> Result<Reply, HandlerE
         s.env,
         event,
         Some(json!({"status": ticket.status.as_str()})),
-        Some(json!({"status": "scanned", "gate": s.cmd.gate})),
+        Some(json!({"status": TicketStatus::Scanned.as_str(), "gate": s.cmd.gate})),
     )
     .await?;
     Ok(Reply::ok(
         200,
-        json!({"status": "success", "ticket": view, "scanId": first_id.to_hex()}),
+        json!({"status": ScanStatus::Success.as_str(), "ticket": view, "scanId": first_id.to_hex()}),
     ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn labels_are_trimmed_and_bounded() {
-        assert_eq!(label("  gate A ").as_deref(), Some("gate A"));
-        assert_eq!(label(""), None);
-        assert_eq!(label("   "), None);
-        assert_eq!(label(&"x".repeat(MAX_LABEL + 1)), None);
-        assert_eq!(label("a\nb"), None);
-    }
 
     #[test]
     fn the_first_scan_record_is_one_per_ticket() {

@@ -9,7 +9,6 @@
 //! lease (several commands write them).
 
 use bson::{doc, Bson};
-use chrono::Utc;
 use domain::accounts::decide::token_acceptable;
 use domain::entities::notification::NotificationType;
 use domain::events::{DomainEvent, UserPasswordReset, UserVerified};
@@ -70,7 +69,7 @@ pub async fn issue_verification(
         users
             .update_one(
                 doc! {"_id": user_id},
-                doc! {"$set": {"verificationToken": hash, "updatedAt": DateTime::now()}},
+                doc! {"$set": {"verificationToken": hash, "updatedAt": ctx.now_stored()}},
             )
             .await?;
         Ok(())
@@ -118,7 +117,7 @@ pub async fn verify_email(
         if cur.get_str("verificationToken") != Ok(hash.as_str()) {
             return Ok(None);
         }
-        let now = DateTime::now();
+        let now = ctx.now_stored();
         users
             .update_one(
                 doc! {"_id": user_id},
@@ -170,7 +169,7 @@ pub async fn request_password_reset(
         .map_err(|e| HandlerError::Permanent(e.to_string()))?;
     let token = new_token();
     let hash = token_hash(&token);
-    let expires = Utc::now() + chrono::Duration::seconds(ctx.cfg.reset_token_ttl_secs);
+    let expires = ctx.now() + chrono::Duration::seconds(ctx.cfg.reset_token_ttl_secs);
     crate::store::leases::with_lease(ctx, names::USERS, user_id, || async {
         users
             .update_one(
@@ -178,7 +177,7 @@ pub async fn request_password_reset(
                 doc! {"$set": {
                     "resetPasswordToken": hash,
                     "resetPasswordExpiry": DateTime::from_chrono(expires),
-                    "updatedAt": DateTime::now(),
+                    "updatedAt": ctx.now_stored(),
                 }},
             )
             .await?;
@@ -232,7 +231,7 @@ pub async fn confirm_password_reset(
         if cur.get_str("resetPasswordToken") != Ok(hash.as_str()) {
             return Ok(false);
         }
-        let now = DateTime::now();
+        let now = ctx.now_stored();
         let live = cur
             .get_datetime("resetPasswordExpiry")
             .map(|t| t.timestamp_millis() > now.timestamp_millis())
