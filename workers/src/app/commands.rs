@@ -182,7 +182,7 @@ async fn apply(
 
 /// Applied before (a redelivery, or the same id from another publisher): answers with
 /// the first result, but only to the same system for the same issuer and the same
-/// request. False when there is no result to answer with.
+/// request. False when there is none (or the results bucket is unreadable).
 async fn answered_before(
     ctx: &Ctx,
     env: &CommandEnvelope,

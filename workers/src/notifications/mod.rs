@@ -13,6 +13,11 @@
 //! - NOTE: a process that dies between the claim and the sender's answer leaves the
 //!   notification `sending`; after [`STALE_SENDING`] it is marked `failed` ("outcome
 //!   unknown") rather than sent again, the price of at-most-once.
+//!
+//! Where it lives: `messages` (which event makes which notification) with `vars` (their
+//! template variables), [`templates`], [`dispatch`] with [`senders`], and `inbox` (the
+//! user's list and marking read).
+
 pub mod dispatch;
 mod inbox;
 mod messages;
