@@ -117,34 +117,17 @@ async fn apply(
 ) -> Outcome {
     let issuer_id = env.issuer.as_ref().map(|i| i.user_id.to_hex());
     let fingerprint = streams::commands::fingerprint_of(env);
-    // Applied before (a redelivery, or the same id from another publisher): answer
-    // with the first result, but only to the same system for the same issuer and
-    // the same request.
-    match ctx.results.get(&env.id).await {
-        Ok(Some(stored)) => {
-            let same = stored.issuer_id == issuer_id
-                && stored.system.as_deref().is_none_or(|s| s == system)
-                && stored
-                    .fingerprint
-                    .as_deref()
-                    .is_none_or(|f| f == fingerprint);
-            let reply = if same {
-                stored.reply
-            } else {
-                warn!(system = %system, "command id already used by another sender or for another command");
-                Reply::error(
-                    ErrorCode::IdempotencyKeyReused,
-                    "this command id was already used for another command; choose a new id",
-                )
-            };
-            if let Some(inbox) = &inbox {
-                let _ = respond(&ctx.client, inbox, &reply).await;
-            }
-            ctx.metrics.replayed(env);
-            return Outcome::Done;
-        }
-        Ok(None) => {}
-        Err(e) => warn!(error = %e, "results bucket unreadable; applying idempotently"),
+    if answered_before(
+        ctx,
+        env,
+        inbox.as_deref(),
+        &system,
+        &issuer_id,
+        &fingerprint,
+    )
+    .await
+    {
+        return Outcome::Done;
     }
     // Nobody waits for the answer any more: recorded as not applied, so the caller's
     // `GET /v1/commands/{id}` says so, and the work is not done. Only on a first
@@ -195,6 +178,48 @@ async fn apply(
     }
     ctx.metrics.answered(env, &stored.reply);
     Outcome::Done
+}
+
+/// Applied before (a redelivery, or the same id from another publisher): answers with
+/// the first result, but only to the same system for the same issuer and the same
+/// request. False when there is none (or the results bucket is unreadable).
+async fn answered_before(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    inbox: Option<&str>,
+    system: &str,
+    issuer_id: &Option<String>,
+    fingerprint: &str,
+) -> bool {
+    match ctx.results.get(&env.id).await {
+        Ok(Some(stored)) => {
+            let same = stored.issuer_id == *issuer_id
+                && stored.system.as_deref().is_none_or(|s| s == system)
+                && stored
+                    .fingerprint
+                    .as_deref()
+                    .is_none_or(|f| f == fingerprint);
+            let reply = if same {
+                stored.reply
+            } else {
+                warn!(system = %system, "command id already used by another sender or for another command");
+                Reply::error(
+                    ErrorCode::IdempotencyKeyReused,
+                    "this command id was already used for another command; choose a new id",
+                )
+            };
+            if let Some(inbox) = inbox {
+                let _ = respond(&ctx.client, inbox, &reply).await;
+            }
+            ctx.metrics.replayed(env);
+            true
+        }
+        Ok(None) => false,
+        Err(e) => {
+            warn!(error = %e, "results bucket unreadable; applying idempotently");
+            false
+        }
+    }
 }
 
 /// A command whose sender is not proven: answered with the refusal's code, recorded as

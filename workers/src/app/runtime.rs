@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self};
+use async_nats::jetstream::{self, kv};
 
 use secrecy::ExposeSecret;
 use streams::locks::SeatLocks;
@@ -79,6 +79,54 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
     let (locks_kv, results_kv) = setup::ensure_buckets(&js, &ns, &wire)
         .await
         .map_err(|e| anyhow::anyhow!("ensuring KV buckets: {e}"))?;
+    let store = open_store(&cfg).await?;
+    let buckets = Buckets::ensure(&js, &ns, &wire).await?;
+    let (stop, stopped) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    // Far enough back for every hold that may still be active or booked.
+    let lookback = cfg.hold_ttl() + Duration::from_secs(45 * 60);
+    let live = streams::live::Live::start(&js, &ns, lookback, &mut tasks, stopped.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("loading the live views: {e}"))?;
+    let ctx = Ctx {
+        clock: Arc::new(domain::SystemClock),
+        live,
+        gateway: Arc::new(crate::payments::gateway::Simulated::new(store.clone())),
+        vault: buckets.vault,
+        revocations: buckets.revocations,
+        gate: buckets.gate,
+        locks: SeatLocks::new(js.clone(), locks_kv, ns.seat_locks_bucket()),
+        leases: SeatLocks::new(js.clone(), buckets.leases, ns.leases_bucket()),
+        results: Results::new(results_kv),
+        seat_maps: Default::default(),
+        hold_inserts: crate::store::batch::Inserter::start(
+            store.col(crate::store::names::SEAT_HOLDS),
+            256,
+        ),
+        cfg: cfg.clone(),
+        ns: ns.clone(),
+        client,
+        js,
+        store,
+        qr_keys: crate::tickets::qr_keys::load_if_needed(&cfg)?.map(Arc::new),
+        signer: Arc::new(signer),
+        trust: Arc::new(trust),
+        metrics: crate::app::metrics::Metrics::new(ns.root()),
+    };
+    let metrics_addr = start_metrics(&ctx, &mut tasks, &stopped).await?;
+    start_workers(&ctx, &wire, &mut tasks, &stopped).await?;
+    info!(namespace = %ns.root(), workers = ?cfg.workers, "workers started");
+    Ok(Running {
+        stop,
+        tasks,
+        ctx,
+        metrics_addr,
+    })
+}
+
+/// Connects to MongoDB and ensures its indexes (and, given FerretDB's PostgreSQL, the
+/// GIN indexes on its tables).
+async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
     let store = Store::connect(&cfg.mongodb_uri, &cfg.mongodb_db, cfg.mongodb_max_pool)
         .await
         .map_err(|e| anyhow::anyhow!("connecting to MongoDB at {}: {e}", cfg.mongodb_uri))?;
@@ -96,55 +144,56 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
             }
         }
     }
+    Ok(store)
+}
 
-    let leases_kv = setup::ensure_leases(&js, &ns, &wire)
-        .await
-        .map_err(|e| anyhow::anyhow!("ensuring leases bucket: {e}"))?;
-    let vault = setup::ensure_card_vault(&js, &ns, &wire)
-        .await
-        .map_err(|e| anyhow::anyhow!("ensuring card vault: {e}"))?;
-    let gate = setup::ensure_gate_tickets(&js, &ns, &wire)
-        .await
-        .map_err(|e| anyhow::anyhow!("ensuring gate-tickets bucket: {e}"))?;
-    setup::ensure_idempotency_keys(&js, &ns, &wire)
-        .await
-        .map_err(|e| anyhow::anyhow!("ensuring idempotency-keys bucket: {e}"))?;
-    let revocations = setup::ensure_token_revocations(&js, &ns, &wire)
-        .await
-        .map_err(|e| anyhow::anyhow!("ensuring token-revocations bucket: {e}"))?;
-    let (stop, stopped) = watch::channel(false);
-    let mut tasks = JoinSet::new();
-    // Far enough back for every hold that may still be active or booked.
-    let lookback = cfg.hold_ttl() + Duration::from_secs(45 * 60);
-    let live = streams::live::Live::start(&js, &ns, lookback, &mut tasks, stopped.clone())
-        .await
-        .map_err(|e| anyhow::anyhow!("loading the live views: {e}"))?;
-    let ctx = Ctx {
-        clock: Arc::new(domain::SystemClock),
-        live,
-        gateway: Arc::new(crate::payments::gateway::Simulated::new(store.clone())),
-        vault,
-        revocations,
-        gate,
-        locks: SeatLocks::new(js.clone(), locks_kv, ns.seat_locks_bucket()),
-        leases: SeatLocks::new(js.clone(), leases_kv, ns.leases_bucket()),
-        results: Results::new(results_kv),
-        seat_maps: Default::default(),
-        hold_inserts: crate::store::batch::Inserter::start(
-            store.col(crate::store::names::SEAT_HOLDS),
-            256,
-        ),
-        cfg: cfg.clone(),
-        ns: ns.clone(),
-        client,
-        js,
-        store,
-        qr_keys: crate::tickets::qr_keys::load_if_needed(&cfg)?.map(Arc::new),
-        signer: Arc::new(signer),
-        trust: Arc::new(trust),
-        metrics: crate::app::metrics::Metrics::new(ns.root()),
-    };
-    let metrics_addr = match cfg.metrics_listen()? {
+/// The KV buckets ensured after the store: leases, card vault, gate tickets, idempotency
+/// keys and token revocations.
+struct Buckets {
+    leases: kv::Store,
+    vault: kv::Store,
+    gate: kv::Store,
+    revocations: kv::Store,
+}
+
+impl Buckets {
+    async fn ensure(
+        js: &jetstream::Context,
+        ns: &Namespace,
+        wire: &WireConfig,
+    ) -> anyhow::Result<Self> {
+        let leases = setup::ensure_leases(js, ns, wire)
+            .await
+            .map_err(|e| anyhow::anyhow!("ensuring leases bucket: {e}"))?;
+        let vault = setup::ensure_card_vault(js, ns, wire)
+            .await
+            .map_err(|e| anyhow::anyhow!("ensuring card vault: {e}"))?;
+        let gate = setup::ensure_gate_tickets(js, ns, wire)
+            .await
+            .map_err(|e| anyhow::anyhow!("ensuring gate-tickets bucket: {e}"))?;
+        setup::ensure_idempotency_keys(js, ns, wire)
+            .await
+            .map_err(|e| anyhow::anyhow!("ensuring idempotency-keys bucket: {e}"))?;
+        let revocations = setup::ensure_token_revocations(js, ns, wire)
+            .await
+            .map_err(|e| anyhow::anyhow!("ensuring token-revocations bucket: {e}"))?;
+        Ok(Buckets {
+            leases,
+            vault,
+            gate,
+            revocations,
+        })
+    }
+}
+
+/// Serves `GET /metrics` and polls the consumers' state, unless metrics are off.
+async fn start_metrics(
+    ctx: &Ctx,
+    tasks: &mut JoinSet<()>,
+    stopped: &watch::Receiver<bool>,
+) -> anyhow::Result<Option<SocketAddr>> {
+    let cfg = &ctx.cfg;
+    Ok(match cfg.metrics_listen()? {
         Some(addr) => {
             let (bound, server) =
                 crate::app::metrics::serve(addr, ctx.metrics.clone(), stopped.clone()).await?;
@@ -159,20 +208,30 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
             Some(bound)
         }
         None => None,
-    };
+    })
+}
+
+/// Starts the configured workers: a command loop per area, then the others.
+async fn start_workers(
+    ctx: &Ctx,
+    wire: &WireConfig,
+    tasks: &mut JoinSet<()>,
+    stopped: &watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let (cfg, ns) = (&ctx.cfg, &ctx.ns);
     for worker in Worker::ALL {
         let Some(area) = worker.area() else { continue };
         if cfg.runs(worker) {
             let name = worker.name();
             let consumer =
-                setup::ensure_command_consumer(&ctx.js, &ns, area, &wire, cfg.concurrency as i64)
+                setup::ensure_command_consumer(&ctx.js, ns, area, wire, cfg.concurrency as i64)
                     .await
                     .map_err(|e| anyhow::anyhow!("ensuring consumer {name}: {e}"))?;
             ctx.metrics.watch(&consumer);
             tasks.spawn(consumer::each(
                 ctx.clone(),
                 consumer,
-                commands::spec(&ctx, name),
+                commands::spec(ctx, name),
                 stopped.clone(),
                 commands::decode,
                 commands::handle,
@@ -180,16 +239,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
         }
     }
     if cfg.runs(Worker::Expiry) {
-        crate::holds::expiry::start(&ctx, &mut tasks, stopped.clone()).await?;
+        crate::holds::expiry::start(ctx, tasks, stopped.clone()).await?;
     }
     if cfg.runs(Worker::Projections) {
-        crate::projections::start(&ctx, &mut tasks, stopped.clone()).await?;
+        crate::projections::start(ctx, tasks, stopped.clone()).await?;
     }
     if cfg.runs(Worker::Notifications) {
-        crate::notifications::start(&ctx, &mut tasks, stopped.clone()).await?;
+        crate::notifications::start(ctx, tasks, stopped.clone()).await?;
     }
     if cfg.runs(Worker::Analytics) {
-        crate::analytics::start(&ctx, &mut tasks, stopped.clone()).await?;
+        crate::analytics::start(ctx, tasks, stopped.clone()).await?;
     }
     if cfg.runs(Worker::Queries) {
         // NOTE: reads get their own connection pool, so a projection catching up on a
@@ -202,18 +261,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
         )
         .await
         .map_err(|e| anyhow::anyhow!("connecting the queries' MongoDB pool: {e}"))?;
-        crate::queries::start(&reads, &mut tasks, stopped.clone()).await?;
+        crate::queries::start(&reads, tasks, stopped.clone()).await?;
     }
     if cfg.runs(Worker::Tickets) {
-        crate::tickets::start(&ctx, &mut tasks, stopped.clone()).await?;
+        crate::tickets::start(ctx, tasks, stopped.clone()).await?;
     }
-    info!(namespace = %ns.root(), workers = ?cfg.workers, "workers started");
-    Ok(Running {
-        stop,
-        tasks,
-        ctx,
-        metrics_addr,
-    })
+    Ok(())
 }
 
 /// The workers' signing key and the registry of trusted signers; the workers' own key

@@ -117,29 +117,7 @@ fn key_or_new(path: &Path, kid: &str) -> anyhow::Result<CommandSigner> {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
-        Cmd::Init { dir } => {
-            std::fs::create_dir_all(&dir)?;
-            let registry_path = dir.join("signers.json");
-            let mut registry = read_registry(&registry_path)?;
-            let systems: [(&str, Vec<&str>, Vec<&str>); 3] = [
-                ("gateway", vec![ANY], vec![ANY]),
-                ("workers", WORKERS_COMMANDS.to_vec(), vec![ANY]),
-                ("boxoffice", vec!["holds.create"], vec!["user"]),
-            ];
-            for (system, commands, roles) in systems {
-                let key = key_or_new(
-                    &dir.join(format!("{system}.key")),
-                    &format!("{system}-dev-1"),
-                )?;
-                if !registry.signers.iter().any(|e| e.kid == key.kid()) {
-                    registry
-                        .signers
-                        .push(SignerEntry::new(&key, system, &commands, &roles));
-                }
-            }
-            write_registry(&registry_path, &registry)?;
-            println!("{}", registry_path.display());
-        }
+        Cmd::Init { dir } => init(&dir)?,
         Cmd::New { kid, out } => {
             let k = CommandSigner::generate(&kid)?;
             write_secret(&out, &k.to_spec())?;
@@ -151,59 +129,8 @@ fn main() -> anyhow::Result<()> {
             system,
             commands,
             roles,
-        } => {
-            let k = read_key(&key)?;
-            let mut r = read_registry(&registry)?;
-            if r.signers.iter().any(|e| e.kid == k.kid()) {
-                bail!("{} is already in {}", k.kid(), registry.display());
-            }
-            for role in &roles {
-                if ![ANY, ANONYMOUS, "user", "staff", "admin"].contains(&role.as_str()) {
-                    bail!("unknown role {role:?} (user, staff, admin, anonymous or *)");
-                }
-            }
-            let known: Vec<String> = streams::catalogue::samples()
-                .iter()
-                .map(|c| {
-                    let (area, verb) = c.route();
-                    format!("{}.{verb}", area.as_str())
-                })
-                .collect();
-            for c in &commands {
-                if c != ANY && !known.contains(c) {
-                    bail!(
-                        "unknown command {c:?}: one of {} (docs/commands.md)",
-                        known.join(", ")
-                    );
-                }
-            }
-            let commands: Vec<&str> = commands.iter().map(String::as_str).collect();
-            let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
-            // The gateway and the workers choose ids of every shape; any other system's
-            // ids start with its name, so it cannot take or read another's.
-            let entry = if system == "gateway" || system == "workers" {
-                SignerEntry::new(&k, &system, &commands, &roles)
-            } else {
-                if !system.starts_with(|c: char| c.is_ascii_lowercase())
-                    || ["idem", "expire", "evcancel", "issue"].contains(&system.as_str())
-                {
-                    bail!("a system's name starts with a lowercase letter and is not idem, expire, evcancel or issue (prefixes of our own ids)");
-                }
-                SignerEntry::for_system(&k, &system, &commands, &roles)
-            };
-            r.signers.push(entry);
-            write_registry(&registry, &r)?;
-        }
-        Cmd::Retire { registry, kid } => {
-            let mut r = read_registry(&registry)?;
-            let e = r
-                .signers
-                .iter_mut()
-                .find(|e| e.kid == kid)
-                .with_context(|| format!("no key {kid} in {}", registry.display()))?;
-            e.retired_at = Some(chrono::Utc::now());
-            write_registry(&registry, &r)?;
-        }
+        } => add(&registry, &key, &system, &commands, &roles)?,
+        Cmd::Retire { registry, kid } => retire(&registry, &kid)?,
         Cmd::Sign { key } => {
             let k = read_key(&key)?;
             let mut body = Vec::new();
@@ -211,5 +138,96 @@ fn main() -> anyhow::Result<()> {
             println!("{}", k.sign(&body));
         }
     }
+    Ok(())
+}
+
+/// `init`: the development keys in `dir` (kept if present) and their registry.
+fn init(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let registry_path = dir.join("signers.json");
+    let mut registry = read_registry(&registry_path)?;
+    let systems: [(&str, Vec<&str>, Vec<&str>); 3] = [
+        ("gateway", vec![ANY], vec![ANY]),
+        ("workers", WORKERS_COMMANDS.to_vec(), vec![ANY]),
+        ("boxoffice", vec!["holds.create"], vec!["user"]),
+    ];
+    for (system, commands, roles) in systems {
+        let key = key_or_new(
+            &dir.join(format!("{system}.key")),
+            &format!("{system}-dev-1"),
+        )?;
+        if !registry.signers.iter().any(|e| e.kid == key.kid()) {
+            registry
+                .signers
+                .push(SignerEntry::new(&key, system, &commands, &roles));
+        }
+    }
+    write_registry(&registry_path, &registry)?;
+    println!("{}", registry_path.display());
+    Ok(())
+}
+
+/// `add`: a key's public half into the registry, with its checked grant.
+fn add(
+    registry: &Path,
+    key: &Path,
+    system: &str,
+    commands: &[String],
+    roles: &[String],
+) -> anyhow::Result<()> {
+    let k = read_key(key)?;
+    let mut r = read_registry(registry)?;
+    if r.signers.iter().any(|e| e.kid == k.kid()) {
+        bail!("{} is already in {}", k.kid(), registry.display());
+    }
+    for role in roles {
+        if ![ANY, ANONYMOUS, "user", "staff", "admin"].contains(&role.as_str()) {
+            bail!("unknown role {role:?} (user, staff, admin, anonymous or *)");
+        }
+    }
+    let known: Vec<String> = streams::catalogue::samples()
+        .iter()
+        .map(|c| {
+            let (area, verb) = c.route();
+            format!("{}.{verb}", area.as_str())
+        })
+        .collect();
+    for c in commands {
+        if c != ANY && !known.contains(c) {
+            bail!(
+                "unknown command {c:?}: one of {} (docs/commands.md)",
+                known.join(", ")
+            );
+        }
+    }
+    let commands: Vec<&str> = commands.iter().map(String::as_str).collect();
+    let roles: Vec<&str> = roles.iter().map(String::as_str).collect();
+    // The gateway and the workers choose ids of every shape; any other system's
+    // ids start with its name, so it cannot take or read another's.
+    let entry = if system == "gateway" || system == "workers" {
+        SignerEntry::new(&k, system, &commands, &roles)
+    } else {
+        if !system.starts_with(|c: char| c.is_ascii_lowercase())
+            || ["idem", "expire", "evcancel", "issue"].contains(&system)
+        {
+            bail!("a system's name starts with a lowercase letter and is not idem, expire, evcancel or issue (prefixes of our own ids)");
+        }
+        SignerEntry::for_system(&k, system, &commands, &roles)
+    };
+    r.signers.push(entry);
+    write_registry(registry, &r)?;
+    Ok(())
+}
+
+/// `retire`: marks the key `kid` retired now.
+fn retire(registry: &Path, kid: &str) -> anyhow::Result<()> {
+    let mut r = read_registry(registry)?;
+    let e = r
+        .signers
+        .iter_mut()
+        .find(|e| e.kid == kid)
+        .with_context(|| format!("no key {kid} in {}", registry.display()))?;
+    e.retired_at = Some(chrono::Utc::now());
+    write_registry(registry, &r)?;
     Ok(())
 }

@@ -1,17 +1,19 @@
-//! The catalog worker: creates events with their seat maps and publishes them.
+//! The catalog worker: creates events with their seat maps, publishes them, and cancels
+//! them (the cancellation in `cancel`).
 //!
 //! Ids derive from the command id (the event's) and from (event, row, number) (each
 //! seat's), so a redelivered creation inserts nothing twice: seats go in first with an
 //! unordered `insert_many` whose duplicate-key errors are the expected redelivery case,
 //! then the event document, whose duplicate reads back the first result.
 
+mod cancel;
 pub mod seat_map;
 
 use bson::{doc, Document};
 use chrono::{NaiveDateTime, TimeZone, Utc};
 use domain::event::{
     parse_date_time, plan_seats, required_text, CancellationPolicy, Event, EventStatus, Pricing,
-    SectionSummary,
+    SeatPlan, SectionSummary,
 };
 use domain::events::{DomainEvent, EventCreated, EventStatusChanged};
 use domain::ids::derive_object_id;
@@ -20,8 +22,9 @@ use domain::{Currency, DateTime, Money, ObjectId};
 use serde_json::json;
 use streams::codes::{ErrorCode, Reply};
 use streams::commands::{CommandEnvelope, CreateEvent, EventRef};
-use streams::live::locks::{status_key, SeatLock};
+use streams::live::locks::status_key;
 
+pub use self::cancel::cancel_event;
 use crate::app::context::{Ctx, HandlerError};
 use crate::store::{api_json, is_duplicate_key, names, to_doc};
 
@@ -57,10 +60,57 @@ pub async fn create_event(
         return Ok(r);
     }
     let admin = env.issuer.as_ref().map(|i| i.user_id).unwrap_or_default();
-    let parsed = (|| {
+    let p = match Creation::parse(c) {
+        Ok(p) => p,
+        Err(e) => return Ok(Reply::error(ErrorCode::ValidationFailed, e.to_string())),
+    };
+    let secs = env.issued_at.timestamp();
+    let event_id = derive_object_id("event", &env.id, secs);
+    let now = DateTime::now();
+    insert_seats(ctx, &p.plan, event_id, secs, now).await?;
+    let seats = p.plan.len();
+    let event = p.into_event(c, event_id, admin, now)?;
+    let mut d = to_doc(&event)?;
+    d.insert("commandId", env.id.as_str());
+    if let Some(first) = insert_event(ctx, &d, event_id).await? {
+        return Ok(first);
+    }
+    // The sale status the hold path reads (from memory, see `streams::live::locks`).
+    // Only if absent: a redelivery must not put a published event back to draft.
+    ctx.locks
+        .put_if_absent(&status_key(&event_id), "draft")
+        .await?;
+    let after = api_json(&d);
+    ctx.emit(
+        env,
+        DomainEvent::EventCreated(EventCreated {
+            event_id,
+            seats: seats as u64,
+        }),
+        None,
+        Some(after.clone()),
+    )
+    .await?;
+    Ok(Reply::ok(201, after))
+}
+
+/// A creation request, checked: what the event and its seats are made from.
+struct Creation {
+    currency: Currency,
+    starts: NaiveDateTime,
+    plan: Vec<SeatPlan>,
+    policy: CancellationPolicy,
+    name: String,
+    venue: String,
+    city: String,
+    country: String,
+}
+
+impl Creation {
+    fn parse(c: &CreateEvent) -> Result<Self, domain::DomainError> {
         let currency = Currency::parse(&c.currency)?;
         let (date, time) = parse_date_time(&c.event_date, &c.event_time)?;
-        let seats = plan_seats(&c.sections, currency)?;
+        let plan = plan_seats(&c.sections, currency)?;
         let policy = c.cancellation_policy.unwrap_or_default().check()?;
         let name = required_text("name", &c.name, 200)?;
         let venue = required_text("venue", &c.venue, 200)?;
@@ -72,34 +122,81 @@ pub async fn create_event(
                 "must be at most 5000 characters",
             ));
         }
-        Ok((
+        Ok(Creation {
             currency,
-            NaiveDateTime::new(date, time),
-            seats,
+            starts: NaiveDateTime::new(date, time),
+            plan,
             policy,
             name,
             venue,
             city,
             country,
-        ))
-    })();
-    let (currency, starts, plan, policy, name, venue, city, country): (
-        Currency,
-        NaiveDateTime,
-        _,
-        CancellationPolicy,
-        _,
-        _,
-        _,
-        _,
-    ) = match parsed {
-        Ok(p) => p,
-        Err(e) => return Ok(Reply::error(ErrorCode::ValidationFailed, e.to_string())),
-    };
-    let secs = env.issued_at.timestamp();
-    let event_id = derive_object_id("event", &env.id, secs);
-    let now = DateTime::now();
+        })
+    }
 
+    /// The event document, a draft, with its price range and section summaries.
+    fn into_event(
+        self,
+        c: &CreateEvent,
+        event_id: ObjectId,
+        admin: ObjectId,
+        now: DateTime,
+    ) -> Result<Event, HandlerError> {
+        let currency = self.currency;
+        let plan = &self.plan;
+        let min = plan.iter().map(|p| p.price.minor()).min().unwrap_or(0);
+        let max = plan.iter().map(|p| p.price.minor()).max().unwrap_or(0);
+        let mut sections: Vec<SectionSummary> = Vec::new();
+        for s in &c.sections {
+            let price = Money::from_decimal(s.price, currency)
+                .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+            sections.push(SectionSummary {
+                name: s.name.trim().to_string(),
+                price,
+                rows: s.rows.trim().to_string(),
+                seats_per_row: s.seats_per_row,
+            });
+        }
+        let event = Event {
+            id: event_id,
+            name: self.name,
+            description: c.description.trim().to_string(),
+            event_date: DateTime::from_chrono(Utc.from_utc_datetime(&self.starts)),
+            event_time: c.event_time.trim().to_string(),
+            venue: self.venue,
+            city: self.city,
+            country: self.country,
+            category: c.category,
+            total_capacity: plan.len() as i64,
+            available_seats: plan.len() as i64,
+            image_url: c.image_url.clone(),
+            pricing: Pricing {
+                min_price: Money::from_minor(min, currency),
+                max_price: Money::from_minor(max, currency),
+                currency,
+            },
+            sections,
+            status: EventStatus::Draft,
+            visibility: "public".into(),
+            cancellation_policy: self.policy,
+            created_by: admin,
+            published_at: None,
+            cancelled_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        Ok(event)
+    }
+}
+
+/// Inserts the seats of `plan`; on a redelivery those of the first attempt are there.
+async fn insert_seats(
+    ctx: &Ctx,
+    plan: &[SeatPlan],
+    event_id: ObjectId,
+    secs: i64,
+    now: DateTime,
+) -> Result<(), HandlerError> {
     let seats: Vec<Document> = plan
         .iter()
         .map(|p| {
@@ -133,80 +230,28 @@ pub async fn create_event(
             Err(e) => return Err(e.into()),
         }
     }
+    Ok(())
+}
 
-    let min = plan.iter().map(|p| p.price.minor()).min().unwrap_or(0);
-    let max = plan.iter().map(|p| p.price.minor()).max().unwrap_or(0);
-    let mut sections: Vec<SectionSummary> = Vec::new();
-    for s in &c.sections {
-        let price = Money::from_decimal(s.price, currency)
-            .map_err(|e| HandlerError::Permanent(e.to_string()))?;
-        sections.push(SectionSummary {
-            name: s.name.trim().to_string(),
-            price,
-            rows: s.rows.trim().to_string(),
-            seats_per_row: s.seats_per_row,
-        });
-    }
-    let event = Event {
-        id: event_id,
-        name,
-        description: c.description.trim().to_string(),
-        event_date: DateTime::from_chrono(Utc.from_utc_datetime(&starts)),
-        event_time: c.event_time.trim().to_string(),
-        venue,
-        city,
-        country,
-        category: c.category,
-        total_capacity: plan.len() as i64,
-        available_seats: plan.len() as i64,
-        image_url: c.image_url.clone(),
-        pricing: Pricing {
-            min_price: Money::from_minor(min, currency),
-            max_price: Money::from_minor(max, currency),
-            currency,
-        },
-        sections,
-        status: EventStatus::Draft,
-        visibility: "public".into(),
-        cancellation_policy: policy,
-        created_by: admin,
-        published_at: None,
-        cancelled_at: None,
-        created_at: now,
-        updated_at: now,
-    };
-    let mut d = to_doc(&event)?;
-    d.insert("commandId", env.id.as_str());
+/// Inserts the event document. On a redelivery: the reply with the first attempt's.
+async fn insert_event(
+    ctx: &Ctx,
+    d: &Document,
+    event_id: ObjectId,
+) -> Result<Option<Reply>, HandlerError> {
     let events = ctx.store.col(names::EVENTS);
-    match events.insert_one(&d).await {
-        Ok(_) => {}
+    match events.insert_one(d).await {
+        Ok(_) => Ok(None),
         Err(e) if is_duplicate_key(&e) => {
             if let Some(first) = events.find_one(doc! {"_id": event_id}).await? {
-                return Ok(Reply::ok(201, api_json(&first)));
+                return Ok(Some(Reply::ok(201, api_json(&first))));
             }
-            return Err(HandlerError::Transient(
+            Err(HandlerError::Transient(
                 "event insert reported a duplicate but the event is missing".into(),
-            ));
+            ))
         }
-        Err(e) => return Err(e.into()),
+        Err(e) => Err(e.into()),
     }
-    // The sale status the hold path reads (from memory, see `streams::live::locks`).
-    // Only if absent: a redelivery must not put a published event back to draft.
-    ctx.locks
-        .put_if_absent(&status_key(&event_id), "draft")
-        .await?;
-    let after = api_json(&d);
-    ctx.emit(
-        env,
-        DomainEvent::EventCreated(EventCreated {
-            event_id,
-            seats: plan.len() as u64,
-        }),
-        None,
-        Some(after.clone()),
-    )
-    .await?;
-    Ok(Reply::ok(201, after))
 }
 
 pub async fn publish_event(
@@ -264,150 +309,4 @@ pub async fn publish_event(
     )
     .await?;
     Ok(Reply::ok(200, after))
-}
-
-/// Cancels an event: the event first, then one command per booking (full refund) and per
-/// active hold, published with ids derived from them. A restart in the middle redelivers
-/// this command, which publishes again; JetStream and the handlers drop the duplicates.
-pub async fn cancel_event(
-    ctx: &Ctx,
-    env: &CommandEnvelope,
-    c: &EventRef,
-) -> Result<Reply, HandlerError> {
-    use futures::TryStreamExt;
-    use streams::commands::{CancelBooking, CancelCause, Command, ReleaseHold, ReleaseReason};
-    if let Some(r) = require_admin(env) {
-        return Ok(r);
-    }
-    let events = ctx.store.col(names::EVENTS);
-    let Some(before) = events.find_one(doc! {"_id": c.event_id}).await? else {
-        return Ok(Reply::error(ErrorCode::EventNotFound, "no such event"));
-    };
-    let status = before.get_str("status").unwrap_or_default().to_string();
-    if status == "completed" {
-        return Ok(Reply::error(
-            ErrorCode::EventNotCancellable,
-            "a completed event cannot be cancelled",
-        ));
-    }
-    // Sales stop first: the status key shares its stream with the seat locks, so once our
-    // view has applied this write, every hold that will ever be answered 201 for this
-    // event has its locks in the view (a later one sees `cancelled` and gives them back).
-    let rev = ctx.locks.put(&status_key(&c.event_id), "cancelled").await?;
-    ctx.live
-        .locks
-        .wait_for(rev)
-        .await
-        .map_err(|e| HandlerError::Transient(e.to_string()))?;
-    let now = DateTime::now();
-    if status != "cancelled" {
-        crate::store::leases::with_lease(ctx, names::EVENTS, c.event_id, || async {
-            events
-                .update_one(
-                    doc! {"_id": c.event_id},
-                    doc! {"$set": {"status": "cancelled", "cancelledAt": now, "updatedAt": now}},
-                )
-                .await?;
-            Ok(())
-        })
-        .await?;
-    }
-    ctx.emit(
-        env,
-        DomainEvent::EventCancelled(EventStatusChanged {
-            event_id: c.event_id,
-            previous_status: EventStatus::parse(&status),
-        }),
-        Some(json!({"status": status})),
-        Some(json!({"status": EventStatus::Cancelled.as_str()})),
-    )
-    .await?;
-    let issuer = env.issuer.clone();
-    let bookings: Vec<Document> = ctx
-        .store
-        .col(names::BOOKINGS)
-        .find(
-            doc! {"eventId": c.event_id, "status": {"$in": ["pending", "confirmed", "completed"]}},
-        )
-        .projection(doc! {"_id": 1})
-        .await?
-        .try_collect()
-        .await?;
-    // Active holds: the locks held by a hold id (the truth), and any the `seat_holds`
-    // projection knows of.
-    let mut holds: std::collections::BTreeSet<domain::ObjectId> =
-        ctx.live.locks.with_event(&c.event_id, |e| {
-            e.seats
-                .values()
-                .filter_map(|l| match l {
-                    SeatLock::Held(h) => Some(*h),
-                    _ => None,
-                })
-                .collect()
-        });
-    let mut cur = ctx
-        .store
-        .col(names::SEAT_HOLDS)
-        .find(doc! {"eventId": c.event_id, "status": "active"})
-        .projection(doc! {"_id": 1})
-        .await?;
-    while let Some(h) = cur.try_next().await? {
-        if let Ok(id) = h.get_object_id("_id") {
-            holds.insert(id);
-        }
-    }
-    let mut commands = Vec::new();
-    for b in &bookings {
-        let Ok(id) = b.get_object_id("_id") else {
-            continue;
-        };
-        commands.push((
-            format!("evcancel-{}", id.to_hex()),
-            Command::CancelBooking(CancelBooking {
-                booking_id: id,
-                cause: CancelCause::EventCancelled,
-                note: Some("event cancelled".into()),
-            }),
-        ));
-    }
-    for &id in &holds {
-        commands.push((
-            format!("evcancel-hold-{}", id.to_hex()),
-            Command::ReleaseHold(ReleaseHold {
-                hold_id: id,
-                reason: ReleaseReason::Released,
-            }),
-        ));
-    }
-    for (id, command) in commands {
-        let sub = CommandEnvelope {
-            id,
-            issuer: issuer.clone(),
-            // Signed now by the workers' key: a redelivered cancellation may come long
-            // after the admin's command was signed.
-            issued_at: Utc::now(),
-            context: env.context.clone(),
-            command,
-        };
-        streams::publish::publish_command(&ctx.js, &ctx.ns, &ctx.signer, &sub, None, None).await?;
-    }
-    let mut after = before.clone();
-    after.insert("status", "cancelled");
-    after.insert(
-        "cancelledAt",
-        before
-            .get_datetime("cancelledAt")
-            .ok()
-            .copied()
-            .unwrap_or(now),
-    );
-    let mut v = api_json(&after);
-    // The refunds run as one command per booking: GET /v1/events/{id} says when they
-    // are done (`cancellation.status`), each booking when it is (`status`, `paymentStatus`).
-    v["cancellation"] = json!({
-        "bookings": bookings.len(), "holds": holds.len(),
-        "status": if bookings.is_empty() { "done" } else { "processing" },
-        "location": format!("/v1/events/{}", c.event_id.to_hex()),
-    });
-    Ok(Reply::ok(200, v))
 }

@@ -10,6 +10,7 @@ use bson::{doc, Bson, Document};
 use domain::entities::retry::retry_delay;
 use domain::{DateTime, ObjectId};
 use futures::{StreamExt, TryStreamExt};
+use mongodb::Collection;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -95,26 +96,7 @@ pub async fn pass(ctx: &Ctx, senders: &Senders) -> Result<(), HandlerError> {
 /// claimed it first or it is no longer due.
 pub async fn send_one(ctx: &Ctx, senders: &Senders, id: ObjectId) -> Result<(), HandlerError> {
     let col = ctx.store.col(names::NOTIFICATIONS);
-    let claimed = {
-        let col = col.clone();
-        crate::store::leases::with_lease(ctx, names::NOTIFICATIONS, id, || async move {
-            let Some(mut d) = col.find_one(doc! {"_id": id}).await? else {
-                return Ok(None);
-            };
-            let now = DateTime::now();
-            if d.get_str("status") != Ok("pending") || !due(&d, now.timestamp_millis()) {
-                return Ok(None);
-            }
-            let attempt = d.get_i32("attemptCount").unwrap_or(0) + 1;
-            let set = doc! {"status": "sending", "attemptCount": attempt, "lastAttemptAt": now, "updatedAt": now};
-            col.update_one(doc! {"_id": id}, doc! {"$set": set.clone()})
-                .await?;
-            d.extend(set);
-            Ok(Some(d))
-        })
-        .await?
-    };
-    let Some(d) = claimed else {
+    let Some(d) = claim(ctx, col.clone(), id).await? else {
         return Ok(());
     };
     let kind = d.get_str("type").unwrap_or_default().to_string();
@@ -139,25 +121,7 @@ pub async fn send_one(ctx: &Ctx, senders: &Senders, id: ObjectId) -> Result<(), 
     let attempt = d.get_i32("attemptCount").unwrap_or(1);
     let max = d.get_i32("maxAttempts").unwrap_or(3).max(1);
     let result = senders.for_medium(&medium).send(&out).await;
-    let now = DateTime::now();
-    let mut update = match &result {
-        Ok(()) => {
-            doc! {"$set": {"status": "sent", "sentAt": now, "failureReason": Bson::Null, "nextRetryAt": Bson::Null, "updatedAt": now}}
-        }
-        Err(SendError::Transient(e)) if attempt < max => {
-            let delay = retry_delay(
-                attempt as u32,
-                Duration::from_millis(ctx.cfg.notify_retry_base_ms),
-                Duration::from_millis(ctx.cfg.notify_retry_cap_ms),
-                rand::random(),
-            );
-            let at = DateTime::from_millis(now.timestamp_millis() + delay.as_millis() as i64);
-            doc! {"$set": {"status": "pending", "nextRetryAt": at, "failureReason": e, "updatedAt": now}}
-        }
-        Err(e) => {
-            doc! {"$set": {"status": "failed", "failureReason": e.to_string(), "nextRetryAt": Bson::Null, "updatedAt": now}}
-        }
-    };
+    let mut update = outcome_update(ctx, &result, attempt, max);
     // A one-time token is not kept once it went out (or never will).
     let finished = !matches!(
         update
@@ -177,4 +141,53 @@ pub async fn send_one(ctx: &Ctx, senders: &Senders, id: ObjectId) -> Result<(), 
         }
     }
     Ok(())
+}
+
+/// Claims one notification under its lease (`pending -> sending`, `attemptCount + 1`):
+/// the claimed document, or `None` when it is gone, no longer pending or not due.
+async fn claim(
+    ctx: &Ctx,
+    col: Collection<Document>,
+    id: ObjectId,
+) -> Result<Option<Document>, HandlerError> {
+    crate::store::leases::with_lease(ctx, names::NOTIFICATIONS, id, || async move {
+        let Some(mut d) = col.find_one(doc! {"_id": id}).await? else {
+            return Ok(None);
+        };
+        let now = DateTime::now();
+        if d.get_str("status") != Ok("pending") || !due(&d, now.timestamp_millis()) {
+            return Ok(None);
+        }
+        let attempt = d.get_i32("attemptCount").unwrap_or(0) + 1;
+        let set = doc! {"status": "sending", "attemptCount": attempt, "lastAttemptAt": now, "updatedAt": now};
+        col.update_one(doc! {"_id": id}, doc! {"$set": set.clone()})
+            .await?;
+        d.extend(set);
+        Ok(Some(d))
+    })
+    .await
+}
+
+/// The update recording a send's outcome: `sent`, back to `pending` with a later
+/// `nextRetryAt` (a passing failure before `maxAttempts`), or `failed`.
+fn outcome_update(ctx: &Ctx, result: &Result<(), SendError>, attempt: i32, max: i32) -> Document {
+    let now = DateTime::now();
+    match result {
+        Ok(()) => {
+            doc! {"$set": {"status": "sent", "sentAt": now, "failureReason": Bson::Null, "nextRetryAt": Bson::Null, "updatedAt": now}}
+        }
+        Err(SendError::Transient(e)) if attempt < max => {
+            let delay = retry_delay(
+                attempt as u32,
+                Duration::from_millis(ctx.cfg.notify_retry_base_ms),
+                Duration::from_millis(ctx.cfg.notify_retry_cap_ms),
+                rand::random(),
+            );
+            let at = DateTime::from_millis(now.timestamp_millis() + delay.as_millis() as i64);
+            doc! {"$set": {"status": "pending", "nextRetryAt": at, "failureReason": e, "updatedAt": now}}
+        }
+        Err(e) => {
+            doc! {"$set": {"status": "failed", "failureReason": e.to_string(), "nextRetryAt": Bson::Null, "updatedAt": now}}
+        }
+    }
 }

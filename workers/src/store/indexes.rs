@@ -56,7 +56,17 @@ fn ttl(keys: Document, name: &str, after: std::time::Duration) -> IndexModel {
 
 /// The index plan; `with_ttl` adds the TTL indexes (MongoDB only).
 pub fn all(with_ttl: bool) -> Vec<CollectionIndexes> {
-    let mut plan = vec![
+    let mut plan = accounts_and_catalog();
+    plan.extend(sales(with_ttl));
+    plan.extend(admission());
+    plan.extend(messages_and_audit());
+    plan.extend(derived());
+    plan
+}
+
+/// Users, the events and their seats.
+fn accounts_and_catalog() -> Vec<CollectionIndexes> {
+    vec![
         CollectionIndexes {
             collection: names::USERS,
             indexes: vec![
@@ -89,15 +99,29 @@ pub fn all(with_ttl: bool) -> Vec<CollectionIndexes> {
                 ),
                 plain(doc! {"_id": 1, "eventId": 1, "status": 1}),
                 plain(doc! {"bookedBy": 1}),
+                // Indexed for the sweeps; never a TTL (see the module's note).
+                plain(doc! {"heldUntil": 1}),
             ],
         },
+    ]
+}
+
+/// Holds, bookings and their seats, payments and refunds; `with_ttl` purges ended holds.
+fn sales(with_ttl: bool) -> Vec<CollectionIndexes> {
+    let mut holds = vec![
+        plain(doc! {"userId": 1, "eventId": 1}),
+        plain(doc! {"userId": 1, "eventId": 1, "status": 1}),
+        plain(doc! {"status": 1}),
+        // Indexed for the sweeps; never a TTL (see the module's note).
+        plain(doc! {"expiresAt": 1}),
+    ];
+    if with_ttl {
+        holds.push(ttl(doc! {"endedAt": 1}, "ended_at_ttl", HOLD_RETENTION));
+    }
+    vec![
         CollectionIndexes {
             collection: names::SEAT_HOLDS,
-            indexes: vec![
-                plain(doc! {"userId": 1, "eventId": 1}),
-                plain(doc! {"userId": 1, "eventId": 1, "status": 1}),
-                plain(doc! {"status": 1}),
-            ],
+            indexes: holds,
         },
         CollectionIndexes {
             collection: names::BOOKINGS,
@@ -142,6 +166,12 @@ pub fn all(with_ttl: bool) -> Vec<CollectionIndexes> {
                 ),
             ],
         },
+    ]
+}
+
+/// Tickets, their QR codes and the gate scans.
+fn admission() -> Vec<CollectionIndexes> {
+    vec![
         CollectionIndexes {
             collection: names::TICKETS,
             indexes: vec![
@@ -172,6 +202,12 @@ pub fn all(with_ttl: bool) -> Vec<CollectionIndexes> {
                 plain(doc! {"scannedByUserId": 1}),
             ],
         },
+    ]
+}
+
+/// Notifications and the audit trail.
+fn messages_and_audit() -> Vec<CollectionIndexes> {
+    vec![
         CollectionIndexes {
             collection: names::NOTIFICATIONS,
             indexes: vec![
@@ -193,6 +229,12 @@ pub fn all(with_ttl: bool) -> Vec<CollectionIndexes> {
                 plain(doc! {"status": 1}),
             ],
         },
+    ]
+}
+
+/// Read models derived from EVENTS: ticket revocations and analytics.
+fn derived() -> Vec<CollectionIndexes> {
+    vec![
         // Derived from EVENTS (`booking.cancelled`), rebuildable by replaying them; no
         // audit entry of its own (the event it comes from is audited). `_id` is the
         // ticket: one entry per ticket, the first revocation's. Read by event and version.
@@ -211,22 +253,7 @@ pub fn all(with_ttl: bool) -> Vec<CollectionIndexes> {
                 plain(doc! {"periodStart": 1}),
             ],
         },
-    ];
-    for c in &mut plan {
-        match c.collection {
-            // Indexed for the sweeps; never a TTL (see the module's note).
-            names::SEATS => c.indexes.push(plain(doc! {"heldUntil": 1})),
-            names::SEAT_HOLDS => {
-                c.indexes.push(plain(doc! {"expiresAt": 1}));
-                if with_ttl {
-                    c.indexes
-                        .push(ttl(doc! {"endedAt": 1}, "ended_at_ttl", HOLD_RETENTION));
-                }
-            }
-            _ => {}
-        }
-    }
-    plan
+    ]
 }
 
 #[cfg(test)]

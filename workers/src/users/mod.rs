@@ -12,7 +12,7 @@ use chrono::Utc;
 use domain::events::{DomainEvent, UserLoggedOut, UserRegistered, UserSuspended};
 use domain::ids::derive_object_id;
 use domain::user::{check_name, Email, Preferences, Role, User, UserStatus};
-use domain::DateTime;
+use domain::{DateTime, ObjectId};
 use serde_json::json;
 use streams::codes::{ErrorCode, Reply};
 use streams::commands::{CommandEnvelope, RegisterUser};
@@ -28,37 +28,77 @@ pub async fn register(
     c: &RegisterUser,
     admin: bool,
 ) -> Result<Reply, HandlerError> {
-    let email = match Email::parse(&c.email) {
-        Ok(e) => e,
-        Err(e) => return Ok(Reply::error(ErrorCode::ValidationFailed, e.to_string())),
+    let (email, name) = match checked(env, c, admin) {
+        Ok(v) => v,
+        Err(refused) => return Ok(refused),
     };
-    let name = match check_name(&c.name) {
-        Ok(n) => n,
-        Err(e) => return Ok(Reply::error(ErrorCode::ValidationFailed, e.to_string())),
-    };
-    if !c.password_hash.starts_with("$argon2") {
-        return Ok(Reply::error(
-            ErrorCode::ValidationFailed,
-            "passwordHash must be an argon2 PHC string",
-        ));
-    }
-    if admin && env.issuer.is_some() {
-        return Ok(Reply::error(
-            ErrorCode::Forbidden,
-            "the first admin comes from configuration only",
-        ));
-    }
     let users = ctx.store.col(names::USERS);
     if admin {
         if let Some(existing) = users.find_one(doc! {"email": email.as_str()}).await? {
             return Ok(Reply::ok(200, api_json(&existing)));
         }
     }
+    let user = new_user(env, c, email, name, admin);
+    let id = user.id;
+    let mut d = to_doc(&user)?;
+    d.insert("commandId", env.id.as_str());
+    match users.insert_one(&d).await {
+        Ok(_) => {}
+        Err(e) if is_duplicate_key(&e) => return replay(ctx, env, id, admin).await,
+        Err(e) => return Err(e.into()),
+    }
+    if !admin {
+        crate::users::tokens::issue_verification(ctx, env, id).await?;
+    }
+    let after = api_json(&d);
+    ctx.emit(
+        env,
+        DomainEvent::UserRegistered(UserRegistered {
+            user_id: id,
+            role: user.role,
+            at: Utc::now(),
+        }),
+        None,
+        Some(after.clone()),
+    )
+    .await?;
+    Ok(Reply::ok(201, after))
+}
+
+/// The registration's e-mail and name, or the refusal of the request.
+fn checked(env: &CommandEnvelope, c: &RegisterUser, admin: bool) -> Result<(Email, String), Reply> {
+    let email = Email::parse(&c.email)
+        .map_err(|e| Reply::error(ErrorCode::ValidationFailed, e.to_string()))?;
+    let name = check_name(&c.name)
+        .map_err(|e| Reply::error(ErrorCode::ValidationFailed, e.to_string()))?;
+    if !c.password_hash.starts_with("$argon2") {
+        return Err(Reply::error(
+            ErrorCode::ValidationFailed,
+            "passwordHash must be an argon2 PHC string",
+        ));
+    }
+    if admin && env.issuer.is_some() {
+        return Err(Reply::error(
+            ErrorCode::Forbidden,
+            "the first admin comes from configuration only",
+        ));
+    }
+    Ok((email, name))
+}
+
+/// The new account, its id derived from the command id.
+fn new_user(
+    env: &CommandEnvelope,
+    c: &RegisterUser,
+    email: Email,
+    name: String,
+    admin: bool,
+) -> User {
     let now = DateTime::now();
     let id = derive_object_id("user", &env.id, env.issued_at.timestamp());
-    let user = User {
+    User {
         id,
-        email: email.clone(),
+        email,
         password_hash: c.password_hash.clone(),
         name,
         phone: c
@@ -79,45 +119,31 @@ pub async fn register(
         preferences: Preferences::default(),
         created_at: now,
         updated_at: now,
-    };
-    let mut d = to_doc(&user)?;
-    d.insert("commandId", env.id.as_str());
-    match users.insert_one(&d).await {
-        Ok(_) => {}
-        Err(e) if is_duplicate_key(&e) => {
-            // Our own earlier insert (a redelivery) or someone else's e-mail.
-            return match users.find_one(doc! {"_id": id}).await? {
-                Some(first) => {
-                    if !admin {
-                        // A redelivery whose first run stopped before mailing the token.
-                        crate::users::tokens::issue_verification(ctx, env, id).await?;
-                    }
-                    Ok(Reply::ok(if admin { 200 } else { 201 }, api_json(&first)))
-                }
-                None => Ok(Reply::error(
-                    ErrorCode::EmailTaken,
-                    "an account with this e-mail exists",
-                )),
-            };
+    }
+}
+
+/// The insert hit a unique index: our own earlier insert (a redelivery) or someone
+/// else's e-mail.
+async fn replay(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    id: ObjectId,
+    admin: bool,
+) -> Result<Reply, HandlerError> {
+    let users = ctx.store.col(names::USERS);
+    match users.find_one(doc! {"_id": id}).await? {
+        Some(first) => {
+            if !admin {
+                // A redelivery whose first run stopped before mailing the token.
+                crate::users::tokens::issue_verification(ctx, env, id).await?;
+            }
+            Ok(Reply::ok(if admin { 200 } else { 201 }, api_json(&first)))
         }
-        Err(e) => return Err(e.into()),
+        None => Ok(Reply::error(
+            ErrorCode::EmailTaken,
+            "an account with this e-mail exists",
+        )),
     }
-    if !admin {
-        crate::users::tokens::issue_verification(ctx, env, id).await?;
-    }
-    let after = api_json(&d);
-    ctx.emit(
-        env,
-        DomainEvent::UserRegistered(UserRegistered {
-            user_id: id,
-            role: user.role,
-            at: Utc::now(),
-        }),
-        None,
-        Some(after.clone()),
-    )
-    .await?;
-    Ok(Reply::ok(201, after))
 }
 
 /// Ends every token of `user` issued before the command (`streams::revocations`): the

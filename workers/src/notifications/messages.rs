@@ -1,0 +1,335 @@
+//! The notifications projection: which notifications each domain event makes, and the
+//! pending reminders a cancellation withdraws.
+
+use bson::{doc, Bson, Document};
+use domain::entities::notification::NotificationType;
+use domain::events::{
+    BookingConfirmed, BookingEnded, EventStatusChanged, PaymentAttempt, RefundProcessed,
+};
+use domain::{DateTime, ObjectId};
+use futures::TryStreamExt;
+use serde_json::{json, Value};
+use streams::events::{DomainEvent, EventEnvelope};
+
+use super::vars::{
+    booking_reference, booking_vars, event_vars, find, merge, minor_text, money_text,
+};
+use super::{create, NewNotification};
+use crate::app::context::{Ctx, HandlerError};
+use crate::store::{bson_to_json, names};
+
+/// Turns one domain event into its notifications (none for most events).
+pub async fn on_event(ctx: &Ctx, ev: &EventEnvelope) -> Result<(), HandlerError> {
+    match &ev.event {
+        DomainEvent::BookingConfirmed(e) => booking_confirmed(ctx, ev, e).await,
+        DomainEvent::PaymentCompleted(e) => payment_completed(ctx, ev, e).await,
+        DomainEvent::BookingCancelled(e) => booking_cancelled(ctx, ev, e).await,
+        DomainEvent::RefundProcessed(e) => refund_processed(ctx, ev, e).await,
+        DomainEvent::EventCancelled(e) => event_cancelled(ctx, ev, e).await,
+        // No message: an expired booking was never paid, and the rest tell nobody.
+        DomainEvent::HoldCreated(_)
+        | DomainEvent::HoldReleased(_)
+        | DomainEvent::HoldExpired(_)
+        | DomainEvent::HoldConverted(_)
+        | DomainEvent::BookingCreated(_)
+        | DomainEvent::BookingExpired(_)
+        | DomainEvent::PaymentInitiated(_)
+        | DomainEvent::PaymentFailed(_)
+        | DomainEvent::TicketsIssued(_)
+        | DomainEvent::TicketDownloaded(_)
+        | DomainEvent::TicketScanned(_)
+        | DomainEvent::TicketScanRefused(_)
+        | DomainEvent::EventCreated(_)
+        | DomainEvent::EventPublished(_)
+        | DomainEvent::UserRegistered(_)
+        | DomainEvent::UserLoggedOut(_)
+        | DomainEvent::UserSuspended(_)
+        | DomainEvent::UserVerified(_)
+        | DomainEvent::UserPasswordReset(_)
+        | DomainEvent::CommandRefused(_) => Ok(()),
+    }
+}
+
+/// The booking confirmation, and the reminder `reminderBefore` ahead of the show.
+async fn booking_confirmed(
+    ctx: &Ctx,
+    ev: &EventEnvelope,
+    e: &BookingConfirmed,
+) -> Result<(), HandlerError> {
+    let Some(booking) = find(ctx, names::BOOKINGS, e.booking_id).await? else {
+        return Err(HandlerError::Transient("booking not readable yet".into()));
+    };
+    let user_id = booking
+        .get_object_id("userId")
+        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+    let (evars, event) = event_vars(ctx, Some(e.event_id)).await?;
+    let data = merge(booking_vars(ctx, &booking).await?, evars);
+    create(
+        ctx,
+        NewNotification {
+            key: format!("{}:booking_confirmation", ev.id),
+            user_id,
+            event_id: Some(e.event_id),
+            booking_id: Some(e.booking_id),
+            kind: NotificationType::BookingConfirmation,
+            data: data.clone(),
+            scheduled_for: None,
+            at: ev.occurred_at.timestamp(),
+        },
+    )
+    .await?;
+    // The reminder, `reminderBefore` ahead of the show (now if that has passed).
+    let starts = event
+        .as_ref()
+        .and_then(|e| e.get_datetime("eventDate").ok().copied());
+    if let Some(starts) = starts {
+        let now = DateTime::now().timestamp_millis();
+        if starts.timestamp_millis() > now {
+            let at = (starts.timestamp_millis() - ctx.cfg.reminder_before_secs * 1000).max(now);
+            create(
+                ctx,
+                NewNotification {
+                    key: format!("{}:event_reminder", ev.id),
+                    user_id,
+                    event_id: Some(e.event_id),
+                    booking_id: Some(e.booking_id),
+                    kind: NotificationType::EventReminder,
+                    data,
+                    scheduled_for: Some(DateTime::from_millis(at)),
+                    at: ev.occurred_at.timestamp(),
+                },
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+async fn payment_completed(
+    ctx: &Ctx,
+    ev: &EventEnvelope,
+    e: &PaymentAttempt,
+) -> Result<(), HandlerError> {
+    let Some(p) = find(ctx, names::PAYMENTS, e.payment_id).await? else {
+        return Err(HandlerError::Transient("payment not readable yet".into()));
+    };
+    let booking_id = p.get_object_id("bookingId").ok();
+    let reference = booking_reference(ctx, booking_id).await?;
+    let (evars, _) = event_vars(ctx, Some(e.event_id)).await?;
+    let data = merge(
+        json!({
+            "bookingReference": reference,
+            "amount": money_text(p.get_document("amount").ok()),
+            "cardLast4": p.get_str("cardLast4").unwrap_or_default(),
+            "transactionId": p.get_str("transactionId").unwrap_or_default(),
+        }),
+        evars,
+    );
+    create(
+        ctx,
+        NewNotification {
+            key: format!("{}:payment_confirmation", ev.id),
+            user_id: p
+                .get_object_id("userId")
+                .map_err(|e| HandlerError::Permanent(e.to_string()))?,
+            event_id: Some(e.event_id),
+            booking_id,
+            kind: NotificationType::PaymentConfirmation,
+            data,
+            scheduled_for: None,
+            at: ev.occurred_at.timestamp(),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// The booking's reminder is withdrawn; the owner is told why it ended (an event's
+/// cancellation has its own message).
+async fn booking_cancelled(
+    ctx: &Ctx,
+    ev: &EventEnvelope,
+    e: &BookingEnded,
+) -> Result<(), HandlerError> {
+    let Some(booking) = find(ctx, names::BOOKINGS, e.booking_id).await? else {
+        return Err(HandlerError::Transient("booking not readable yet".into()));
+    };
+    withdraw(
+        ctx,
+        doc! {"bookingId": e.booking_id, "type": "event_reminder"},
+        "the booking was cancelled",
+    )
+    .await?;
+    let reason = e.reason.map_or("cancelled", |r| r.as_str()).to_string();
+    // An event cancellation has its own message (event_cancelled).
+    if reason == "event_cancelled" {
+        return Ok(());
+    }
+    let kind = if reason == "payment_failed" {
+        NotificationType::PaymentFailed
+    } else {
+        NotificationType::BookingCancellation
+    };
+    let currency = booking
+        .get_document("finalPrice")
+        .ok()
+        .and_then(|m| m.get_str("currency").ok())
+        .unwrap_or("USD")
+        .to_string();
+    let refund_minor = e.refund_minor;
+    let (evars, _) = event_vars(ctx, Some(e.event_id)).await?;
+    let data = merge(
+        json!({
+            "bookingReference": booking.get_str("bookingReference").unwrap_or_default(),
+            "reason": reason,
+            "refund": minor_text(refund_minor, &currency),
+        }),
+        evars,
+    );
+    create(
+        ctx,
+        NewNotification {
+            key: format!("{}:{}", ev.id, kind.as_str()),
+            user_id: booking
+                .get_object_id("userId")
+                .map_err(|e| HandlerError::Permanent(e.to_string()))?,
+            event_id: Some(e.event_id),
+            booking_id: Some(e.booking_id),
+            kind,
+            data,
+            scheduled_for: None,
+            at: ev.occurred_at.timestamp(),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+async fn refund_processed(
+    ctx: &Ctx,
+    ev: &EventEnvelope,
+    e: &RefundProcessed,
+) -> Result<(), HandlerError> {
+    let Some(r) = find(ctx, names::REFUNDS, e.refund_id).await? else {
+        return Err(HandlerError::Transient("refund not readable yet".into()));
+    };
+    let booking_id = r.get_object_id("bookingId").ok();
+    let reference = booking_reference(ctx, booking_id).await?;
+    let (evars, _) = event_vars(ctx, Some(e.event_id)).await?;
+    let pct = r
+        .get("refundPercentage")
+        .map(bson_to_json)
+        .unwrap_or(Value::Null);
+    let data = merge(
+        json!({
+            "bookingReference": reference,
+            "refundAmount": money_text(r.get_document("refundAmount").ok()),
+            "originalAmount": money_text(r.get_document("originalAmount").ok()),
+            "refundPercentage": match pct { Value::String(s) => s, v => v.to_string() },
+        }),
+        evars,
+    );
+    create(
+        ctx,
+        NewNotification {
+            key: format!("{}:refund_processed", ev.id),
+            user_id: r
+                .get_object_id("userId")
+                .map_err(|e| HandlerError::Permanent(e.to_string()))?,
+            event_id: Some(e.event_id),
+            booking_id,
+            kind: NotificationType::RefundProcessed,
+            data,
+            scheduled_for: None,
+            at: ev.occurred_at.timestamp(),
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// Reminders withdrawn; everyone with a live booking, or one this cancellation ended, is
+/// told.
+async fn event_cancelled(
+    ctx: &Ctx,
+    ev: &EventEnvelope,
+    e: &EventStatusChanged,
+) -> Result<(), HandlerError> {
+    let event_id = e.event_id;
+    withdraw(
+        ctx,
+        doc! {"eventId": event_id, "type": "event_reminder"},
+        "the event was cancelled",
+    )
+    .await?;
+    // Everyone with a live booking, or one this cancellation ended.
+    let bookings: Vec<Document> = ctx
+        .store
+        .col(names::BOOKINGS)
+        .find(doc! {"eventId": event_id})
+        .await?
+        .try_collect()
+        .await?;
+    let mut users: Vec<ObjectId> = bookings
+        .iter()
+        .filter(|b| {
+            matches!(b.get_str("status"), Ok("confirmed") | Ok("pending"))
+                || b.get_str("cancellationReason") == Ok("event_cancelled")
+        })
+        .filter_map(|b| b.get_object_id("userId").ok())
+        .collect();
+    users.sort();
+    users.dedup();
+    let (evars, _) = event_vars(ctx, Some(event_id)).await?;
+    for user_id in users {
+        create(
+            ctx,
+            NewNotification {
+                key: format!("{}:event_cancelled:{}", ev.id, user_id.to_hex()),
+                user_id,
+                event_id: Some(event_id),
+                booking_id: None,
+                kind: NotificationType::EventCancelled,
+                data: evars.clone(),
+                scheduled_for: None,
+                at: ev.occurred_at.timestamp(),
+            },
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Gives up the pending notifications matching `filter` (reminders of a cancelled
+/// booking or event), each under its lease so a dispatcher's claim cannot interleave.
+async fn withdraw(ctx: &Ctx, filter: Document, reason: &str) -> Result<(), HandlerError> {
+    let col = ctx.store.col(names::NOTIFICATIONS);
+    let mut f = filter;
+    f.insert("status", "pending");
+    let ids: Vec<ObjectId> = col
+        .find(f)
+        .projection(doc! {"_id": 1})
+        .await?
+        .try_collect::<Vec<Document>>()
+        .await?
+        .iter()
+        .filter_map(|d| d.get_object_id("_id").ok())
+        .collect();
+    for id in ids {
+        let col = col.clone();
+        crate::store::leases::with_lease(ctx, names::NOTIFICATIONS, id, || async move {
+            let cur = col.find_one(doc! {"_id": id}).await?;
+            if cur.as_ref().and_then(|d| d.get_str("status").ok()) == Some("pending") {
+                let now = DateTime::now();
+                col.update_one(
+                    doc! {"_id": id},
+                    doc! {"$set": {"status": "failed", "failureReason": reason, "nextRetryAt": Bson::Null, "updatedAt": now}},
+                )
+                .await?;
+            }
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(())
+}
