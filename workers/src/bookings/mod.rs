@@ -12,14 +12,9 @@ use domain::bookings::decide::{
 pub use domain::bookings::decide::{booking_id_for, CancelledBy};
 use domain::entities::booking::{BookingSeat, BookingStatus};
 use domain::entities::payment::PaymentStatus;
-use domain::entities::refund::{Refund, RefundStatus};
-use domain::entities::{Booking, Payment};
-use domain::event::Event;
-use domain::events::{
-    BookingConfirmed, BookingCreated, BookingEnded, DomainEvent, HoldConverted, RefundProcessed,
-};
+use domain::entities::Booking;
+use domain::events::{BookingConfirmed, BookingCreated, BookingEnded, DomainEvent, HoldConverted};
 use domain::hold::{HoldStatus, SeatHold};
-use domain::payments::refund_decide::{self, RefundAnswer, RefundPlan};
 use domain::seat::lock_key;
 use domain::{Money, ObjectId, Refusal};
 use futures::future::join_all;
@@ -245,12 +240,15 @@ async fn make_sales_permanent(ctx: &Ctx, booking: &Booking) -> Result<(), Handle
     Ok(())
 }
 
-fn permanent(e: impl std::fmt::Display) -> HandlerError {
+pub(crate) fn permanent(e: impl std::fmt::Display) -> HandlerError {
     HandlerError::Permanent(e.to_string())
 }
 
 /// A booking's seat lines, by their derived ids (lines never written are left out).
-async fn seat_lines(ctx: &Ctx, booking: &Booking) -> Result<Vec<BookingSeat>, HandlerError> {
+pub(crate) async fn seat_lines(
+    ctx: &Ctx,
+    booking: &Booking,
+) -> Result<Vec<BookingSeat>, HandlerError> {
     let repo = Repo::<BookingSeat>::new(&ctx.store);
     let ids = booking
         .seat_ids
@@ -265,7 +263,7 @@ async fn seat_lines(ctx: &Ctx, booking: &Booking) -> Result<Vec<BookingSeat>, Ha
 
 /// Writes a cancellation the domain decided: the booking's changed fields (`version`
 /// raised) and each changed seat line, all by `_id`.
-async fn write_cancellation(ctx: &Ctx, c: &Cancellation) -> Result<(), HandlerError> {
+pub(crate) async fn write_cancellation(ctx: &Ctx, c: &Cancellation) -> Result<(), HandlerError> {
     let b = &c.booking;
     let set = doc! {
         "status": b.status.as_str(), "cancelledAt": b.cancelled_at,
@@ -285,7 +283,7 @@ async fn write_cancellation(ctx: &Ctx, c: &Cancellation) -> Result<(), HandlerEr
 }
 
 /// The facts of a booking's end: `booking.cancelled`, or `booking.expired` when it ran out.
-fn ended(
+pub(crate) fn ended(
     before: &Booking,
     by: CancelledBy,
     refund: Option<(ObjectId, Money)>,
@@ -355,7 +353,7 @@ pub async fn cancel(
         CancelDecision::Refuse(r) => Ok(Reply::refused(&r)),
         CancelDecision::RefundAndCancel(by) => {
             let booking = booking.ok_or_else(|| permanent("decided without its booking"))?;
-            refund_and_cancel(ctx, env, &booking, c, by).await
+            crate::payments::refunds::refund_and_cancel(ctx, env, &booking, c, by).await
         }
         // A payment in flight decides the booking; cancel only when none is running.
         // Under the lease a new payment attempt takes, so none starts meanwhile.
@@ -377,160 +375,6 @@ pub async fn cancel(
             .await
         }
     }
-}
-
-/// A paid booking cancelled: refunded per its event's policy (once), its tickets
-/// cancelled, its seats back on sale, the booking `cancelled`.
-async fn refund_and_cancel(
-    ctx: &Ctx,
-    env: &CommandEnvelope,
-    booking: &Booking,
-    c: &CancelBooking,
-    by: CancelledBy,
-) -> Result<Reply, HandlerError> {
-    let Some(event) = Repo::<Event>::new(&ctx.store).get(booking.event_id).await? else {
-        return Err(permanent("a booking's event is missing"));
-    };
-    let payment_id = booking
-        .payment_id
-        .unwrap_or_else(|| crate::payments::payment_id_for(&booking.id));
-    let Some(payment) = Repo::<Payment>::new(&ctx.store).get(payment_id).await? else {
-        return Err(permanent("a confirmed booking has no payment"));
-    };
-    let plan = match refund_decide::decide_refund(&payment, &event, by, ctx.now()) {
-        Ok(plan) => plan,
-        Err(e) => {
-            return match e.refusal() {
-                Some(r) => Ok(Reply::refused(&r)),
-                None => Err(permanent(e)),
-            }
-        }
-    };
-    let refund = refund_once(ctx, env, booking, &payment, plan, c.note.clone()).await?;
-    let pay_status = settle_refunds(ctx, &payment, &refund).await?;
-    crate::tickets::cancel::cancel_tickets(ctx, booking.id, by.reason()).await?;
-    free_seats(
-        ctx,
-        booking.event_id,
-        &booking.seat_ids,
-        Owner::Booking(booking.id),
-    )
-    .await?;
-    let lines = seat_lines(ctx, booking).await?;
-    let cancellation = decide::cancel_paid(booking, &lines, by, pay_status, ctx.now_stored())
-        .map_err(permanent)?;
-    write_cancellation(ctx, &cancellation).await?;
-    let refund_json = api_json(&to_doc(&refund)?);
-    let processed = DomainEvent::RefundProcessed(RefundProcessed {
-        refund_id: refund.id,
-        event_id: booking.event_id,
-        booking_id: booking.id,
-        refund_minor: refund.refund_amount.minor(),
-        payment_status: pay_status,
-        currency: Some(refund.refund_amount.currency()),
-    });
-    ctx.emit(env, processed, None, Some(refund_json.clone()))
-        .await?;
-    let after = &cancellation.booking;
-    ctx.emit(
-        env,
-        ended(
-            booking,
-            by,
-            Some((refund.id, refund.refund_amount)),
-            Some(pay_status),
-        ),
-        Some(json!({"status": booking.status.as_str()})),
-        Some(json!({
-            "status": after.status.as_str(), "cancellationReason": by.reason(),
-            "paymentStatus": pay_status.as_str(),
-        })),
-    )
-    .await?;
-    Ok(Reply::ok(
-        200,
-        json!({"booking": api_json(&to_doc(after)?), "refund": refund_json}),
-    ))
-}
-
-/// The one refund of a booking's cancellation: found if made before (a second cancel or
-/// a redelivery), else asked of the gateway and recorded `processed`.
-async fn refund_once(
-    ctx: &Ctx,
-    env: &CommandEnvelope,
-    booking: &Booking,
-    payment: &Payment,
-    plan: RefundPlan,
-    note: Option<String>,
-) -> Result<Refund, HandlerError> {
-    let repo = Repo::<Refund>::new(&ctx.store);
-    let id = refund_decide::refund_id_for(&booking.id);
-    if let Some(r) = repo.get(id).await? {
-        return Ok(r);
-    }
-    let charge_txn = payment.transaction_id.clone().unwrap_or_default();
-    let answer = ctx
-        .gateway
-        .refund(
-            &format!("refund:{}", id.to_hex()),
-            &charge_txn,
-            plan.decision.amount,
-        )
-        .await?;
-    let answer = RefundAnswer {
-        transaction_id: answer.transaction_id,
-        response: answer.response,
-        requested_by: env.issuer.as_ref().map(|i| i.user_id),
-        note,
-        command_id: &env.id,
-    };
-    let refund = refund_decide::processed_refund(booking, payment, plan, answer, ctx.now_stored())
-        .map_err(permanent)?;
-    if repo.insert_once(&refund).await? {
-        return Ok(refund);
-    }
-    Ok(repo.get(id).await?.unwrap_or(refund))
-}
-
-/// The payment after its processed refunds, written; returns its status.
-async fn settle_refunds(
-    ctx: &Ctx,
-    payment: &Payment,
-    refund: &Refund,
-) -> Result<PaymentStatus, HandlerError> {
-    let mut amounts = Vec::new();
-    let mut cur = ctx
-        .store
-        .col(names::REFUNDS)
-        .find(doc! {"paymentId": payment.id, "status": RefundStatus::Processed.as_str()})
-        .await?;
-    while cur.advance().await? {
-        let r: Refund = bson::from_document(cur.deserialize_current()?)
-            .map_err(|e| permanent(format!("a stored refund: {e}")))?;
-        amounts.push(r.refund_amount);
-    }
-    let after = refund_decide::payment_after_refunds(
-        payment,
-        &amounts,
-        refund.refund_transaction_id.as_deref(),
-        ctx.now_stored(),
-    )
-    .map_err(permanent)?;
-    let mut set = doc! {
-        "refundedAmount": bson::to_bson(&after.refunded_amount)?,
-        "status": after.status.as_str(), "updatedAt": after.updated_at,
-    };
-    if after.refunded_amount.minor() > 0 {
-        set.insert("refundedAt", after.refunded_at);
-        set.insert(
-            "refundTransactionId",
-            after.refund_transaction_id.as_deref(),
-        );
-    }
-    Repo::<Payment>::new(&ctx.store)
-        .patch(payment.id, set)
-        .await?;
-    Ok(after.status)
 }
 
 /// The expiry worker: a pending booking past `expiresAt` with no payment running.

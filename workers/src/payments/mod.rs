@@ -16,6 +16,7 @@
 //! transient error, which asks for a redelivery that needs the card again, keeps it.
 
 pub mod gateway;
+pub mod refunds;
 
 use std::time::Duration;
 
