@@ -1,14 +1,16 @@
 //! The user's notifications as the API shows them: the list, and marking one read.
 
 use bson::{doc, Document};
-use domain::{DateTime, ObjectId};
+use domain::entities::notification::{Notification, NotificationType};
+use domain::notifications::decide::{self, ReadDecision};
+use domain::ObjectId;
 use serde_json::Value;
-use streams::codes::{ErrorCode, Reply};
+use streams::codes::Reply;
 use streams::commands::{CommandEnvelope, NotificationRef};
 
-use super::SECRET_TYPES;
 use crate::app::context::{Ctx, HandlerError};
-use crate::store::{api_json, names};
+use crate::store::repo::Repo;
+use crate::store::{api_json, names, to_doc};
 
 /// A notification as the API shows it: no one-time tokens.
 pub fn public_json(d: &Document) -> Value {
@@ -16,7 +18,8 @@ pub fn public_json(d: &Document) -> Value {
     if let Some(md) = v.get_mut("messageData").and_then(Value::as_object_mut) {
         md.remove("token");
     }
-    if SECRET_TYPES.contains(&d.get_str("type").unwrap_or_default()) {
+    let kind = d.get_str("type").ok().and_then(NotificationType::parse);
+    if kind.is_some_and(decide::is_secret) {
         if let Some(o) = v.as_object_mut() {
             o.remove("message");
         }
@@ -51,35 +54,31 @@ pub async fn mark_read(
     env: &CommandEnvelope,
     c: &NotificationRef,
 ) -> Result<Reply, HandlerError> {
-    let Some(issuer) = env.issuer.clone() else {
-        return Ok(Reply::error(ErrorCode::Unauthorized, "sign in first"));
-    };
-    let col = ctx.store.col(names::NOTIFICATIONS);
+    if env.issuer.is_none() {
+        // Refused before the lease: an anonymous request writes nothing.
+        if let ReadDecision::Refuse(r) = decide::decide_mark_read(None, None, ctx.now_stored()) {
+            return Ok(Reply::refused(&r));
+        }
+    }
+    let repo = Repo::<Notification>::new(&ctx.store);
     let id = c.notification_id;
-    crate::store::leases::with_lease(ctx, names::NOTIFICATIONS, id, || async move {
-        let Some(mut d) = col.find_one(doc! {"_id": id}).await? else {
-            return Ok(Reply::error(
-                ErrorCode::NotificationNotFound,
-                "no such notification",
-            ));
-        };
-        if d.get_object_id("userId").ok() != Some(issuer.user_id) {
-            return Ok(Reply::error(
-                ErrorCode::NotificationNotFound,
-                "no such notification",
-            ));
-        }
-        if d.get_datetime("readAt").is_err() {
-            let now = DateTime::now();
-            let mut set = doc! {"readAt": now, "updatedAt": now};
-            if d.get_str("status") == Ok("sent") {
-                set.insert("status", "read");
+    crate::store::leases::with_lease(ctx, names::NOTIFICATIONS, id, || async {
+        let n = repo.get(id).await?;
+        let after = match decide::decide_mark_read(env.actor(), n.as_ref(), ctx.now_stored()) {
+            ReadDecision::Refuse(r) => return Ok(Reply::refused(&r)),
+            ReadDecision::AlreadyRead => n.ok_or_else(|| {
+                HandlerError::Permanent("a notification read without itself".into())
+            })?,
+            ReadDecision::Mark(after) => {
+                let set = doc! {
+                    "readAt": after.read_at, "status": after.status.as_str(),
+                    "updatedAt": after.updated_at,
+                };
+                repo.patch(id, set).await?;
+                after
             }
-            col.update_one(doc! {"_id": id}, doc! {"$set": set.clone()})
-                .await?;
-            d.extend(set);
-        }
-        Ok(Reply::ok(200, public_json(&d)))
+        };
+        Ok(Reply::ok(200, public_json(&to_doc(&after)?)))
     })
     .await
 }

@@ -1,11 +1,12 @@
 //! The notifications projection: which notifications each domain event makes, and the
 //! pending reminders a cancellation withdraws.
 
-use bson::{doc, Bson, Document};
-use domain::entities::notification::NotificationType;
+use bson::{doc, Document};
+use domain::entities::notification::{Notification, NotificationStatus, NotificationType};
 use domain::events::{
     BookingConfirmed, BookingEnded, EventStatusChanged, PaymentAttempt, RefundProcessed,
 };
+use domain::notifications::decide;
 use domain::{DateTime, ObjectId};
 use futures::TryStreamExt;
 use serde_json::{json, Value};
@@ -16,6 +17,7 @@ use super::vars::{
 };
 use super::{create, NewNotification};
 use crate::app::context::{Ctx, HandlerError};
+use crate::store::repo::Repo;
 use crate::store::{bson_to_json, names};
 
 /// Turns one domain event into its notifications (none for most events).
@@ -83,7 +85,7 @@ async fn booking_confirmed(
         .as_ref()
         .and_then(|e| e.get_datetime("eventDate").ok().copied());
     if let Some(starts) = starts {
-        let now = DateTime::now().timestamp_millis();
+        let now = ctx.now().timestamp_millis();
         if starts.timestamp_millis() > now {
             let at = (starts.timestamp_millis() - ctx.cfg.reminder_before_secs * 1000).max(now);
             create(
@@ -305,7 +307,7 @@ async fn event_cancelled(
 async fn withdraw(ctx: &Ctx, filter: Document, reason: &str) -> Result<(), HandlerError> {
     let col = ctx.store.col(names::NOTIFICATIONS);
     let mut f = filter;
-    f.insert("status", "pending");
+    f.insert("status", NotificationStatus::Pending.as_str());
     let ids: Vec<ObjectId> = col
         .find(f)
         .projection(doc! {"_id": 1})
@@ -315,17 +317,19 @@ async fn withdraw(ctx: &Ctx, filter: Document, reason: &str) -> Result<(), Handl
         .iter()
         .filter_map(|d| d.get_object_id("_id").ok())
         .collect();
+    let repo = Repo::<Notification>::new(&ctx.store);
     for id in ids {
-        let col = col.clone();
+        let repo = &repo;
         crate::store::leases::with_lease(ctx, names::NOTIFICATIONS, id, || async move {
-            let cur = col.find_one(doc! {"_id": id}).await?;
-            if cur.as_ref().and_then(|d| d.get_str("status").ok()) == Some("pending") {
-                let now = DateTime::now();
-                col.update_one(
-                    doc! {"_id": id},
-                    doc! {"$set": {"status": "failed", "failureReason": reason, "nextRetryAt": Bson::Null, "updatedAt": now}},
-                )
-                .await?;
+            let Some(n) = repo.get(id).await? else {
+                return Ok(());
+            };
+            if let Some(after) = decide::withdraw(&n, reason, ctx.now_stored()) {
+                let set = doc! {
+                    "status": after.status.as_str(), "failureReason": after.failure_reason.as_deref(),
+                    "nextRetryAt": after.next_retry_at, "updatedAt": after.updated_at,
+                };
+                repo.patch(id, set).await?;
             }
             Ok(())
         })

@@ -27,9 +27,10 @@ mod vars;
 
 use std::time::Duration;
 
-use bson::{doc, Document};
-use domain::entities::notification::{Medium, Notification, NotificationStatus, NotificationType};
+use domain::entities::notification::{Notification, NotificationStatus, NotificationType};
 use domain::ids::derive_object_id;
+use domain::notifications::decide;
+use domain::user::User;
 use domain::{DateTime, ObjectId};
 use serde_json::{json, Value};
 use streams::events::EventEnvelope;
@@ -43,14 +44,10 @@ pub use self::messages::on_event;
 use crate::app::consumer::{self, Outcome, Spec};
 use crate::app::context::{Ctx, HandlerError};
 use crate::app::runtime::wire_config;
-use crate::store::{is_duplicate_key, names, to_doc};
+use crate::store::repo::Repo;
 
 /// A `sending` notification older than this is given up as `failed` (outcome unknown).
 pub const STALE_SENDING: Duration = Duration::from_secs(600);
-
-/// Types whose `messageData` holds a secret (a one-time token): never shown by the API
-/// and dropped from the document once sent.
-pub const SECRET_TYPES: &[&str] = &["account_verification", "password_reset"];
 
 pub async fn start(
     ctx: &Ctx,
@@ -102,32 +99,13 @@ pub struct NewNotification {
     pub at: i64,
 }
 
-fn medium_for(user: &Document) -> Medium {
-    let prefs = user.get_document("preferences").ok();
-    let flag = |k: &str, default: bool| prefs.and_then(|p| p.get_bool(k).ok()).unwrap_or(default);
-    let has_phone = user.get_str("phone").is_ok_and(|p| !p.is_empty());
-    if flag("emailNotifications", true) {
-        Medium::Email
-    } else if flag("smsNotifications", false) && has_phone {
-        Medium::Sms
-    } else {
-        Medium::PushNotification
-    }
-}
-
 /// Inserts a notification (pending) for the user unless one with its key exists. True
 /// when this call created it.
 pub async fn create(ctx: &Ctx, n: NewNotification) -> Result<bool, HandlerError> {
-    let users = ctx.store.col(names::USERS);
-    let Some(user) = users.find_one(doc! {"_id": n.user_id}).await? else {
+    let Some(user) = Repo::<User>::new(&ctx.store).get(n.user_id).await? else {
         return Err(HandlerError::Permanent(format!("no user {}", n.user_id)));
     };
-    let medium = if SECRET_TYPES.contains(&n.kind.as_str()) {
-        // Account e-mails prove the address: always by e-mail.
-        Medium::Email
-    } else {
-        medium_for(&user)
-    };
+    let medium = decide::medium_for(n.kind, Some(&user.preferences), user.phone.as_deref());
     // Derived from the key, the medium and the cause's time: a redelivery derives it again.
     let id = derive_object_id(
         "notification",
@@ -136,11 +114,11 @@ pub async fn create(ctx: &Ctx, n: NewNotification) -> Result<bool, HandlerError>
     );
     let mut data = n.data;
     if data.get("name").is_none() {
-        data["name"] = json!(user.get_str("name").unwrap_or_default());
+        data["name"] = json!(user.name);
     }
     let rendered = templates::render(n.kind.as_str(), &data);
-    let secret = SECRET_TYPES.contains(&n.kind.as_str());
-    let now = DateTime::now();
+    let secret = decide::is_secret(n.kind);
+    let now = ctx.now_stored();
     let message_data = bson::to_document(&data)
         .map_err(|e| HandlerError::Permanent(format!("messageData: {e}")))?;
     let note = Notification {
@@ -154,11 +132,12 @@ pub async fn create(ctx: &Ctx, n: NewNotification) -> Result<bool, HandlerError>
         subject: Some(rendered.subject),
         message: (!secret).then_some(rendered.text),
         message_data,
-        email_address: user.get_str("email").ok().map(str::to_string),
+        email_address: Some(user.email.as_str().to_string()),
         email_opened_at: None,
         clicked_link: false,
-        phone_number: user.get_str("phone").ok().map(str::to_string),
-        device_token: user.get_str("deviceToken").ok().map(str::to_string),
+        phone_number: user.phone.clone(),
+        // No device registry yet: push notifications go to the configured sender.
+        device_token: None,
         attempt_count: 0,
         max_attempts: ctx.cfg.notify_max_attempts.max(1) as i32,
         last_attempt_at: None,
@@ -171,18 +150,12 @@ pub async fn create(ctx: &Ctx, n: NewNotification) -> Result<bool, HandlerError>
         created_at: now,
         updated_at: now,
     };
-    match ctx
-        .store
-        .col(names::NOTIFICATIONS)
-        .insert_one(to_doc(&note)?)
-        .await
-    {
-        Ok(_) => {
-            // No token or address in logs: the type and id only.
-            info!(notification = %id, kind = n.kind.as_str(), "notification created");
-            Ok(true)
-        }
-        Err(e) if is_duplicate_key(&e) => Ok(false),
-        Err(e) => Err(e.into()),
+    let created = Repo::<Notification>::new(&ctx.store)
+        .insert_once(&note)
+        .await?;
+    if created {
+        // No token or address in logs: the type and id only.
+        info!(notification = %id, kind = n.kind.as_str(), "notification created");
     }
+    Ok(created)
 }
