@@ -4,21 +4,22 @@
 use std::collections::BTreeSet;
 
 use bson::{doc, Document};
-use chrono::Utc;
-use domain::event::EventStatus;
+use domain::catalog::decide::{self, CancelEventDecision};
+use domain::event::{Event, EventStatus};
 use domain::events::{DomainEvent, EventStatusChanged};
-use domain::{DateTime, ObjectId};
+use domain::ObjectId;
 use futures::TryStreamExt;
 use serde_json::json;
-use streams::codes::{ErrorCode, Reply};
+use streams::codes::Reply;
 use streams::commands::{
     CancelBooking, CancelCause, Command, CommandEnvelope, EventRef, ReleaseHold, ReleaseReason,
 };
 use streams::live::locks::{status_key, SeatLock};
 
-use super::require_admin;
+use super::event_for_admin;
 use crate::app::context::{Ctx, HandlerError};
-use crate::store::{api_json, names};
+use crate::store::repo::Repo;
+use crate::store::{api_json, names, to_doc};
 
 /// Cancels an event: the event first, then one command per booking (full refund) and per
 /// active hold, published with ids derived from them. A restart in the middle redelivers
@@ -28,35 +29,18 @@ pub async fn cancel_event(
     env: &CommandEnvelope,
     c: &EventRef,
 ) -> Result<Reply, HandlerError> {
-    if let Some(r) = require_admin(env) {
-        return Ok(r);
-    }
-    let events = ctx.store.col(names::EVENTS);
-    let Some(before) = events.find_one(doc! {"_id": c.event_id}).await? else {
-        return Ok(Reply::error(ErrorCode::EventNotFound, "no such event"));
+    let event = event_for_admin(ctx, env, c.event_id).await?;
+    let after = match decide::decide_cancel_event(env.actor(), event.as_ref(), ctx.now_stored()) {
+        CancelEventDecision::Refuse(r) => return Ok(Reply::refused(&r)),
+        CancelEventDecision::Cancel(after) => after,
     };
-    let status = before.get_str("status").unwrap_or_default().to_string();
-    if status == "completed" {
-        return Ok(Reply::error(
-            ErrorCode::EventNotCancellable,
-            "a completed event cannot be cancelled",
-        ));
-    }
-    let now = mark_cancelled(ctx, env, c.event_id, &status).await?;
+    let before =
+        event.ok_or_else(|| HandlerError::Permanent("cancelled without its event".into()))?;
+    mark_cancelled(ctx, env, &before, after.as_ref()).await?;
     let bookings = live_bookings(ctx, c.event_id).await?;
     let holds = active_holds(ctx, c.event_id).await?;
     fan_out(ctx, env, undo_commands(&bookings, &holds)).await?;
-    let mut after = before.clone();
-    after.insert("status", "cancelled");
-    after.insert(
-        "cancelledAt",
-        before
-            .get_datetime("cancelledAt")
-            .ok()
-            .copied()
-            .unwrap_or(now),
-    );
-    let mut v = api_json(&after);
+    let mut v = api_json(&to_doc(after.as_ref().unwrap_or(&before))?);
     // The refunds run as one command per booking: GET /v1/events/{id} says when they
     // are done (`cancellation.status`), each booking when it is (`status`, `paymentStatus`).
     v["cancellation"] = json!({
@@ -67,33 +51,33 @@ pub async fn cancel_event(
     Ok(Reply::ok(200, v))
 }
 
-/// Stops the sales, marks the event cancelled (unless it is already) and says so in
-/// EVENTS. Returns the time of the cancellation.
+/// Stops the sales, writes the cancelled event (`after`; `None`: cancelled before) and
+/// says so in EVENTS.
 async fn mark_cancelled(
     ctx: &Ctx,
     env: &CommandEnvelope,
-    event_id: ObjectId,
-    status: &str,
-) -> Result<DateTime, HandlerError> {
-    let events = ctx.store.col(names::EVENTS);
+    before: &Event,
+    after: Option<&Event>,
+) -> Result<(), HandlerError> {
+    let event_id = before.id;
+    let cancelled = EventStatus::Cancelled.as_str();
     // Sales stop first: the status key shares its stream with the seat locks, so once our
     // view has applied this write, every hold that will ever be answered 201 for this
     // event has its locks in the view (a later one sees `cancelled` and gives them back).
-    let rev = ctx.locks.put(&status_key(&event_id), "cancelled").await?;
+    let rev = ctx.locks.put(&status_key(&event_id), cancelled).await?;
     ctx.live
         .locks
         .wait_for(rev)
         .await
         .map_err(|e| HandlerError::Transient(e.to_string()))?;
-    let now = DateTime::now();
-    if status != "cancelled" {
+    if let Some(a) = after {
+        let repo = Repo::<Event>::new(&ctx.store);
         crate::store::leases::with_lease(ctx, names::EVENTS, event_id, || async {
-            events
-                .update_one(
-                    doc! {"_id": event_id},
-                    doc! {"$set": {"status": "cancelled", "cancelledAt": now, "updatedAt": now}},
-                )
-                .await?;
+            let set = doc! {
+                "status": a.status.as_str(), "cancelledAt": a.cancelled_at,
+                "updatedAt": a.updated_at,
+            };
+            repo.patch(event_id, set).await?;
             Ok(())
         })
         .await?;
@@ -102,13 +86,13 @@ async fn mark_cancelled(
         env,
         DomainEvent::EventCancelled(EventStatusChanged {
             event_id,
-            previous_status: EventStatus::parse(status),
+            previous_status: Some(before.status),
         }),
-        Some(json!({"status": status})),
-        Some(json!({"status": EventStatus::Cancelled.as_str()})),
+        Some(json!({"status": before.status.as_str()})),
+        Some(json!({"status": cancelled})),
     )
     .await?;
-    Ok(now)
+    Ok(())
 }
 
 /// The event's bookings still to undo: pending, confirmed or completed.
@@ -191,7 +175,7 @@ async fn fan_out(
             issuer: issuer.clone(),
             // Signed now by the workers' key: a redelivered cancellation may come long
             // after the admin's command was signed.
-            issued_at: Utc::now(),
+            issued_at: ctx.now(),
             context: env.context.clone(),
             command,
         };

@@ -11,6 +11,7 @@ pub mod seat_map;
 
 use bson::{doc, Document};
 use chrono::{NaiveDateTime, TimeZone, Utc};
+use domain::catalog::decide::{self, PublishDecision};
 use domain::event::{
     parse_date_time, plan_seats, required_text, CancellationPolicy, Event, EventStatus, Pricing,
     SeatPlan, SectionSummary,
@@ -26,19 +27,27 @@ use streams::live::locks::status_key;
 
 pub use self::cancel::cancel_event;
 use crate::app::context::{Ctx, HandlerError};
+use crate::store::repo::Repo;
 use crate::store::{api_json, is_duplicate_key, names, to_doc};
 
 /// Seats per `insert_many` batch.
 const SEAT_BATCH: usize = 1000;
 
 fn require_admin(env: &CommandEnvelope) -> Option<Reply> {
-    match &env.issuer {
-        Some(i) if i.role.is_admin() => None,
-        Some(_) => Some(Reply::error(
-            ErrorCode::Forbidden,
-            "only admins manage events",
-        )),
-        None => Some(Reply::error(ErrorCode::Unauthorized, "sign in first")),
+    decide::require_admin(env.actor())
+        .err()
+        .map(|r| Reply::refused(&r))
+}
+
+/// The event, read only for an admin (anyone else is refused without a read).
+async fn event_for_admin(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    id: ObjectId,
+) -> Result<Option<Event>, HandlerError> {
+    match decide::require_admin(env.actor()) {
+        Ok(_) => Ok(Repo::<Event>::new(&ctx.store).get(id).await?),
+        Err(_) => Ok(None),
     }
 }
 
@@ -66,7 +75,7 @@ pub async fn create_event(
     };
     let secs = env.issued_at.timestamp();
     let event_id = derive_object_id("event", &env.id, secs);
-    let now = DateTime::now();
+    let now = ctx.now_stored();
     insert_seats(ctx, &p.plan, event_id, secs, now).await?;
     let seats = p.plan.len();
     let event = p.into_event(c, event_id, admin, now)?;
@@ -259,54 +268,42 @@ pub async fn publish_event(
     env: &CommandEnvelope,
     c: &EventRef,
 ) -> Result<Reply, HandlerError> {
-    if let Some(r) = require_admin(env) {
-        return Ok(r);
-    }
-    let events = ctx.store.col(names::EVENTS);
-    let Some(before) = events.find_one(doc! {"_id": c.event_id}).await? else {
-        return Ok(Reply::error(ErrorCode::EventNotFound, "no such event"));
-    };
-    match before.get_str("status").unwrap_or_default() {
-        "draft" => {}
+    let event = event_for_admin(ctx, env, c.event_id).await?;
+    let after = match decide::decide_publish(env.actor(), event.as_ref(), ctx.now_stored()) {
+        PublishDecision::Refuse(r) => return Ok(Reply::refused(&r)),
         // Publishing twice is harmless.
-        "published" => {
-            ctx.locks.put(&status_key(&c.event_id), "published").await?;
-            return Ok(Reply::ok(200, api_json(&before)));
+        PublishDecision::AlreadyPublished => {
+            let published = EventStatus::Published.as_str();
+            ctx.locks.put(&status_key(&c.event_id), published).await?;
+            let shown = event
+                .ok_or_else(|| HandlerError::Permanent("published without its event".into()))?;
+            return Ok(Reply::ok(200, api_json(&to_doc(&shown)?)));
         }
-        other => {
-            return Ok(Reply::error(
-                ErrorCode::EventNotDraft,
-                format!("a {other} event cannot be published"),
-            ))
-        }
-    }
-    let now = DateTime::now();
+        PublishDecision::Publish(after) => after,
+    };
+    let repo = Repo::<Event>::new(&ctx.store);
     crate::store::leases::with_lease(ctx, names::EVENTS, c.event_id, || async {
-        events
-            .update_one(
-                doc! {"_id": c.event_id},
-                doc! {"$set": {"status": "published", "publishedAt": now, "updatedAt": now}},
-            )
-            .await?;
+        let set = doc! {
+            "status": after.status.as_str(), "publishedAt": after.published_at,
+            "updatedAt": after.updated_at,
+        };
+        repo.patch(c.event_id, set).await?;
         Ok(())
     })
     .await?;
     // Sales open once the status key says so (the hold path reads only that).
-    ctx.locks.put(&status_key(&c.event_id), "published").await?;
-    let mut after = before.clone();
-    after.insert("status", "published");
-    after.insert("publishedAt", now);
-    after.insert("updatedAt", now);
-    let after = api_json(&after);
+    ctx.locks
+        .put(&status_key(&c.event_id), after.status.as_str())
+        .await?;
     ctx.emit(
         env,
         DomainEvent::EventPublished(EventStatusChanged {
             event_id: c.event_id,
-            previous_status: Some(EventStatus::Draft),
+            previous_status: event.map(|e| e.status),
         }),
         Some(json!({"status": EventStatus::Draft.as_str()})),
-        Some(json!({"status": EventStatus::Published.as_str()})),
+        Some(json!({"status": after.status.as_str()})),
     )
     .await?;
-    Ok(Reply::ok(200, after))
+    Ok(Reply::ok(200, api_json(&to_doc(&after)?)))
 }
