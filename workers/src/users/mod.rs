@@ -8,7 +8,7 @@
 pub mod tokens;
 
 use bson::doc;
-use chrono::Utc;
+use domain::accounts::decide::{self, SuspendDecision};
 use domain::events::{DomainEvent, UserLoggedOut, UserRegistered, UserSuspended};
 use domain::ids::derive_object_id;
 use domain::user::{check_name, Email, Preferences, Role, User, UserStatus};
@@ -18,6 +18,7 @@ use streams::codes::{ErrorCode, Reply};
 use streams::commands::{CommandEnvelope, RegisterUser};
 
 use crate::app::context::{Ctx, HandlerError};
+use crate::store::repo::Repo;
 use crate::store::{api_json, is_duplicate_key, names, to_doc};
 
 /// Registers a user; `admin` creates the configured first admin (verified, role admin)
@@ -38,7 +39,7 @@ pub async fn register(
             return Ok(Reply::ok(200, api_json(&existing)));
         }
     }
-    let user = new_user(env, c, email, name, admin);
+    let user = new_user(env, c, email, name, admin, ctx.now_stored());
     let id = user.id;
     let mut d = to_doc(&user)?;
     d.insert("commandId", env.id.as_str());
@@ -56,7 +57,7 @@ pub async fn register(
         DomainEvent::UserRegistered(UserRegistered {
             user_id: id,
             role: user.role,
-            at: Utc::now(),
+            at: ctx.now(),
         }),
         None,
         Some(after.clone()),
@@ -93,8 +94,8 @@ fn new_user(
     email: Email,
     name: String,
     admin: bool,
+    now: DateTime,
 ) -> User {
-    let now = DateTime::now();
     let id = derive_object_id("user", &env.id, env.issued_at.timestamp());
     User {
         id,
@@ -182,51 +183,48 @@ pub async fn suspend(
     env: &CommandEnvelope,
     c: &streams::commands::UserRef,
 ) -> Result<Reply, HandlerError> {
-    if !env.issuer.as_ref().is_some_and(|i| i.role.is_admin()) {
-        return Ok(Reply::error(ErrorCode::Forbidden, "admins only"));
-    }
-    if env.issuer.as_ref().is_some_and(|i| i.user_id == c.user_id) {
-        // The last admin would lock everyone out; another admin can do it.
-        return Ok(Reply::error(
-            ErrorCode::Forbidden,
-            "an admin cannot suspend their own account",
-        ));
-    }
-    let users = ctx.store.col(names::USERS);
-    let user_id = c.user_id;
-    let before = crate::store::leases::with_lease(ctx, names::USERS, user_id, || async {
-        let Some(cur) = users.find_one(doc! {"_id": user_id}).await? else {
-            return Ok(None);
-        };
-        if cur.get_str("status") != Ok("suspended") {
-            users
-                .update_one(
-                    doc! {"_id": user_id},
-                    doc! {"$set": {"status": "suspended", "updatedAt": DateTime::now()}},
-                )
-                .await?;
+    if !env.actor().is_some_and(|a| a.is_admin()) {
+        // Refused before the lease: a non-admin's request writes nothing.
+        if let SuspendDecision::Refuse(r) =
+            decide::decide_suspend(env.actor(), None, ctx.now_stored())
+        {
+            return Ok(Reply::refused(&r));
         }
-        Ok(Some(cur))
+    }
+    let users = Repo::<User>::new(&ctx.store);
+    let user_id = c.user_id;
+    let was = crate::store::leases::with_lease(ctx, names::USERS, user_id, || async {
+        let target = users.get(user_id).await?;
+        match decide::decide_suspend(env.actor(), target.as_ref(), ctx.now_stored()) {
+            SuspendDecision::Refuse(r) => Ok(Err(r)),
+            SuspendDecision::Unchanged(status) => Ok(Ok(status)),
+            SuspendDecision::Suspend(after) => {
+                let set = doc! {"status": after.status.as_str(), "updatedAt": after.updated_at};
+                users.patch(user_id, set).await?;
+                Ok(Ok(target.map_or(UserStatus::Active, |u| u.status)))
+            }
+        }
     })
     .await?;
-    let Some(before) = before else {
-        return Ok(Reply::error(ErrorCode::NotFound, "no such account"));
+    let was = match was {
+        Ok(s) => s,
+        Err(r) => return Ok(Reply::refused(&r)),
     };
     // After the write: a crash in between is redelivered and revokes then.
     let r = revoke_tokens(ctx, env, user_id, "suspended").await?;
-    let was = before.get_str("status").unwrap_or("active").to_string();
+    let suspended = UserStatus::Suspended.as_str();
     ctx.emit(
         env,
         DomainEvent::UserSuspended(UserSuspended {
             user_id,
             tokens_revoked_before: r.not_before,
         }),
-        Some(json!({"status": was})),
-        Some(json!({"status": "suspended"})),
+        Some(json!({"status": was.as_str()})),
+        Some(json!({"status": suspended})),
     )
     .await?;
     Ok(Reply::ok(
         200,
-        json!({"id": user_id.to_hex(), "status": "suspended", "tokensRevokedBefore": r.not_before}),
+        json!({"id": user_id.to_hex(), "status": suspended, "tokensRevokedBefore": r.not_before}),
     ))
 }

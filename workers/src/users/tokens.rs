@@ -9,11 +9,13 @@
 //! lease (several commands write them).
 
 use bson::{doc, Bson};
-use domain::accounts::decide::token_acceptable;
+use domain::accounts::decide::{
+    decide_password_reset, decide_verify_email, token_acceptable, ResetDecision,
+};
 use domain::entities::notification::NotificationType;
 use domain::events::{DomainEvent, UserPasswordReset, UserVerified};
-use domain::user::Email;
-use domain::{DateTime, ObjectId};
+use domain::user::{Email, User};
+use domain::{DateTime, ObjectId, Refusal};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use streams::codes::{ErrorCode, Reply};
@@ -23,7 +25,8 @@ use streams::commands::{
 
 use crate::app::context::{Ctx, HandlerError};
 use crate::notifications::{self, NewNotification};
-use crate::store::{api_json, names};
+use crate::store::repo::Repo;
+use crate::store::{api_json, names, to_doc};
 
 /// A fresh one-time token (64 hex digits).
 pub fn new_token() -> String {
@@ -39,10 +42,7 @@ pub fn token_hash(token: &str) -> String {
 }
 
 fn refused() -> Reply {
-    Reply::error(
-        ErrorCode::InvalidOrExpiredToken,
-        "the token is unknown, used or expired",
-    )
+    Reply::refused(&Refusal::InvalidOrExpiredToken)
 }
 
 /// Gives a new user a verification token and mails it, unless it was done already (a
@@ -92,46 +92,52 @@ pub async fn issue_verification(
     Ok(())
 }
 
+/// The user whose stored `field` is the hash of a one-time token, if any.
+async fn holder_of(ctx: &Ctx, field: &str, hash: &str) -> Result<Option<ObjectId>, HandlerError> {
+    let found = ctx
+        .store
+        .col(names::USERS)
+        .find_one(doc! {field: hash})
+        .projection(doc! {"_id": 1})
+        .await?;
+    Ok(found.and_then(|d| d.get_object_id("_id").ok()))
+}
+
 /// `VerifyEmail`: the e-mailed token flips `isVerified`.
 pub async fn verify_email(
     ctx: &Ctx,
     env: &CommandEnvelope,
     c: &OneTimeToken,
 ) -> Result<Reply, HandlerError> {
-    if !token_acceptable(&c.token) {
-        return Ok(refused());
-    }
-    let users = ctx.store.col(names::USERS);
     let hash = token_hash(&c.token);
-    let Some(user) = users.find_one(doc! {"verificationToken": &hash}).await? else {
+    let holder = match token_acceptable(&c.token) {
+        true => holder_of(ctx, "verificationToken", &hash).await?,
+        false => None,
+    };
+    let Some(user_id) = holder else {
         return Ok(refused());
     };
-    let user_id = user
-        .get_object_id("_id")
-        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+    let users = Repo::<User>::new(&ctx.store);
     let updated = crate::store::leases::with_lease(ctx, names::USERS, user_id, || async {
         // Read again under the lease: a concurrent use of the same token loses here.
-        let Some(cur) = users.find_one(doc! {"_id": user_id}).await? else {
-            return Ok(None);
+        let cur = users.get(user_id).await?;
+        let after = match decide_verify_email(&c.token, cur.as_ref(), &hash, ctx.now_stored()) {
+            Ok(after) => after,
+            Err(r) => return Ok(Err(r)),
         };
-        if cur.get_str("verificationToken") != Ok(hash.as_str()) {
-            return Ok(None);
-        }
-        let now = ctx.now_stored();
-        users
+        ctx.store
+            .col(names::USERS)
             .update_one(
                 doc! {"_id": user_id},
-                doc! {"$set": {"isVerified": true, "updatedAt": now}, "$unset": {"verificationToken": ""}},
+                doc! {"$set": {"isVerified": after.is_verified, "updatedAt": after.updated_at}, "$unset": {"verificationToken": ""}},
             )
             .await?;
-        let mut after = cur;
-        after.insert("isVerified", true);
-        after.insert("updatedAt", now);
-        Ok(Some(after))
+        Ok(Ok(after))
     })
     .await?;
-    let Some(after) = updated else {
-        return Ok(refused());
+    let after = match updated {
+        Ok(after) => after,
+        Err(r) => return Ok(Reply::refused(&r)),
     };
     ctx.emit(
         env,
@@ -142,7 +148,7 @@ pub async fn verify_email(
     .await?;
     Ok(Reply::ok(
         200,
-        json!({"verified": true, "user": api_json(&after)}),
+        json!({"verified": true, "user": api_json(&to_doc(&after)?)}),
     ))
 }
 
@@ -207,51 +213,47 @@ pub async fn confirm_password_reset(
     env: &CommandEnvelope,
     c: &PasswordResetConfirm,
 ) -> Result<Reply, HandlerError> {
-    if !c.password_hash.starts_with("$argon2") {
-        return Ok(Reply::error(
-            ErrorCode::ValidationFailed,
-            "passwordHash must be an argon2 PHC string",
-        ));
-    }
-    if !token_acceptable(&c.token) {
-        return Ok(refused());
-    }
-    let users = ctx.store.col(names::USERS);
     let hash = token_hash(&c.token);
-    let Some(user) = users.find_one(doc! {"resetPasswordToken": &hash}).await? else {
+    // Refused on the command alone (a bad hash, an unusable token): nothing is read.
+    let precheck = decide_password_reset(&c.token, &c.password_hash, None, &hash, ctx.now_stored());
+    if let ResetDecision::Refuse(r) = &precheck {
+        if *r != Refusal::InvalidOrExpiredToken || !token_acceptable(&c.token) {
+            return Ok(Reply::refused(r));
+        }
+    }
+    let Some(user_id) = holder_of(ctx, "resetPasswordToken", &hash).await? else {
         return Ok(refused());
     };
-    let user_id = user
-        .get_object_id("_id")
-        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+    let users = Repo::<User>::new(&ctx.store);
     let done = crate::store::leases::with_lease(ctx, names::USERS, user_id, || async {
-        let Some(cur) = users.find_one(doc! {"_id": user_id}).await? else {
-            return Ok(false);
-        };
-        if cur.get_str("resetPasswordToken") != Ok(hash.as_str()) {
-            return Ok(false);
-        }
+        let cur = users.get(user_id).await?;
         let now = ctx.now_stored();
-        let live = cur
-            .get_datetime("resetPasswordExpiry")
-            .map(|t| t.timestamp_millis() > now.timestamp_millis())
-            .unwrap_or(false);
+        let decision = decide_password_reset(&c.token, &c.password_hash, cur.as_ref(), &hash, now);
         let mut update = doc! {"$unset": {"resetPasswordToken": "", "resetPasswordExpiry": ""}};
-        if live {
-            // Before the password changes: a crash in between is redelivered and finds
-            // the token still there, so the revocation is never skipped.
-            crate::users::revoke_tokens(ctx, env, user_id, "password_reset").await?;
-            update.insert(
-                "$set",
-                doc! {"passwordHash": &c.password_hash, "updatedAt": now, "passwordChangedAt": now},
-            );
+        match decision {
+            ResetDecision::Refuse(r) => return Ok(Err(r)),
+            ResetDecision::Expired => {}
+            ResetDecision::Reset => {
+                // Before the password changes: a crash in between is redelivered and
+                // finds the token still there, so the revocation is never skipped.
+                crate::users::revoke_tokens(ctx, env, user_id, "password_reset").await?;
+                update.insert(
+                    "$set",
+                    doc! {"passwordHash": &c.password_hash, "updatedAt": now, "passwordChangedAt": now},
+                );
+            }
         }
-        users.update_one(doc! {"_id": user_id}, update).await?;
-        Ok(live)
+        ctx.store
+            .col(names::USERS)
+            .update_one(doc! {"_id": user_id}, update)
+            .await?;
+        Ok(Ok(decision == ResetDecision::Reset))
     })
     .await?;
-    if !done {
-        return Ok(refused());
+    match done {
+        Ok(true) => {}
+        Ok(false) => return Ok(refused()),
+        Err(r) => return Ok(Reply::refused(&r)),
     }
     ctx.emit(
         env,
