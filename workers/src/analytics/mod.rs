@@ -136,7 +136,7 @@ pub async fn recompute(ctx: &Ctx, event_id: ObjectId) -> Result<(), HandlerError
             .find(|f| f.kind == "sale")
             .and_then(|f| Currency::parse(&f.currency).ok())
             .unwrap_or(Currency::USD);
-        let now = DateTime::now();
+        let now = ctx.now_stored();
         let col = ctx.store.col(names::ANALYTICS);
         for &period in Period::ALL.iter() {
             let buckets: BTreeSet<_> = facts.iter().map(|f| period.bounds(f.at)).collect();

@@ -167,7 +167,7 @@ async fn apply(
         system: Some(system),
         fingerprint: Some(fingerprint),
         reply,
-        completed_at: Utc::now(),
+        completed_at: ctx.now(),
     };
     if let Err(e) = ctx.results.put(&env.id, &stored).await {
         // The effect is durable; without the result a redelivery re-derives it.
@@ -246,7 +246,7 @@ async fn refuse(
         claimed_issuer = ?env.issuer,
         "command refused: its sender is not proven"
     );
-    let now = Utc::now();
+    let now = ctx.now();
     // The stream sequence makes each refused message its own event: a second forgery
     // under the same id is audited too, not dropped as a duplicate.
     let ev = EventEnvelope {

@@ -135,7 +135,7 @@ pub(super) async fn apply_counters(
     apply_holds(ctx, events).await?;
     apply_scans(ctx, events).await?;
     let (order, last) = coalesced(events);
-    let now = DateTime::now();
+    let now = ctx.now_stored();
     let seats = ctx.store.col(names::SEATS);
     let writes = order.iter().map(|seat| {
         let (change, n) = &last[seat];

@@ -9,7 +9,6 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bson::{doc, Document};
-use chrono::Utc;
 use domain::ObjectId;
 use futures::future::join_all;
 use serde_json::{json, Value};
@@ -171,7 +170,7 @@ fn record_download(ctx: &Ctx, issuer: Issuer, ticket_id: ObjectId) {
     let env = CommandEnvelope {
         id: new_command_id(),
         issuer: Some(issuer),
-        issued_at: Utc::now(),
+        issued_at: ctx.now(),
         context: Default::default(),
         command: Command::RecordTicketDownload(TicketRef { ticket_id }),
     };
