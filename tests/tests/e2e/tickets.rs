@@ -406,7 +406,7 @@ async fn redelivered_issuance_still_gives_one_ticket_per_seat() {
     let ctx = app.workers.lock().await.as_ref().unwrap().ctx.clone();
     let ctx = &ctx;
     let bid = ObjectId::parse_str(&booking).unwrap();
-    for r in join_all((0..4).map(|_| workers::tickets::issue(ctx, bid))).await {
+    for r in join_all((0..4).map(|_| workers::issue_tickets(ctx, bid))).await {
         assert_eq!(r.expect("issue again").len(), 3);
     }
     let consumer = app.ns.projection_consumer("ticketing");

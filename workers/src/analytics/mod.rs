@@ -39,17 +39,17 @@ use tokio::task::JoinSet;
 
 use self::facts::{fact_of, record, Fact};
 use self::metrics::metrics_of;
-pub use self::reads::read;
-pub use self::rebuild::rebuild;
+pub(crate) use self::reads::read;
+pub(crate) use self::rebuild::rebuild;
 use crate::app::consumer::{self, Spec};
 use crate::app::context::{Ctx, HandlerError};
 use crate::app::runtime::wire_config;
 use crate::store::names;
 
 /// One fact per relevant domain event.
-pub const FACTS: &str = "analytics_facts";
+pub(crate) const FACTS: &str = "analytics_facts";
 
-pub async fn start(
+pub(crate) async fn start(
     ctx: &Ctx,
     tasks: &mut JoinSet<()>,
     stopped: watch::Receiver<bool>,
@@ -109,7 +109,7 @@ async fn apply(ctx: &Ctx, events: &[EventEnvelope]) -> Result<(), HandlerError> 
 }
 
 /// Recomputes every metric of one show from its facts, under its analytics lease.
-pub async fn recompute(ctx: &Ctx, event_id: ObjectId) -> Result<(), HandlerError> {
+pub(crate) async fn recompute(ctx: &Ctx, event_id: ObjectId) -> Result<(), HandlerError> {
     crate::store::leases::with_lease(ctx, names::ANALYTICS, event_id, || async {
         let facts: Vec<Fact> = ctx
             .store

@@ -14,7 +14,7 @@ use crate::app::context::Ctx;
 use crate::store::{api_json, names, StoreError};
 
 /// `GET /v1/events/{id}/analytics?period=`: the stored metrics, oldest period first.
-pub async fn read(
+pub(crate) async fn read(
     ctx: &Ctx,
     event_id: ObjectId,
     period: Option<&str>,

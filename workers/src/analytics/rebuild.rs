@@ -19,7 +19,7 @@ use crate::app::context::{Ctx, HandlerError};
 use crate::store::names;
 
 /// `RebuildAnalytics` (admins): drop everything and replay EVENTS from the start.
-pub async fn rebuild(ctx: &Ctx, env: &CommandEnvelope) -> Result<Reply, HandlerError> {
+pub(crate) async fn rebuild(ctx: &Ctx, env: &CommandEnvelope) -> Result<Reply, HandlerError> {
     if !env.issuer.as_ref().is_some_and(|i| i.role.is_admin()) {
         return Ok(Reply::error(ErrorCode::Forbidden, "admins only"));
     }

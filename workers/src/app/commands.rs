@@ -22,7 +22,7 @@ use crate::app::context::{Ctx, HandlerError};
 
 /// How a command consumer is run: `concurrency` handlers at once, acks confirmed, and a
 /// transient failure given up (and answered) on the consumer's last delivery.
-pub fn spec(ctx: &Ctx, name: &'static str) -> Spec {
+pub(crate) fn spec(ctx: &Ctx, name: &'static str) -> Spec {
     Spec {
         give_up_after: Some(ctx.cfg.max_deliver),
         confirm_acks: true,
@@ -31,9 +31,9 @@ pub fn spec(ctx: &Ctx, name: &'static str) -> Spec {
 }
 
 /// A command message: its envelope, or why it does not decode (answered to the caller).
-pub type Decoded = Result<CommandEnvelope, String>;
+pub(crate) type Decoded = Result<CommandEnvelope, String>;
 
-pub fn decode(msg: &async_nats::jetstream::Message) -> Result<Decoded, String> {
+pub(crate) fn decode(msg: &async_nats::jetstream::Message) -> Result<Decoded, String> {
     Ok(consumer::json::<CommandEnvelope>(msg).map_err(|e| format!("undecodable command: {e}")))
 }
 
@@ -71,7 +71,7 @@ fn failed(ctx: &Ctx, inbox: Option<String>, reason: String) -> Outcome {
 }
 
 /// Handles one command message.
-pub async fn handle(ctx: Ctx, d: Arc<Delivery<Decoded>>) -> Outcome {
+pub(crate) async fn handle(ctx: Ctx, d: Arc<Delivery<Decoded>>) -> Outcome {
     let msg = &d.msg;
     let inbox = header(msg.headers.as_ref(), headers::REPLY_TO).map(str::to_string);
     let env = match &d.item {

@@ -32,7 +32,7 @@ use tracing::{error, info, warn};
 use crate::app::context::{Ctx, HandlerError};
 
 /// One decoded message.
-pub struct Delivery<T> {
+pub(crate) struct Delivery<T> {
     pub msg: Message,
     pub item: T,
     /// 1 on the first delivery.
@@ -42,7 +42,7 @@ pub struct Delivery<T> {
 }
 
 /// What became of one message.
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Applied, or nothing to do: acked.
     Done,
     /// Worth another delivery: nak'd with `delay` (None: the consumer's back-off list),
@@ -61,7 +61,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub fn give_up(reason: impl Into<String>) -> Self {
+    pub(crate) fn give_up(reason: impl Into<String>) -> Self {
         Outcome::GiveUp {
             reason: reason.into(),
             then: None,
@@ -69,7 +69,7 @@ impl Outcome {
     }
 
     /// The outcome of a handler's result, transient failures retried after `delay`.
-    pub fn of(result: Result<(), HandlerError>, delay: Option<Duration>) -> Self {
+    pub(crate) fn of(result: Result<(), HandlerError>, delay: Option<Duration>) -> Self {
         match result {
             Ok(()) => Outcome::Done,
             Err(HandlerError::Transient(reason)) => Outcome::Retry { delay, reason },
@@ -80,7 +80,7 @@ impl Outcome {
 
 /// How a consumer is run.
 #[derive(Debug, Clone, Copy)]
-pub struct Spec {
+pub(crate) struct Spec {
     /// The name in logs.
     pub name: &'static str,
     /// [`each`]: handlers in flight at once. [`batches`]: messages per batch.
@@ -100,7 +100,7 @@ pub struct Spec {
 }
 
 impl Spec {
-    pub fn new(name: &'static str, size: usize) -> Self {
+    pub(crate) fn new(name: &'static str, size: usize) -> Self {
         Spec {
             name,
             size: size.max(1),
@@ -113,13 +113,13 @@ impl Spec {
 }
 
 /// Decodes a message's JSON payload.
-pub fn json<T: DeserializeOwned>(msg: &Message) -> Result<T, String> {
+pub(crate) fn json<T: DeserializeOwned>(msg: &Message) -> Result<T, String> {
     serde_json::from_slice(&msg.payload).map_err(|e| format!("undecodable message: {e}"))
 }
 
 /// Runs `handle` on each message of `consumer` as it arrives, at most `spec.size` at
 /// once, until `stopped` changes; then lets the handlers in flight finish and settle.
-pub async fn each<T, D, H, F>(
+pub(crate) async fn each<T, D, H, F>(
     ctx: Ctx,
     consumer: PullConsumer,
     spec: Spec,
@@ -198,7 +198,7 @@ pub async fn each<T, D, H, F>(
 /// Runs `apply` on each fetched batch of up to `spec.size` decoded messages (those that
 /// do not decode are given up one by one), until `stopped` changes. The batch is settled
 /// from the one result: all acked, or all retried (a batch apply must be idempotent).
-pub async fn batches<T, D, H, F>(
+pub(crate) async fn batches<T, D, H, F>(
     ctx: Ctx,
     consumer: PullConsumer,
     spec: Spec,
@@ -307,7 +307,7 @@ async fn settle(ctx: &Ctx, spec: &Spec, msg: &Message, outcome: Outcome) {
 }
 
 /// Copies the message to DEADLETTERS with its reason and delivery count.
-pub async fn dead_letter(ctx: &Ctx, msg: &Message, reason: &str, delivered: i64) {
+pub(crate) async fn dead_letter(ctx: &Ctx, msg: &Message, reason: &str, delivered: i64) {
     ctx.metrics.dead_lettered(msg);
     let mut h = msg.headers.clone().unwrap_or_default();
     h.insert(headers::DEADLETTER_REASON, reason);

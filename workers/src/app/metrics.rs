@@ -27,17 +27,17 @@ use streams::commands::CommandEnvelope;
 use tokio::sync::watch;
 use tracing::warn;
 
-pub const CONSUMER_PENDING: &str = "workers_consumer_pending";
-pub const CONSUMER_ACK_PENDING: &str = "workers_consumer_ack_pending";
-pub const REDELIVERED: &str = "workers_messages_redelivered_total";
-pub const HANDLER_DURATION: &str = "workers_handler_duration_seconds";
-pub const DEAD_LETTERED: &str = "workers_dead_lettered_total";
-pub const COMMANDS_APPLIED: &str = "workers_commands_applied_total";
-pub const COMMANDS_REFUSED: &str = "workers_commands_refused_total";
-pub const COMMANDS_REPLAYED: &str = "workers_commands_replayed_total";
-pub const LOCKS_TAKEN: &str = "workers_seat_locks_taken_total";
-pub const LOCKS_RELEASED: &str = "workers_seat_locks_released_total";
-pub const EXPIRY_COMMANDS: &str = "workers_expiry_commands_total";
+pub(crate) const CONSUMER_PENDING: &str = "workers_consumer_pending";
+pub(crate) const CONSUMER_ACK_PENDING: &str = "workers_consumer_ack_pending";
+pub(crate) const REDELIVERED: &str = "workers_messages_redelivered_total";
+pub(crate) const HANDLER_DURATION: &str = "workers_handler_duration_seconds";
+pub(crate) const DEAD_LETTERED: &str = "workers_dead_lettered_total";
+pub(crate) const COMMANDS_APPLIED: &str = "workers_commands_applied_total";
+pub(crate) const COMMANDS_REFUSED: &str = "workers_commands_refused_total";
+pub(crate) const COMMANDS_REPLAYED: &str = "workers_commands_replayed_total";
+pub(crate) const LOCKS_TAKEN: &str = "workers_seat_locks_taken_total";
+pub(crate) const LOCKS_RELEASED: &str = "workers_seat_locks_released_total";
+pub(crate) const EXPIRY_COMMANDS: &str = "workers_expiry_commands_total";
 
 const BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -48,7 +48,7 @@ static META: Metadata<'static> = Metadata::new("workers", Level::INFO, Some(modu
 /// Why a command was refused: its sender was not proven (signature, key, grant), or the
 /// handler answered with a business error (seats taken, hold expired...).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
+pub(crate) enum Refused {
     Sender,
     Business,
 }
@@ -304,7 +304,7 @@ fn describe(r: &PrometheusRecorder) {
 
 /// Polls `num_pending` and `num_ack_pending` of every watched consumer each `every`,
 /// until `stopped` changes. A failed poll keeps the last value and is logged.
-pub async fn poll(metrics: Metrics, every: Duration, mut stopped: watch::Receiver<bool>) {
+pub(crate) async fn poll(metrics: Metrics, every: Duration, mut stopped: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -338,7 +338,7 @@ pub async fn poll(metrics: Metrics, every: Duration, mut stopped: watch::Receive
 
 /// Binds `addr` (port 0: any free port) and returns the bound address and the server,
 /// which answers `GET /metrics` until `stopped` changes.
-pub async fn serve(
+pub(crate) async fn serve(
     addr: SocketAddr,
     metrics: Metrics,
     mut stopped: watch::Receiver<bool>,

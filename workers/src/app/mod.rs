@@ -1,10 +1,10 @@
 //! What every worker shares: configuration, the context of connections and names, the
 //! process's start-up and command loop, and its metrics.
 
-pub mod commands;
-pub mod config;
-pub mod consumer;
-pub mod context;
-pub mod metrics;
-pub mod runtime;
-pub mod worker;
+pub(crate) mod commands;
+pub(crate) mod config;
+pub(crate) mod consumer;
+pub(crate) mod context;
+pub(crate) mod metrics;
+pub(crate) mod runtime;
+pub(crate) mod worker;

@@ -49,7 +49,7 @@ impl Running {
     }
 }
 
-pub fn wire_config(cfg: &Config) -> WireConfig {
+pub(crate) fn wire_config(cfg: &Config) -> WireConfig {
     WireConfig {
         replicas: cfg.stream_replicas,
         max_deliver: cfg.max_deliver,

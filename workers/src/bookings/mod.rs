@@ -9,7 +9,7 @@ use bson::{doc, Document};
 use domain::bookings::decide::{
     self, booking_seat_id, CancelDecision, Cancellation, CreateDecision, ExpireDecision, ExpiryHeld,
 };
-pub use domain::bookings::decide::{booking_id_for, CancelledBy};
+pub(crate) use domain::bookings::decide::{booking_id_for, CancelledBy};
 use domain::entities::booking::{BookingSeat, BookingStatus};
 use domain::entities::payment::PaymentStatus;
 use domain::entities::Booking;
@@ -29,7 +29,7 @@ use crate::store::leases::with_lease;
 use crate::store::repo::Repo;
 use crate::store::{api_json, is_duplicate_key, names, to_doc};
 
-pub async fn create(
+pub(crate) async fn create(
     ctx: &Ctx,
     env: &CommandEnvelope,
     c: &CreateBooking,
@@ -174,7 +174,7 @@ async fn finish_create(
 
 /// Confirms a paid booking: locks become permanent (a sale), seats `booked`, booking
 /// `confirmed` through the domain's state machine. Returns the booking as the API shows it.
-pub async fn confirm(
+pub(crate) async fn confirm(
     ctx: &Ctx,
     env: &CommandEnvelope,
     booking: &Booking,
@@ -309,7 +309,7 @@ pub(crate) fn ended(
 
 /// Cancels a booking nobody paid for: seats back on sale, booking `cancelled`.
 /// `failed_payment` is the last failed attempt when that is why.
-pub async fn cancel_unpaid(
+pub(crate) async fn cancel_unpaid(
     ctx: &Ctx,
     env: &CommandEnvelope,
     booking: &Booking,
@@ -338,7 +338,7 @@ pub async fn cancel_unpaid(
 }
 
 /// `POST /v1/bookings/{id}/cancel` and the event-cancellation fan-out.
-pub async fn cancel(
+pub(crate) async fn cancel(
     ctx: &Ctx,
     env: &CommandEnvelope,
     c: &CancelBooking,
@@ -378,7 +378,7 @@ pub async fn cancel(
 }
 
 /// The expiry worker: a pending booking past `expiresAt` with no payment running.
-pub async fn expire(
+pub(crate) async fn expire(
     ctx: &Ctx,
     env: &CommandEnvelope,
     c: &BookingRef,

@@ -24,7 +24,7 @@ use crate::store::{api_json, names, to_doc};
 /// Cancels an event: the event first, then one command per booking (full refund) and per
 /// active hold, published with ids derived from them. A restart in the middle redelivers
 /// this command, which publishes again; JetStream and the handlers drop the duplicates.
-pub async fn cancel_event(
+pub(crate) async fn cancel_event(
     ctx: &Ctx,
     env: &CommandEnvelope,
     c: &EventRef,

@@ -7,7 +7,7 @@
 //! then the event document, whose duplicate reads back the first result.
 
 mod cancel;
-pub mod seat_map;
+pub(crate) mod seat_map;
 
 use bson::{doc, Document};
 use chrono::{NaiveDateTime, TimeZone, Utc};
@@ -25,7 +25,7 @@ use streams::codes::{ErrorCode, Reply};
 use streams::commands::{CommandEnvelope, CreateEvent, EventRef};
 use streams::live::locks::status_key;
 
-pub use self::cancel::cancel_event;
+pub(crate) use self::cancel::cancel_event;
 use crate::app::context::{Ctx, HandlerError};
 use crate::store::repo::Repo;
 use crate::store::{api_json, is_duplicate_key, names, to_doc};
@@ -52,7 +52,7 @@ async fn event_for_admin(
 }
 
 /// The id of a seat: stable for (event, row, number).
-pub fn seat_id(event_id: &ObjectId, row: char, number: u32, unix_secs: i64) -> ObjectId {
+pub(crate) fn seat_id(event_id: &ObjectId, row: char, number: u32, unix_secs: i64) -> ObjectId {
     derive_object_id(
         "seat",
         &format!("{}:{row}:{number}", event_id.to_hex()),
@@ -60,7 +60,7 @@ pub fn seat_id(event_id: &ObjectId, row: char, number: u32, unix_secs: i64) -> O
     )
 }
 
-pub async fn create_event(
+pub(crate) async fn create_event(
     ctx: &Ctx,
     env: &CommandEnvelope,
     c: &CreateEvent,
@@ -263,7 +263,7 @@ async fn insert_event(
     }
 }
 
-pub async fn publish_event(
+pub(crate) async fn publish_event(
     ctx: &Ctx,
     env: &CommandEnvelope,
     c: &EventRef,

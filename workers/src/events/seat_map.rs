@@ -21,7 +21,7 @@ pub struct SeatInfo {
     pub price: Money,
 }
 
-pub type SeatMap = Arc<HashMap<ObjectId, SeatInfo>>;
+pub(crate) type SeatMap = Arc<HashMap<ObjectId, SeatInfo>>;
 
 /// What the hold path needs of an event document: its date (which never changes) and the
 /// status it had when first read (used only to write a missing sale-status key).
@@ -44,7 +44,7 @@ pub struct SeatMaps {
 }
 
 /// A rendered seat map: the event, and the section and status filters.
-pub type RenderKey = (ObjectId, Option<String>, Option<String>);
+pub(crate) type RenderKey = (ObjectId, Option<String>, Option<String>);
 
 /// Renderings kept (a few per event on sale); past it the cache starts again empty.
 const MAX_RENDERED: usize = 256;

@@ -39,7 +39,7 @@ enum Due {
 
 type Deadlines = Arc<Mutex<BTreeSet<(i64, Due)>>>;
 
-pub async fn start(
+pub(crate) async fn start(
     ctx: &Ctx,
     tasks: &mut JoinSet<()>,
     stopped: watch::Receiver<bool>,

@@ -11,8 +11,8 @@
 //! stored result (plus the command's own publish and ack). A refused hold costs the
 //! creates it won plus their deletes.
 
-pub mod expiry;
-pub mod seats;
+pub(crate) mod expiry;
+pub(crate) mod seats;
 
 use bson::Document;
 use domain::event::EventStatus;
@@ -37,14 +37,17 @@ use crate::store::repo::Repo;
 use crate::store::{api_json, to_doc};
 
 /// The hold's id, derived from the command that creates it.
-pub fn hold_id_for(env: &CommandEnvelope) -> ObjectId {
+pub(crate) fn hold_id_for(env: &CommandEnvelope) -> ObjectId {
     derive_object_id("hold", &env.id, env.issued_at.timestamp())
 }
 
 /// A hold as it is now, for whoever must act on it: the live view after the read barrier
 /// (so a hold answered a moment ago by any process is found), else MongoDB (holds older
 /// than the view's reach).
-pub async fn find_seat_hold(ctx: &Ctx, id: ObjectId) -> Result<Option<SeatHold>, HandlerError> {
+pub(crate) async fn find_seat_hold(
+    ctx: &Ctx,
+    id: ObjectId,
+) -> Result<Option<SeatHold>, HandlerError> {
     ctx.live
         .holds
         .sync()
@@ -57,7 +60,7 @@ pub async fn find_seat_hold(ctx: &Ctx, id: ObjectId) -> Result<Option<SeatHold>,
 }
 
 /// [`find_seat_hold`] as the stored document.
-pub async fn find_hold(ctx: &Ctx, id: ObjectId) -> Result<Option<Document>, HandlerError> {
+pub(crate) async fn find_hold(ctx: &Ctx, id: ObjectId) -> Result<Option<Document>, HandlerError> {
     match find_seat_hold(ctx, id).await? {
         Some(h) => Ok(Some(to_doc(&h)?)),
         None => Ok(None),
@@ -142,7 +145,7 @@ async fn hold_facts(
     Ok((facts, Some(map)))
 }
 
-pub async fn create(
+pub(crate) async fn create(
     ctx: &Ctx,
     env: &CommandEnvelope,
     c: &CreateHold,
@@ -315,7 +318,7 @@ fn hold_json(hold: &SeatHold, map: &SeatMap) -> Value {
 /// Order matters for redelivery: seats back to `available`, then locks deleted, then the
 /// hold's status. A crash anywhere leaves the hold `active`, so the next delivery (or the
 /// expiry sweep) does the rest; every step is harmless to repeat.
-pub async fn release(
+pub(crate) async fn release(
     ctx: &Ctx,
     env: &CommandEnvelope,
     c: &ReleaseHold,

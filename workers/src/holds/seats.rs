@@ -4,26 +4,22 @@
 //! Lock values name the owner: a hold's id while held (`<holdId>`), `b:<bookingId>` while
 //! a pending booking waits for payment, `s:<bookingId>` once sold (no TTL).
 
-use std::future::IntoFuture;
-
-use bson::doc;
 use domain::seat::lock_key;
 use domain::ObjectId;
 use futures::future::join_all;
 
 use crate::app::context::{Ctx, HandlerError};
-use crate::store::names;
 
 /// Who holds a seat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Owner {
+pub(crate) enum Owner {
     Hold(ObjectId),
     Booking(ObjectId),
 }
 
 impl Owner {
     /// The lock values this owner may have written.
-    pub fn lock_values(&self) -> Vec<String> {
+    pub(crate) fn lock_values(&self) -> Vec<String> {
         match self {
             Owner::Hold(h) => vec![h.to_hex()],
             Owner::Booking(b) => vec![pending_value(b), sold_value(b)],
@@ -31,18 +27,18 @@ impl Owner {
     }
 }
 
-pub fn pending_value(booking: &ObjectId) -> String {
+pub(crate) fn pending_value(booking: &ObjectId) -> String {
     format!("b:{}", booking.to_hex())
 }
 
-pub fn sold_value(booking: &ObjectId) -> String {
+pub(crate) fn sold_value(booking: &ObjectId) -> String {
     format!("s:{}", booking.to_hex())
 }
 
 /// Puts the seats back on sale where `owner` still owns their locks: compare-and-delete
 /// on the revision it read. The seat documents follow from the domain event the caller
 /// publishes (the seats projection is their one writer). Harmless to repeat.
-pub async fn free_seats(
+pub(crate) async fn free_seats(
     ctx: &Ctx,
     event_id: ObjectId,
     seats: &[ObjectId],
@@ -88,22 +84,4 @@ async fn free_seat(
             "releasing lock {key}: {e}"
         ))),
     }
-}
-
-/// Applies the same `update` to every seat, each by `_id` alone (the only filter FerretDB
-/// pushes down), all at once.
-pub async fn update_seats(
-    ctx: &Ctx,
-    seats: &[ObjectId],
-    update: bson::Document,
-) -> Result<(), HandlerError> {
-    let col = ctx.store.col(names::SEATS);
-    let futs = seats.iter().map(|s| {
-        col.update_one(doc! {"_id": s}, update.clone())
-            .into_future()
-    });
-    for r in join_all(futs).await {
-        r?;
-    }
-    Ok(())
 }

@@ -23,7 +23,7 @@ use crate::store::{bson_to_json, from_doc, names};
 /// Notifications sent at once by one dispatcher.
 const PARALLEL: usize = 8;
 
-pub async fn run(ctx: Ctx, senders: Arc<Senders>, mut stopped: watch::Receiver<bool>) {
+pub(crate) async fn run(ctx: Ctx, senders: Arc<Senders>, mut stopped: watch::Receiver<bool>) {
     info!("notifications dispatcher started");
     let poll = Duration::from_millis(ctx.cfg.notify_poll_ms.max(10));
     loop {
@@ -39,7 +39,7 @@ pub async fn run(ctx: Ctx, senders: Arc<Senders>, mut stopped: watch::Receiver<b
 }
 
 /// One pass: give up stale claims, then send what is due.
-pub async fn pass(ctx: &Ctx, senders: &Senders) -> Result<(), HandlerError> {
+pub(crate) async fn pass(ctx: &Ctx, senders: &Senders) -> Result<(), HandlerError> {
     let col = ctx.store.col(names::NOTIFICATIONS);
     let now = ctx.now_stored();
     let stale_before =
@@ -94,7 +94,11 @@ async fn with_status(
 
 /// Claims, sends and records one notification. Returns quietly when another dispatcher
 /// claimed it first or it is no longer due.
-pub async fn send_one(ctx: &Ctx, senders: &Senders, id: ObjectId) -> Result<(), HandlerError> {
+pub(crate) async fn send_one(
+    ctx: &Ctx,
+    senders: &Senders,
+    id: ObjectId,
+) -> Result<(), HandlerError> {
     let Some(n) = claim(ctx, id).await? else {
         return Ok(());
     };

@@ -13,7 +13,7 @@ use crate::store::repo::Repo;
 use crate::store::{api_json, names, to_doc};
 
 /// A notification as the API shows it: no one-time tokens.
-pub fn public_json(d: &Document) -> Value {
+pub(crate) fn public_json(d: &Document) -> Value {
     let mut v = api_json(d);
     if let Some(md) = v.get_mut("messageData").and_then(Value::as_object_mut) {
         md.remove("token");
@@ -28,7 +28,7 @@ pub fn public_json(d: &Document) -> Value {
 }
 
 /// `GET /v1/me/notifications`: the issuer's, newest first.
-pub async fn mine(
+pub(crate) async fn mine(
     ctx: &Ctx,
     user_id: ObjectId,
     page: u32,
@@ -49,7 +49,7 @@ pub async fn mine(
 
 /// `POST /v1/me/notifications/{id}/read`: `sent -> read` (other states keep their status
 /// and get `readAt`). Another user's notification is 404.
-pub async fn mark_read(
+pub(crate) async fn mark_read(
     ctx: &Ctx,
     env: &CommandEnvelope,
     c: &NotificationRef,

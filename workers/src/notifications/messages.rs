@@ -21,7 +21,7 @@ use crate::store::repo::Repo;
 use crate::store::{bson_to_json, names};
 
 /// Turns one domain event into its notifications (none for most events).
-pub async fn on_event(ctx: &Ctx, ev: &EventEnvelope) -> Result<(), HandlerError> {
+pub(crate) async fn on_event(ctx: &Ctx, ev: &EventEnvelope) -> Result<(), HandlerError> {
     match &ev.event {
         DomainEvent::BookingConfirmed(e) => booking_confirmed(ctx, ev, e).await,
         DomainEvent::PaymentCompleted(e) => payment_completed(ctx, ev, e).await,

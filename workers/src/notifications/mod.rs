@@ -18,11 +18,11 @@
 //! template variables), [`templates`], [`dispatch`] with [`senders`], and `inbox` (the
 //! user's list and marking read).
 
-pub mod dispatch;
+pub(crate) mod dispatch;
 mod inbox;
 mod messages;
-pub mod senders;
-pub mod templates;
+pub(crate) mod senders;
+pub(crate) mod templates;
 mod vars;
 
 use std::time::Duration;
@@ -39,17 +39,17 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::info;
 
-pub use self::inbox::{mark_read, mine, public_json};
-pub use self::messages::on_event;
+pub(crate) use self::inbox::{mark_read, mine};
+pub(crate) use self::messages::on_event;
 use crate::app::consumer::{self, Outcome, Spec};
 use crate::app::context::{Ctx, HandlerError};
 use crate::app::runtime::wire_config;
 use crate::store::repo::Repo;
 
 /// A `sending` notification older than this is given up as `failed` (outcome unknown).
-pub const STALE_SENDING: Duration = Duration::from_secs(600);
+pub(crate) const STALE_SENDING: Duration = Duration::from_secs(600);
 
-pub async fn start(
+pub(crate) async fn start(
     ctx: &Ctx,
     tasks: &mut JoinSet<()>,
     stopped: watch::Receiver<bool>,
@@ -86,7 +86,7 @@ pub async fn start(
 }
 
 /// What one notification is made from.
-pub struct NewNotification {
+pub(crate) struct NewNotification {
     /// Idempotency key: the domain event (or command) id it comes from, plus the type.
     pub key: String,
     pub user_id: ObjectId,
@@ -101,7 +101,7 @@ pub struct NewNotification {
 
 /// Inserts a notification (pending) for the user unless one with its key exists. True
 /// when this call created it.
-pub async fn create(ctx: &Ctx, n: NewNotification) -> Result<bool, HandlerError> {
+pub(crate) async fn create(ctx: &Ctx, n: NewNotification) -> Result<bool, HandlerError> {
     let Some(user) = Repo::<User>::new(&ctx.store).get(n.user_id).await? else {
         return Err(HandlerError::Permanent(format!("no user {}", n.user_id)));
     };

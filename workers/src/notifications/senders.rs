@@ -15,7 +15,7 @@ use super::templates::Rendered;
 
 /// One message on its way out.
 #[derive(Debug, Clone)]
-pub struct Outgoing {
+pub(crate) struct Outgoing {
     pub notification_id: String,
     pub kind: String,
     /// E-mail address, phone number or device token, as the medium needs.
@@ -24,25 +24,25 @@ pub struct Outgoing {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum SendError {
+pub(crate) enum SendError {
     #[error("{0}")]
     Transient(String),
     #[error("{0}")]
     Permanent(String),
 }
 
-pub trait Sender: Send + Sync + 'static {
+pub(crate) trait Sender: Send + Sync + 'static {
     fn send<'a>(&'a self, msg: &'a Outgoing) -> BoxFuture<'a, Result<(), SendError>>;
 }
 
 /// E-mail over SMTP.
-pub struct EmailSender {
+pub(crate) struct EmailSender {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
 }
 
 impl EmailSender {
-    pub fn new(smtp_url: &str, from: &str) -> anyhow::Result<Self> {
+    pub(crate) fn new(smtp_url: &str, from: &str) -> anyhow::Result<Self> {
         let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(smtp_url)
             .map_err(|e| anyhow::anyhow!("TICKETING_SMTP_URL is not a valid SMTP URL: {e}"))?
             .timeout(Some(Duration::from_secs(10)))
@@ -94,14 +94,14 @@ impl Sender for EmailSender {
 }
 
 /// SMS or push: a JSON POST to a configured webhook (an SMS gateway, a push relay).
-pub struct WebhookSender {
+pub(crate) struct WebhookSender {
     medium: &'static str,
     url: Option<String>,
     http: reqwest::Client,
 }
 
 impl WebhookSender {
-    pub fn new(medium: &'static str, url: Option<String>) -> Self {
+    pub(crate) fn new(medium: &'static str, url: Option<String>) -> Self {
         WebhookSender {
             medium,
             url,
@@ -156,14 +156,14 @@ impl Sender for WebhookSender {
 }
 
 /// The senders of each medium.
-pub struct Senders {
+pub(crate) struct Senders {
     pub email: Box<dyn Sender>,
     pub sms: Box<dyn Sender>,
     pub push: Box<dyn Sender>,
 }
 
 impl Senders {
-    pub fn from_config(cfg: &crate::app::config::Config) -> anyhow::Result<Self> {
+    pub(crate) fn from_config(cfg: &crate::app::config::Config) -> anyhow::Result<Self> {
         Ok(Senders {
             email: Box::new(EmailSender::new(&cfg.smtp_url, &cfg.mail_from)?),
             sms: Box::new(WebhookSender::new("sms", cfg.sms_webhook_url.clone())),
@@ -171,7 +171,7 @@ impl Senders {
         })
     }
 
-    pub fn for_medium(&self, medium: &str) -> &dyn Sender {
+    pub(crate) fn for_medium(&self, medium: &str) -> &dyn Sender {
         match medium {
             "sms" => self.sms.as_ref(),
             "push_notification" => self.push.as_ref(),

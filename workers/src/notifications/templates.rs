@@ -8,7 +8,7 @@ use serde_json::Value;
 
 /// A rendered message.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rendered {
+pub(crate) struct Rendered {
     pub subject: String,
     pub text: String,
     pub html: String,
@@ -81,7 +81,7 @@ fn event_line(d: &Value) -> String {
 }
 
 /// Renders a notification of `kind` (the stored `type`) from its template variables.
-pub fn render(kind: &str, d: &Value) -> Rendered {
+pub(crate) fn render(kind: &str, d: &Value) -> Rendered {
     let name = s(d, "name");
     let reference = s(d, "bookingReference");
     match kind {

@@ -13,10 +13,10 @@ use sha2::{Digest, Sha256};
 
 use crate::store::{is_duplicate_key, Store, StoreError};
 
-pub const LEDGER: &str = "payment_gateway_ledger";
+pub(crate) const LEDGER: &str = "payment_gateway_ledger";
 
 /// One answer of the provider (the domain's type: the charge decisions read it as is).
-pub use domain::payments::decide::GatewayAnswer;
+pub(crate) use domain::payments::decide::GatewayAnswer;
 
 pub trait PaymentGateway: Send + Sync {
     fn name(&self) -> &'static str;
@@ -38,12 +38,12 @@ pub trait PaymentGateway: Send + Sync {
 }
 
 /// The simulated provider.
-pub struct Simulated {
+pub(crate) struct Simulated {
     store: Store,
 }
 
 impl Simulated {
-    pub fn new(store: Store) -> Self {
+    pub(crate) fn new(store: Store) -> Self {
         Simulated { store }
     }
 

@@ -15,8 +15,8 @@
 //! whatever the answer (paid, declined, given up, or refused before any charge); only a
 //! transient error, which asks for a redelivery that needs the card again, keeps it.
 
-pub mod gateway;
-pub mod refunds;
+pub(crate) mod gateway;
+pub(crate) mod refunds;
 
 use std::time::Duration;
 
@@ -26,7 +26,7 @@ use domain::entities::card::parse_card_number;
 use domain::entities::payment::{Payment, PaymentStatus};
 use domain::entities::Booking;
 use domain::events::{DomainEvent, PaymentAttempt, PaymentFailed};
-pub use domain::payments::decide::payment_id_for_attempt;
+pub(crate) use domain::payments::decide::payment_id_for_attempt;
 use domain::payments::decide::{
     self, ChargeStep, FinishDecision, NewAttempt, PayCommand, PayDecision,
 };
@@ -46,18 +46,18 @@ use crate::store::{api_json, to_doc};
 /// The lease that serializes "start a payment attempt" with "cancel or expire an unpaid
 /// booking" (`<PAY_LEASE>.<bookingId>`), so no attempt starts on a booking being
 /// cancelled and no booking is cancelled under an attempt just started.
-pub const PAY_LEASE: &str = "booking_payment";
+pub(crate) const PAY_LEASE: &str = "booking_payment";
 
 /// Most attempts read when walking a booking's chain (a safety bound only).
 const MAX_CHAIN: u32 = 100;
 
 /// The payment of the first attempt at paying a booking.
-pub fn payment_id_for(booking: &ObjectId) -> ObjectId {
+pub(crate) fn payment_id_for(booking: &ObjectId) -> ObjectId {
     payment_id_for_attempt(booking, 1)
 }
 
 /// A booking's payment attempts in order, read by `_id` until the first missing one.
-pub async fn attempts(ctx: &Ctx, booking: &ObjectId) -> Result<Vec<Payment>, HandlerError> {
+pub(crate) async fn attempts(ctx: &Ctx, booking: &ObjectId) -> Result<Vec<Payment>, HandlerError> {
     let payments = Repo::<Payment>::new(&ctx.store);
     let mut out = Vec::new();
     for n in 1..=MAX_CHAIN {
@@ -70,7 +70,7 @@ pub async fn attempts(ctx: &Ctx, booking: &ObjectId) -> Result<Vec<Payment>, Han
 }
 
 /// The latest attempt at paying a booking, if any.
-pub async fn latest(ctx: &Ctx, booking: &ObjectId) -> Result<Option<Payment>, HandlerError> {
+pub(crate) async fn latest(ctx: &Ctx, booking: &ObjectId) -> Result<Option<Payment>, HandlerError> {
     Ok(attempts(ctx, booking).await?.pop())
 }
 
@@ -79,7 +79,11 @@ fn permanent(e: impl std::fmt::Display) -> HandlerError {
 }
 
 /// `POST /v1/bookings/{id}/payments`. The card leaves the vault whatever the answer.
-pub async fn pay(ctx: &Ctx, env: &CommandEnvelope, c: &PayBooking) -> Result<Reply, HandlerError> {
+pub(crate) async fn pay(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    c: &PayBooking,
+) -> Result<Reply, HandlerError> {
     let out = pay_once(ctx, env, c).await;
     // A transient error asks for a redelivery, which needs the card again; everything
     // else (an answer, or a permanent error that dead-letters the command) is final.
@@ -91,7 +95,7 @@ pub async fn pay(ctx: &Ctx, env: &CommandEnvelope, c: &PayBooking) -> Result<Rep
 
 /// Purges a card number from the vault (no history is kept: the bucket keeps one
 /// revision per key, and a purge drops it).
-pub async fn forget_card(ctx: &Ctx, token: &str) {
+pub(crate) async fn forget_card(ctx: &Ctx, token: &str) {
     if let Err(e) = ctx.vault.purge(token).await {
         warn!(error = %e, "card vault entry not purged; it expires by itself");
     }

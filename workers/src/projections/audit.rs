@@ -11,7 +11,7 @@ use crate::app::context::Ctx;
 use crate::store::{is_duplicate_key, names};
 
 /// The audit entry of a domain event.
-pub fn audit_entry(ev: &EventEnvelope) -> AuditLog {
+pub(crate) fn audit_entry(ev: &EventEnvelope) -> AuditLog {
     let when = DateTime::from_millis(ev.occurred_at.timestamp_millis());
     let to_doc = |v: &Option<serde_json::Value>| v.as_ref().and_then(|v| bson::to_document(v).ok());
     let failure = ev.event.failure_reason().map(str::to_string);

@@ -27,9 +27,7 @@ use tokio::task::JoinSet;
 use tracing::warn;
 
 use self::audit::apply_audit;
-pub use self::audit::audit_entry;
 use self::seats::apply_counters;
-pub use self::seats::recount;
 use crate::app::consumer::{self, Delivery, Spec};
 use crate::app::context::{Ctx, HandlerError};
 use crate::app::runtime::wire_config;
@@ -40,7 +38,7 @@ const BATCH: usize = 500;
 /// events are applied in large batches.
 const PACE: Duration = Duration::from_millis(250);
 
-pub async fn start(
+pub(crate) async fn start(
     ctx: &Ctx,
     tasks: &mut JoinSet<()>,
     stopped: watch::Receiver<bool>,
@@ -86,7 +84,7 @@ pub async fn start(
 }
 
 /// The decoded events of a batch.
-pub fn items<T: Clone>(batch: &[Delivery<T>]) -> Vec<T> {
+pub(crate) fn items<T: Clone>(batch: &[Delivery<T>]) -> Vec<T> {
     batch.iter().map(|d| d.item.clone()).collect()
 }
 

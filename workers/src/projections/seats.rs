@@ -213,7 +213,7 @@ fn seat_update(change: &SeatChange, n: i64, now: DateTime) -> Document {
 
 /// Sets `availableSeats` of one event to the count of its available seats, under the
 /// event document's lease (the catalog writes its status).
-pub async fn recount(ctx: &Ctx, event_id: ObjectId) -> Result<u64, HandlerError> {
+pub(crate) async fn recount(ctx: &Ctx, event_id: ObjectId) -> Result<u64, HandlerError> {
     let n = ctx
         .store
         .col(names::SEATS)

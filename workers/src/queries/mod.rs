@@ -11,7 +11,7 @@ mod bookings;
 mod events;
 mod gate;
 mod seats;
-pub mod tickets;
+pub(crate) mod tickets;
 
 use async_nats::{Message, Subject};
 use bson::{doc, Document};
@@ -28,7 +28,7 @@ use self::gate::{Admission, Gates};
 use crate::app::context::Ctx;
 use crate::store::{api_json, names, StoreError};
 
-pub async fn start(
+pub(crate) async fn start(
     ctx: &Ctx,
     tasks: &mut JoinSet<()>,
     stopped: watch::Receiver<bool>,

@@ -38,7 +38,7 @@ async fn ticket(ctx: &Ctx, id: ObjectId) -> Result<Option<Document>, StoreError>
 /// Where a booking's tickets stand: `none` (not paid), `issuing` (paid; the ticketing
 /// worker, which follows `booking.confirmed`, has not written them all yet), `issued`
 /// (one per seat), `cancelled` (the booking was cancelled; any tickets are void).
-pub fn tickets_status(booking: &Document, issued: usize) -> &'static str {
+pub(crate) fn tickets_status(booking: &Document, issued: usize) -> &'static str {
     match booking.get_str("status").unwrap_or_default() {
         "confirmed" | "completed" if issued >= seat_ids(booking).len() => "issued",
         "confirmed" | "completed" => "issuing",
@@ -48,7 +48,7 @@ pub fn tickets_status(booking: &Document, issued: usize) -> &'static str {
 }
 
 /// How many of a confirmed booking's tickets exist (read by `_id`); 0 for any other.
-pub async fn issued_count(ctx: &Ctx, booking: &Document) -> Result<usize, StoreError> {
+pub(crate) async fn issued_count(ctx: &Ctx, booking: &Document) -> Result<usize, StoreError> {
     if !matches!(
         booking.get_str("status").unwrap_or_default(),
         "confirmed" | "completed"
@@ -75,7 +75,7 @@ pub async fn issued_count(ctx: &Ctx, booking: &Document) -> Result<usize, StoreE
 /// order. A booking just confirmed may have none yet: `status` is `issuing` until every
 /// seat's ticket is written (see [`tickets_status`]), so a client reads again until it
 /// says `issued`, instead of guessing from the count.
-pub async fn booking_tickets(
+pub(crate) async fn booking_tickets(
     ctx: &Ctx,
     issuer: &Option<Issuer>,
     booking_id: ObjectId,
@@ -113,7 +113,7 @@ pub async fn booking_tickets(
 }
 
 /// `GET /v1/tickets/{id}`.
-pub async fn get_ticket(
+pub(crate) async fn get_ticket(
     ctx: &Ctx,
     issuer: &Option<Issuer>,
     ticket_id: ObjectId,
@@ -126,7 +126,7 @@ pub async fn get_ticket(
 
 /// `GET /v1/tickets/{id}/qr.png`: `{contentType, pngBase64, qrString, ticketId}`; the
 /// gateway turns it into the image. A download by the owner is counted.
-pub async fn qr_png(
+pub(crate) async fn qr_png(
     ctx: &Ctx,
     issuer: &Option<Issuer>,
     ticket_id: ObjectId,
@@ -184,7 +184,7 @@ fn record_download(ctx: &Ctx, issuer: Issuer, ticket_id: ObjectId) {
 }
 
 /// `GET /v1/scan-keys` (staff): `{keys: [{kid, alg, publicKey}]}`, the signing key first.
-pub fn scan_keys(ctx: &Ctx, issuer: &Option<Issuer>) -> Reply {
+pub(crate) fn scan_keys(ctx: &Ctx, issuer: &Option<Issuer>) -> Reply {
     if !issuer.as_ref().is_some_and(|i| i.role.is_staff()) {
         return Reply::error(ErrorCode::Forbidden, "staff only");
     }

@@ -18,7 +18,7 @@ use mongodb::IndexModel;
 use super::names;
 
 /// One collection and the indexes it should have.
-pub struct CollectionIndexes {
+pub(crate) struct CollectionIndexes {
     pub collection: &'static str,
     pub indexes: Vec<IndexModel>,
 }
@@ -40,7 +40,8 @@ fn unique(keys: Document, name: &str) -> IndexModel {
 }
 
 /// How long an ended hold is kept before MongoDB's TTL monitor purges it.
-pub const HOLD_RETENTION: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+pub(crate) const HOLD_RETENTION: std::time::Duration =
+    std::time::Duration::from_secs(30 * 24 * 3600);
 
 fn ttl(keys: Document, name: &str, after: std::time::Duration) -> IndexModel {
     IndexModel::builder()
@@ -55,7 +56,7 @@ fn ttl(keys: Document, name: &str, after: std::time::Duration) -> IndexModel {
 }
 
 /// The index plan; `with_ttl` adds the TTL indexes (MongoDB only).
-pub fn all(with_ttl: bool) -> Vec<CollectionIndexes> {
+pub(crate) fn all(with_ttl: bool) -> Vec<CollectionIndexes> {
     let mut plan = accounts_and_catalog();
     plan.extend(sales(with_ttl));
     plan.extend(admission());

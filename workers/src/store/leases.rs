@@ -21,7 +21,7 @@ const LEASE_TTL: Duration = Duration::from_secs(5);
 const WAIT: Duration = Duration::from_secs(10);
 
 /// Runs `f` while holding the lease on `<collection>.<id>`.
-pub async fn with_lease<T, F, Fut>(
+pub(crate) async fn with_lease<T, F, Fut>(
     ctx: &Ctx,
     collection: &str,
     id: ObjectId,

@@ -5,11 +5,11 @@
 //! every other filter is a full scan filtered in memory. Hot paths therefore read and write
 //! by `_id` alone.
 
-pub mod batch;
-pub mod indexes;
-pub mod leases;
-pub mod pg_indexes;
-pub mod repo;
+pub(crate) mod batch;
+pub(crate) mod indexes;
+pub(crate) mod leases;
+pub(crate) mod pg_indexes;
+pub(crate) mod repo;
 
 use bson::{doc, Bson, Document};
 use mongodb::error::{ErrorKind, WriteFailure};
@@ -39,27 +39,29 @@ impl From<bson::de::Error> for StoreError {
     }
 }
 
-pub mod names {
-    pub const USERS: &str = "users";
-    pub const EVENTS: &str = "events";
-    pub const SEATS: &str = "seats";
-    pub const SEAT_HOLDS: &str = "seat_holds";
-    pub const BOOKINGS: &str = "bookings";
-    pub const BOOKING_SEATS: &str = "booking_seats";
-    pub const PAYMENTS: &str = "payments";
-    pub const REFUNDS: &str = "refunds";
-    pub const TICKETS: &str = "tickets";
-    pub const QR_CODES: &str = "qr_codes";
-    pub const TICKET_SCANS: &str = "ticket_scans";
-    pub const NOTIFICATIONS: &str = "notifications";
-    pub const AUDIT_LOGS: &str = "audit_logs";
-    pub const ANALYTICS: &str = "analytics";
+pub(crate) mod names {
+    pub(crate) const USERS: &str = "users";
+    pub(crate) const EVENTS: &str = "events";
+    pub(crate) const SEATS: &str = "seats";
+    pub(crate) const SEAT_HOLDS: &str = "seat_holds";
+    pub(crate) const BOOKINGS: &str = "bookings";
+    pub(crate) const BOOKING_SEATS: &str = "booking_seats";
+    pub(crate) const PAYMENTS: &str = "payments";
+    pub(crate) const REFUNDS: &str = "refunds";
+    pub(crate) const TICKETS: &str = "tickets";
+    pub(crate) const QR_CODES: &str = "qr_codes";
+    pub(crate) const TICKET_SCANS: &str = "ticket_scans";
+    pub(crate) const NOTIFICATIONS: &str = "notifications";
+    pub(crate) const AUDIT_LOGS: &str = "audit_logs";
+    pub(crate) const ANALYTICS: &str = "analytics";
     /// Not in the data model: revoked tickets for gates' offline lists, a projection of
     /// `booking.cancelled` events (see `crate::tickets::revocations`).
-    pub const TICKET_REVOCATIONS: &str = "ticket_revocations";
+    pub(crate) const TICKET_REVOCATIONS: &str = "ticket_revocations";
 
-    /// Every collection of the data model.
-    pub const ALL: &[&str] = &[
+    /// Every collection of the data model (the repository's test checks each has its
+    /// entity).
+    #[cfg(test)]
+    pub(crate) const ALL: &[&str] = &[
         USERS,
         EVENTS,
         SEATS,
@@ -146,7 +148,7 @@ impl Store {
 }
 
 /// True when the error is a duplicate key (E11000) on insert.
-pub fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+pub(crate) fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
     match e.kind.as_ref() {
         ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == 11000,
         ErrorKind::InsertMany(f) => f
@@ -169,7 +171,7 @@ const PRIVATE_FIELDS: &[&str] = &[
 
 /// A stored document as API JSON: `_id` becomes `id`, ObjectIds hex strings, dates RFC 3339
 /// UTC, private fields dropped.
-pub fn api_json(d: &Document) -> Value {
+pub(crate) fn api_json(d: &Document) -> Value {
     let mut m = Map::new();
     for (k, v) in d {
         if PRIVATE_FIELDS.contains(&k.as_str()) {
@@ -185,7 +187,7 @@ pub fn api_json(d: &Document) -> Value {
     Value::Object(m)
 }
 
-pub fn bson_to_json(v: &Bson) -> Value {
+pub(crate) fn bson_to_json(v: &Bson) -> Value {
     match v {
         Bson::ObjectId(o) => Value::String(o.to_hex()),
         Bson::DateTime(d) => Value::String(d.try_to_rfc3339_string().unwrap_or_default()),
@@ -210,12 +212,12 @@ pub fn bson_to_json(v: &Bson) -> Value {
 }
 
 /// Decodes a stored document into its type (an error, never a default, when it does not).
-pub fn from_doc<T: serde::de::DeserializeOwned>(d: &Document) -> Result<T, StoreError> {
+pub(crate) fn from_doc<T: serde::de::DeserializeOwned>(d: &Document) -> Result<T, StoreError> {
     Ok(bson::from_document(d.clone())?)
 }
 
 /// Converts a serde value into a document.
-pub fn to_doc<T: serde::Serialize>(v: &T) -> Result<Document, StoreError> {
+pub(crate) fn to_doc<T: serde::Serialize>(v: &T) -> Result<Document, StoreError> {
     Ok(bson::to_document(v)?)
 }
 
@@ -223,9 +225,9 @@ pub fn to_doc<T: serde::Serialize>(v: &T) -> Result<Document, StoreError> {
 /// from 1, `limit` is held to 1..=100, and each document goes through `to_json`.
 /// Longest a paged read may run in the database: under the gateway's query timeout (5 s),
 /// after which nobody reads the answer.
-pub const READ_MAX_TIME: std::time::Duration = std::time::Duration::from_secs(4);
+pub(crate) const READ_MAX_TIME: std::time::Duration = std::time::Duration::from_secs(4);
 
-pub async fn paged(
+pub(crate) async fn paged(
     col: &Collection<Document>,
     filter: Document,
     sort: Document,

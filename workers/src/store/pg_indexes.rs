@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 use super::indexes::CollectionIndexes;
 
 /// The fields of one collection that get a GIN index.
-pub fn gin_fields(c: &CollectionIndexes) -> BTreeSet<String> {
+pub(crate) fn gin_fields(c: &CollectionIndexes) -> BTreeSet<String> {
     let mut fields = BTreeSet::from(["_id".to_string()]);
     for ix in &c.indexes {
         for key in ix.keys.keys() {
@@ -67,7 +67,7 @@ fn literal(s: &str) -> String {
 
 /// Adds the GIN indexes to the tables of `database` (FerretDB's schema of that name).
 /// Answers how many indexes it created.
-pub async fn ensure(
+pub(crate) async fn ensure(
     pg_url: &SecretString,
     database: &str,
     plan: &[CollectionIndexes],

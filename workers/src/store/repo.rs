@@ -24,7 +24,7 @@ use serde::Serialize;
 use super::{is_duplicate_key, names, Store, StoreError};
 
 /// A document type of the data model, stored in its own collection under `_id`.
-pub trait Entity: Serialize + DeserializeOwned + Send + Sync + Unpin {
+pub(crate) trait Entity: Serialize + DeserializeOwned + Send + Sync + Unpin {
     const COLLECTION: &'static str;
     fn id(&self) -> ObjectId;
 }
@@ -58,14 +58,14 @@ entities! {
 }
 
 /// The collection of `T`, typed.
-pub struct Repo<T: Send + Sync> {
+pub(crate) struct Repo<T: Send + Sync> {
     col: Collection<T>,
     raw: Collection<Document>,
     _t: PhantomData<fn() -> T>,
 }
 
 impl<T: Entity> Repo<T> {
-    pub fn new(store: &Store) -> Self {
+    pub(crate) fn new(store: &Store) -> Self {
         Repo {
             col: store.db().collection::<T>(T::COLLECTION),
             raw: store.col(T::COLLECTION),
@@ -74,12 +74,12 @@ impl<T: Entity> Repo<T> {
     }
 
     /// The entity stored under `id`, decoded.
-    pub async fn get(&self, id: ObjectId) -> Result<Option<T>, StoreError> {
+    pub(crate) async fn get(&self, id: ObjectId) -> Result<Option<T>, StoreError> {
         Ok(self.col.find_one(doc! {"_id": id}).await?)
     }
 
     /// Stores `entity` unless its `_id` is there already: `true` when this call stored it.
-    pub async fn insert_once(&self, entity: &T) -> Result<bool, StoreError> {
+    pub(crate) async fn insert_once(&self, entity: &T) -> Result<bool, StoreError> {
         match self.col.insert_one(entity).await {
             Ok(_) => Ok(true),
             Err(e) if is_duplicate_key(&e) => Ok(false),
@@ -88,7 +88,7 @@ impl<T: Entity> Repo<T> {
     }
 
     /// Sets `fields` on the entity under `id`: `true` when it exists.
-    pub async fn patch(&self, id: ObjectId, fields: Document) -> Result<bool, StoreError> {
+    pub(crate) async fn patch(&self, id: ObjectId, fields: Document) -> Result<bool, StoreError> {
         let r = self
             .raw
             .update_one(doc! {"_id": id}, doc! {"$set": fields})
@@ -97,7 +97,7 @@ impl<T: Entity> Repo<T> {
     }
 
     /// [`Repo::patch`] that also raises the counter `counter` by one (a `version`).
-    pub async fn patch_counted(
+    pub(crate) async fn patch_counted(
         &self,
         id: ObjectId,
         fields: Document,

@@ -20,7 +20,7 @@ use crate::store::repo::Repo;
 use crate::store::{names, to_doc};
 use crate::tickets::{seat_ids, ticket_id_for};
 
-pub async fn cancel_tickets(
+pub(crate) async fn cancel_tickets(
     ctx: &Ctx,
     booking_id: ObjectId,
     reason: &str,

@@ -27,7 +27,7 @@ use crate::store::{bson_to_json, names};
 /// A ticket as the gate sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct GateTicket {
+pub(crate) struct GateTicket {
     pub ticket_id: ObjectId,
     pub qr_code_id: Option<ObjectId>,
     pub event_id: Option<ObjectId>,
@@ -44,7 +44,7 @@ pub struct GateTicket {
 /// The first successful scan of a ticket.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct FirstScan {
+pub(crate) struct FirstScan {
     pub scan_id: ObjectId,
     pub command_id: String,
     pub scanned_at: DateTime,
@@ -53,7 +53,7 @@ pub struct FirstScan {
     pub scanned_by_user_id: Option<ObjectId>,
 }
 
-pub fn qr_hash(qr: &str) -> String {
+pub(crate) fn qr_hash(qr: &str) -> String {
     hex::encode(Sha256::digest(qr.as_bytes()))
 }
 
@@ -62,7 +62,7 @@ fn first_key(ticket: &ObjectId) -> String {
 }
 
 /// What a gate is shown of a ticket document.
-pub fn view_of(t: &Document) -> Value {
+pub(crate) fn view_of(t: &Document) -> Value {
     let mut v = serde_json::json!({});
     for k in [
         "_id",
@@ -87,7 +87,7 @@ pub fn view_of(t: &Document) -> Value {
 impl GateTicket {
     /// The gate's record of a ticket document (active unless the document says
     /// otherwise); `None` when it has no id or QR string.
-    pub fn of(t: &Document) -> Option<GateTicket> {
+    pub(crate) fn of(t: &Document) -> Option<GateTicket> {
         let status = TicketStatus::parse(t.get_str("status").unwrap_or("active"))
             .unwrap_or(TicketStatus::Active);
         Some(GateTicket {
@@ -102,7 +102,7 @@ impl GateTicket {
         })
     }
 
-    pub fn cancelled(mut self, reason: &str) -> GateTicket {
+    pub(crate) fn cancelled(mut self, reason: &str) -> GateTicket {
         self.status = TicketStatus::Cancelled;
         self.cancel_reason = Some(reason.to_string());
         self.view["status"] = Value::from(TicketStatus::Cancelled.as_str());
@@ -122,7 +122,7 @@ fn transient(e: impl std::fmt::Display) -> HandlerError {
 
 /// Writes a newly issued ticket, unless the gate knows it already (a redelivery must not
 /// undo a cancellation that came in between).
-pub async fn record_issued(ctx: &Ctx, t: &GateTicket) -> Result<(), HandlerError> {
+pub(crate) async fn record_issued(ctx: &Ctx, t: &GateTicket) -> Result<(), HandlerError> {
     match ctx.gate.create(t.ticket_id.to_hex(), encode(t)?).await {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => Ok(()),
@@ -131,7 +131,7 @@ pub async fn record_issued(ctx: &Ctx, t: &GateTicket) -> Result<(), HandlerError
 }
 
 /// Marks a ticket cancelled for every gate, from its document.
-pub async fn record_cancelled(
+pub(crate) async fn record_cancelled(
     ctx: &Ctx,
     ticket: &Document,
     reason: &str,
@@ -162,7 +162,7 @@ async fn get<T: for<'de> Deserialize<'de>>(
 /// The gate's record of a ticket: from the bucket, or (a ticket issued before the bucket
 /// existed) read once from MongoDB, with its cancellation and any first scan, and written
 /// to the bucket. `None`: no such ticket.
-pub async fn gate_ticket(
+pub(crate) async fn gate_ticket(
     ctx: &Ctx,
     ticket_id: ObjectId,
 ) -> Result<Option<GateTicket>, HandlerError> {
@@ -219,7 +219,7 @@ pub async fn gate_ticket(
 /// The race for the first scan: creates `<ticketId>.first` with `mine`, or reads the one
 /// that won. The answer is the winner (`mine` itself when this scan won, or when it is a
 /// redelivery of the winning command).
-pub async fn claim_first(
+pub(crate) async fn claim_first(
     ctx: &Ctx,
     ticket_id: &ObjectId,
     mine: &FirstScan,

@@ -11,14 +11,14 @@
 //! deterministic, so a redelivered event builds the same documents and the unique `_id`
 //! refuses them: a confirmed booking has exactly one ticket per seat.
 
-pub mod cancel;
-pub mod gate;
-pub mod qr_image;
-pub mod qr_keys;
-pub mod revocations;
-pub mod scans;
+pub(crate) mod cancel;
+pub(crate) mod gate;
+pub(crate) mod qr_image;
+pub(crate) mod qr_keys;
+pub(crate) mod revocations;
+pub(crate) mod scans;
 
-pub use domain::tickets::decide::{qr_code_id_for, ticket_id_for};
+pub(crate) use domain::tickets::decide::{qr_code_id_for, ticket_id_for};
 use std::time::Duration;
 
 use bson::{doc, Bson, Document};
@@ -50,21 +50,21 @@ const BATCH: usize = 64;
 
 /// The QR keys of this process (loaded at start-up by every process that runs a worker
 /// needing them).
-pub fn keys(ctx: &Ctx) -> Result<&QrKeyRing, HandlerError> {
+pub(crate) fn keys(ctx: &Ctx) -> Result<&QrKeyRing, HandlerError> {
     ctx.qr_keys
         .as_deref()
         .ok_or_else(|| HandlerError::Permanent("no QR keys loaded in this process".into()))
 }
 
 /// The seat ids of a booking, in its order.
-pub fn seat_ids(booking: &Document) -> Vec<ObjectId> {
+pub(crate) fn seat_ids(booking: &Document) -> Vec<ObjectId> {
     booking
         .get_array("seatIds")
         .map(|a| a.iter().filter_map(Bson::as_object_id).collect())
         .unwrap_or_default()
 }
 
-pub async fn start(
+pub(crate) async fn start(
     ctx: &Ctx,
     tasks: &mut JoinSet<()>,
     stopped: watch::Receiver<bool>,
@@ -295,7 +295,7 @@ async fn emit_issued(ctx: &Ctx, booking: &Booking, tickets: &[Ticket]) -> Result
 
 /// `RecordTicketDownload`: the owner downloaded the ticket's QR image. Written under the
 /// ticket's lease (scans and cancellations write the same document).
-pub async fn record_download(
+pub(crate) async fn record_download(
     ctx: &Ctx,
     env: &CommandEnvelope,
     c: &TicketRef,

@@ -13,9 +13,9 @@ use qrcode::{EcLevel, QrCode};
 use domain::entities::qr_code::ErrorCorrectionLevel;
 
 /// The error-correction level of every ticket's symbol: M, about 15 % may be lost.
-pub const EC_LEVEL: ErrorCorrectionLevel = ErrorCorrectionLevel::M;
+pub(crate) const EC_LEVEL: ErrorCorrectionLevel = ErrorCorrectionLevel::M;
 /// Pixels per module of the PNG.
-pub const SCALE: u32 = 8;
+pub(crate) const SCALE: u32 = 8;
 /// Light modules around the symbol, as the standard asks.
 const QUIET_ZONE: u32 = 4;
 
@@ -42,7 +42,7 @@ fn symbol(text: &str) -> Result<QrCode, QrImageError> {
 }
 
 /// The symbol version (1 to 40) and level a text is drawn with.
-pub fn describe(text: &str) -> Result<(i32, ErrorCorrectionLevel), QrImageError> {
+pub(crate) fn describe(text: &str) -> Result<(i32, ErrorCorrectionLevel), QrImageError> {
     let version = match symbol(text)?.version() {
         Version::Normal(v) | Version::Micro(v) => i32::from(v),
     };

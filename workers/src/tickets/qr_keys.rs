@@ -19,7 +19,7 @@ use crate::app::config::Config;
 use crate::app::worker::Worker;
 
 #[derive(Debug, thiserror::Error)]
-pub enum KeyError {
+pub(crate) enum KeyError {
     #[error("TICKETING_QR_SIGNING_KEYS: {0}")]
     Config(domain::DomainError),
     #[error("QR key file {path}: {message}")]
@@ -30,7 +30,7 @@ pub enum KeyError {
 const USERS: [Worker; 3] = [Worker::Tickets, Worker::Scans, Worker::Queries];
 
 /// The keys, if this process runs a worker that needs them.
-pub fn load_if_needed(cfg: &Config) -> Result<Option<QrKeyRing>, KeyError> {
+pub(crate) fn load_if_needed(cfg: &Config) -> Result<Option<QrKeyRing>, KeyError> {
     if USERS.into_iter().any(|w| cfg.runs(w)) {
         load(cfg).map(Some)
     } else {
@@ -39,7 +39,7 @@ pub fn load_if_needed(cfg: &Config) -> Result<Option<QrKeyRing>, KeyError> {
 }
 
 /// The configured keys, or the development key file (made if missing).
-pub fn load(cfg: &Config) -> Result<QrKeyRing, KeyError> {
+pub(crate) fn load(cfg: &Config) -> Result<QrKeyRing, KeyError> {
     match cfg
         .qr_signing_keys
         .as_ref()
@@ -71,7 +71,7 @@ fn read_file(path: &Path) -> Result<QrKeyRing, KeyError> {
 }
 
 /// Reads the key file, or makes a new key and writes it (mode 0600) if there is none.
-pub fn load_or_create_file(path: &Path) -> Result<QrKeyRing, KeyError> {
+pub(crate) fn load_or_create_file(path: &Path) -> Result<QrKeyRing, KeyError> {
     if path.exists() {
         return read_file(path);
     }
@@ -95,7 +95,7 @@ pub fn load_or_create_file(path: &Path) -> Result<QrKeyRing, KeyError> {
 }
 
 /// A new random key, its id `dev-` and eight hex digits of its public key's hash.
-pub fn generate() -> QrSigner {
+pub(crate) fn generate() -> QrSigner {
     let mut seed = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut seed);
     let probe = QrSigner::from_seed(KeyId::parse("probe").expect("a valid id"), seed);

@@ -44,11 +44,11 @@ use crate::store::{is_duplicate_key, names, StoreError};
 use crate::tickets::{qr_code_id_for, seat_ids, ticket_id_for};
 
 /// The projection's durable consumer (its ack floor is the lists' version).
-pub const CONSUMER: &str = "revocations";
+pub(crate) const CONSUMER: &str = "revocations";
 const BATCH: usize = 64;
 
 /// Starts the projection (run with the ticketing worker, which owns tickets).
-pub async fn start(
+pub(crate) async fn start(
     ctx: &Ctx,
     tasks: &mut JoinSet<()>,
     stopped: watch::Receiver<bool>,
@@ -109,7 +109,7 @@ pub async fn start(
 /// The entries of one `booking.cancelled` event at stream sequence `seq`. Harmless to
 /// repeat: an entry exists once per ticket, and the first revocation's version and
 /// reason stay.
-pub async fn apply(
+pub(crate) async fn apply(
     ctx: &Ctx,
     ev: &EventEnvelope,
     cancelled: &BookingEnded,
@@ -233,7 +233,7 @@ fn entry_of(d: &Document) -> Option<RevocationEntry> {
 
 /// `GET /v1/events/{id}/revocations?since=` (staff): the signed list of the entries after
 /// `since`, up to the version now.
-pub async fn list(
+pub(crate) async fn list(
     ctx: &Ctx,
     issuer: &Option<Issuer>,
     event_id: ObjectId,

@@ -34,7 +34,7 @@ use crate::tickets::gate::{self, FirstScan, GateTicket};
 use crate::tickets::keys;
 
 /// The `ticket_scans` record of a ticket's first successful scan: one per ticket.
-pub fn first_scan_id(ticket: &ObjectId) -> ObjectId {
+pub(crate) fn first_scan_id(ticket: &ObjectId) -> ObjectId {
     derive_object_id(
         "first_scan",
         &ticket.to_hex(),
@@ -117,7 +117,11 @@ impl Scan<'_> {
     }
 }
 
-pub async fn scan(ctx: &Ctx, env: &CommandEnvelope, c: &ScanTicket) -> Result<Reply, HandlerError> {
+pub(crate) async fn scan(
+    ctx: &Ctx,
+    env: &CommandEnvelope,
+    c: &ScanTicket,
+) -> Result<Reply, HandlerError> {
     let scanner = match check_scanner(env.actor(), &c.device_id, c.gate.as_deref()) {
         Ok(s) => s,
         Err(r) => return Ok(Reply::refused(&r)),
@@ -167,7 +171,10 @@ pub async fn scan(ctx: &Ctx, env: &CommandEnvelope, c: &ScanTicket) -> Result<Re
 
 /// Why the ticket may not enter because it was cancelled: the ticket's status, its QR
 /// code's invalidation, or (should the ticket not know yet) its booking's cancellation.
-pub async fn cancellation(ctx: &Ctx, ticket: &Document) -> Result<Option<String>, HandlerError> {
+pub(crate) async fn cancellation(
+    ctx: &Ctx,
+    ticket: &Document,
+) -> Result<Option<String>, HandlerError> {
     let qr = match ticket.get_object_id("qrCodeId") {
         Ok(id) => {
             ctx.store

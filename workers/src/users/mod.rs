@@ -5,7 +5,7 @@
 //! first result; a different registration with the same e-mail hits the unique `email`
 //! index and is refused with 409 `email_taken`.
 
-pub mod tokens;
+pub(crate) mod tokens;
 
 use bson::doc;
 use domain::accounts::decide::{self, SuspendDecision};
@@ -23,7 +23,7 @@ use crate::store::{api_json, is_duplicate_key, names, to_doc};
 
 /// Registers a user; `admin` creates the configured first admin (verified, role admin)
 /// unless an account with that e-mail exists already.
-pub async fn register(
+pub(crate) async fn register(
     ctx: &Ctx,
     env: &CommandEnvelope,
     c: &RegisterUser,
@@ -149,7 +149,7 @@ async fn replay(
 
 /// Ends every token of `user` issued before the command (`streams::revocations`): the
 /// gateways stop taking them as soon as their watch of the bucket sees it.
-pub async fn revoke_tokens(
+pub(crate) async fn revoke_tokens(
     ctx: &Ctx,
     env: &CommandEnvelope,
     user: domain::ObjectId,
@@ -159,7 +159,7 @@ pub async fn revoke_tokens(
 }
 
 /// `Logout`: the caller's tokens issued before now stop working, on every gateway.
-pub async fn logout(ctx: &Ctx, env: &CommandEnvelope) -> Result<Reply, HandlerError> {
+pub(crate) async fn logout(ctx: &Ctx, env: &CommandEnvelope) -> Result<Reply, HandlerError> {
     let Some(issuer) = env.issuer.clone() else {
         return Ok(Reply::error(ErrorCode::Unauthorized, "sign in first"));
     };
@@ -178,7 +178,7 @@ pub async fn logout(ctx: &Ctx, env: &CommandEnvelope) -> Result<Reply, HandlerEr
 }
 
 /// `SuspendUser` (admin): the account may no longer sign in, and its tokens end.
-pub async fn suspend(
+pub(crate) async fn suspend(
     ctx: &Ctx,
     env: &CommandEnvelope,
     c: &streams::commands::UserRef,

@@ -29,7 +29,7 @@ use crate::store::repo::Repo;
 use crate::store::{api_json, names, to_doc};
 
 /// A fresh one-time token (64 hex digits).
-pub fn new_token() -> String {
+pub(crate) fn new_token() -> String {
     use rand::RngCore;
     let mut b = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut b);
@@ -37,7 +37,7 @@ pub fn new_token() -> String {
 }
 
 /// What is stored of a token.
-pub fn token_hash(token: &str) -> String {
+pub(crate) fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.trim().as_bytes()))
 }
 
@@ -47,7 +47,7 @@ fn refused() -> Reply {
 
 /// Gives a new user a verification token and mails it, unless it was done already (a
 /// redelivered registration).
-pub async fn issue_verification(
+pub(crate) async fn issue_verification(
     ctx: &Ctx,
     env: &CommandEnvelope,
     user_id: ObjectId,
@@ -104,7 +104,7 @@ async fn holder_of(ctx: &Ctx, field: &str, hash: &str) -> Result<Option<ObjectId
 }
 
 /// `VerifyEmail`: the e-mailed token flips `isVerified`.
-pub async fn verify_email(
+pub(crate) async fn verify_email(
     ctx: &Ctx,
     env: &CommandEnvelope,
     c: &OneTimeToken,
@@ -154,7 +154,7 @@ pub async fn verify_email(
 
 /// `RequestPasswordReset`: mails a reset token if the account exists. The answer is the
 /// same 202 either way, so the endpoint does not tell which e-mails have accounts.
-pub async fn request_password_reset(
+pub(crate) async fn request_password_reset(
     ctx: &Ctx,
     env: &CommandEnvelope,
     c: &PasswordResetRequest,
@@ -208,7 +208,7 @@ pub async fn request_password_reset(
 }
 
 /// `ConfirmPasswordReset`: a good, unexpired token sets the new password once.
-pub async fn confirm_password_reset(
+pub(crate) async fn confirm_password_reset(
     ctx: &Ctx,
     env: &CommandEnvelope,
     c: &PasswordResetConfirm,
@@ -269,7 +269,7 @@ pub async fn confirm_password_reset(
 }
 
 /// `RecordLogin`: `lastLoginAt` and `loginCount` after a successful sign-in.
-pub async fn record_login(ctx: &Ctx, env: &CommandEnvelope) -> Result<Reply, HandlerError> {
+pub(crate) async fn record_login(ctx: &Ctx, env: &CommandEnvelope) -> Result<Reply, HandlerError> {
     let Some(issuer) = env.issuer.clone() else {
         return Ok(Reply::error(ErrorCode::Unauthorized, "sign in first"));
     };
