@@ -24,7 +24,7 @@ pub enum SuspendDecision {
     Refuse(Refusal),
 }
 
-/// Mirrors `workers/src/users/mod.rs::suspend`.
+/// Applied by `workers/src/users/mod.rs::suspend`.
 pub fn decide_suspend(
     issuer: Option<Actor>,
     target: Option<&User>,
@@ -59,7 +59,7 @@ pub fn token_acceptable(token: &str) -> bool {
     !token.trim().is_empty() && token.len() <= MAX_TOKEN_LEN
 }
 
-/// Mirrors `workers/src/users/tokens.rs::verify_email` for the user read under its
+/// Applied by `workers/src/users/tokens.rs::verify_email` for the user read under its
 /// lease (`user`), whose stored verification hash must still be `hash`: the user
 /// verified, the token gone (single use).
 pub fn decide_verify_email(
@@ -91,7 +91,7 @@ pub enum ResetDecision {
     Refuse(Refusal),
 }
 
-/// Mirrors `workers/src/users/tokens.rs::confirm_password_reset` for the user read
+/// Applied by `workers/src/users/tokens.rs::confirm_password_reset` for the user read
 /// under its lease, whose stored reset hash must still be `hash`.
 pub fn decide_password_reset(
     token: &str,

@@ -59,7 +59,7 @@ pub enum CreateDecision {
     Refuse(Refusal),
 }
 
-/// Mirrors `workers/src/bookings/mod.rs::create` up to the lock transfers (a lost lock is
+/// Applied by `workers/src/bookings/mod.rs::create` up to the lock transfers (a lost lock is
 /// [`seats_lost`]). `existing` is the booking stored under [`booking_id_for`] the hold.
 /// `Err`: the stored data is inconsistent (a held seat missing from its event, bad prices).
 pub fn decide_create(
@@ -213,7 +213,7 @@ pub enum CancelDecision {
     Refuse(Refusal),
 }
 
-/// Mirrors the first half of `workers/src/bookings/mod.rs::cancel`. `event_cancelled` is the
+/// Decides the first half of `workers/src/bookings/mod.rs::cancel`. `event_cancelled` is the
 /// command's cause (`CancelCause::EventCancelled`).
 pub fn decide_cancel(
     issuer: Option<Actor>,
@@ -304,7 +304,7 @@ fn cancel(
     })
 }
 
-/// Mirrors `workers/src/bookings/mod.rs::cancel_unpaid`: `pending -> cancelled`, the payment
+/// Applied by `workers/src/bookings/mod.rs::cancel_unpaid`: `pending -> cancelled`, the payment
 /// window closed; after a failed payment, the booking names it (`failed_payment`, else
 /// the first attempt's payment).
 pub fn cancel_unpaid(
@@ -324,7 +324,7 @@ pub fn cancel_unpaid(
     Ok(c)
 }
 
-/// The end of `workers/src/bookings/mod.rs::refund_and_cancel`: `confirmed -> cancelled`
+/// The end of `workers/src/payments/refunds.rs::refund_and_cancel`: `confirmed -> cancelled`
 /// with the payment's status after its refunds.
 pub fn cancel_paid(
     booking: &Booking,
@@ -349,7 +349,7 @@ pub enum ExpireDecision {
     Refuse(Refusal),
 }
 
-/// Mirrors the first half of `workers/src/bookings/mod.rs::expire`.
+/// Decides the first half of `workers/src/bookings/mod.rs::expire`.
 pub fn decide_expire(booking: Option<&Booking>, now: DateTime) -> ExpireDecision {
     let Some(b) = booking else {
         return ExpireDecision::Refuse(Refusal::BookingNotFound);
@@ -383,7 +383,7 @@ pub fn recheck_expiry(now_booking: &Booking, payment_running: bool) -> Result<()
     Ok(())
 }
 
-/// Mirrors the booking side of `workers/src/bookings/mod.rs::confirm`: `pending -> confirmed`
+/// Decides the booking side of `workers/src/bookings/mod.rs::confirm`: `pending -> confirmed`
 /// by payment `payment_id`; a confirmed booking (a redelivery) is confirmed again as is.
 pub fn confirm(
     booking: &Booking,

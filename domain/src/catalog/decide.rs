@@ -8,7 +8,7 @@ use super::event::{Event, EventStatus};
 use crate::shared::actor::Actor;
 use crate::Refusal;
 
-/// Mirrors `require_admin`: only admins manage events.
+/// Only admins manage events (`workers/src/events/mod.rs::require_admin`).
 pub fn require_admin(issuer: Option<Actor>) -> Result<Actor, Refusal> {
     match issuer {
         Some(i) if i.is_admin() => Ok(i),
@@ -29,7 +29,7 @@ pub enum PublishDecision {
     Refuse(Refusal),
 }
 
-/// Mirrors `workers/src/events/mod.rs::publish_event`.
+/// Applied by `workers/src/events/mod.rs::publish_event`.
 pub fn decide_publish(
     issuer: Option<Actor>,
     event: Option<&Event>,
@@ -65,7 +65,7 @@ pub enum CancelEventDecision {
     Refuse(Refusal),
 }
 
-/// Mirrors the checks of `workers/src/events/mod.rs::cancel_event`: a completed event
+/// Decides the checks of `workers/src/events/mod.rs::cancel_event`: a completed event
 /// cannot be cancelled; a draft or published one is (`-> cancelled`).
 pub fn decide_cancel_event(
     issuer: Option<Actor>,

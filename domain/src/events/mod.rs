@@ -210,11 +210,11 @@ domain_events! {
     BookingCreated(BookingCreated) => "booking.created", "booking_created", "booking";
     /// A paid booking's seats are sold (`bookings::confirm`).
     BookingConfirmed(BookingConfirmed) => "booking.confirmed", "booking_confirmed", "booking";
-    /// A booking was cancelled (`bookings::cancel_unpaid`, `bookings::refund_and_cancel`).
+    /// A booking was cancelled (`bookings::cancel_unpaid`, `payments::refunds::refund_and_cancel`).
     BookingCancelled(BookingEnded) => "booking.cancelled", "booking_cancelled", "booking";
     /// A pending booking ran out unpaid (`bookings::cancel_unpaid`, by expiry).
     BookingExpired(BookingEnded) => "booking.expired", "booking_expired", "booking";
-    /// A cancelled booking's refund was paid out (`bookings::refund_and_cancel`).
+    /// A cancelled booking's refund was paid out (`payments::refunds::refund_and_cancel`).
     RefundProcessed(RefundProcessed) => "refund.processed", "refund_completed", "refund";
     /// A payment attempt started (`payments::pay`).
     PaymentInitiated(PaymentAttempt) => "payment.initiated", "payment_initiated", "payment";

@@ -53,7 +53,7 @@ pub enum HoldDecision {
     Refuse(Refusal),
 }
 
-/// Mirrors `workers/src/holds/mod.rs::create` up to the lock creates. `Err` is an
+/// Applied by `workers/src/holds/mod.rs::create` up to the lock creates. `Err` is an
 /// inconsistency of the stored data (the handler's permanent error).
 pub fn decide_create(
     issuer: Option<Actor>,
@@ -156,7 +156,7 @@ pub enum ReleaseDecision {
     Refuse(Refusal),
 }
 
-/// Mirrors `workers/src/holds/mod.rs::release`.
+/// Applied by `workers/src/holds/mod.rs::release`.
 pub fn decide_release(
     issuer: Option<Actor>,
     hold: Option<&SeatHold>,

@@ -28,8 +28,8 @@ pub fn is_secret(kind: NotificationType) -> bool {
 }
 
 /// The medium of a new notification for a user with `prefs` (`None`: no preferences
-/// stored, the defaults apply) and `phone` (mirrors `medium_for` and the start of
-/// `create`): e-mail if wanted, else SMS if wanted and there is a phone, else push.
+/// stored, the defaults apply) and `phone` (applied by `notifications::create`): e-mail
+/// if wanted, else SMS if wanted and there is a phone, else push.
 pub fn medium_for(
     kind: NotificationType,
     prefs: Option<&Preferences>,
@@ -57,7 +57,7 @@ fn moved(n: &Notification, next: NotificationStatus, now: DateTime) -> Option<No
     })
 }
 
-/// Mirrors the claim in `dispatch.rs::send_one`: a due pending notification becomes
+/// Decides the claim in `dispatch.rs::send_one`: a due pending notification becomes
 /// `sending` with one more attempt; `None` when it is not due (or not pending).
 pub fn claim(n: &Notification, now: DateTime) -> Option<Notification> {
     if !n.is_due(now) {
@@ -97,7 +97,7 @@ pub fn retry_policy(n: &Notification, base_ms: u64, cap_ms: u64) -> RetryPolicy 
     }
 }
 
-/// Mirrors the outcome half of `dispatch.rs::send_one` for a `sending` notification:
+/// Decides the outcome half of `dispatch.rs::send_one` for a `sending` notification:
 /// sent; a transient failure with attempts left goes back to `pending` with `nextRetryAt`
 /// after the policy's delay (`random` is its jitter); anything else fails for good.
 pub fn decide_send(
@@ -148,7 +148,7 @@ fn fail(n: &Notification, reason: &str, now: DateTime) -> Option<Notification> {
 /// What a stale claim's outcome is recorded as (at most once: it is not retried).
 pub const INTERRUPTED: &str = "the send was interrupted; its outcome is unknown";
 
-/// Mirrors the stale sweep of `dispatch.rs::pass`: a `sending` notification whose last
+/// Decides the stale sweep of `dispatch.rs::pass`: a `sending` notification whose last
 /// attempt began before `stale_before` (or has no time) fails, outcome unknown.
 pub fn give_up_stale(
     n: &Notification,
@@ -169,7 +169,7 @@ pub fn give_up_stale(
     Some(a)
 }
 
-/// Mirrors `mod.rs::withdraw`: a still-pending notification (a reminder of a cancelled
+/// Applied by `workers/src/notifications/messages.rs::withdraw`: a still-pending notification (a reminder of a cancelled
 /// booking or event) fails with `reason`; any other is left alone.
 pub fn withdraw(n: &Notification, reason: &str, now: DateTime) -> Option<Notification> {
     if n.status != NotificationStatus::Pending {
@@ -190,7 +190,7 @@ pub enum ReadDecision {
     Refuse(Refusal),
 }
 
-/// Mirrors `mod.rs::mark_read`. Another user's notification is 404.
+/// Applied by `workers/src/notifications/inbox.rs::mark_read`. Another user's notification is 404.
 pub fn decide_mark_read(
     issuer: Option<Actor>,
     n: Option<&Notification>,

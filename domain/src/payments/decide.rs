@@ -62,7 +62,7 @@ pub enum PayDecision {
     Refuse(Refusal),
 }
 
-/// Mirrors `workers/src/payments/mod.rs::pay_once` up to the insert of a new attempt.
+/// Applied by `workers/src/payments/mod.rs::pay_once` up to the insert of a new attempt.
 /// `verified`: the payer's `isVerified` when payers must be verified and are not admins,
 /// else `None`. `chain`: the booking's attempts in order.
 pub fn decide_pay(
@@ -237,7 +237,7 @@ pub enum ChargeStep {
     Retry { payment: Payment, delay_ms: u64 },
 }
 
-/// Mirrors one turn of `workers/src/payments/mod.rs::charge`. `next_delay_ms` is the next
+/// Decides one turn of `workers/src/payments/mod.rs::charge`. `next_delay_ms` is the next
 /// delay of the attempt's back-off (the worker's jittered `backon` iterator, taken on every
 /// transient answer), `None` when it has run out.
 pub fn decide_charge_answer(
@@ -302,7 +302,7 @@ pub enum FinishDecision {
     },
 }
 
-/// Mirrors `workers/src/payments/mod.rs::finish`: the booking side of finished attempt
+/// Applied by `workers/src/payments/mod.rs::finish`: the booking side of finished attempt
 /// `n` (`booking` as read after the charge).
 pub fn decide_finish(
     booking: &Booking,

@@ -1,4 +1,4 @@
-//! The refund half of `workers/src/bookings/mod.rs::refund_and_cancel`: how much of a paid
+//! The refund half of `workers/src/payments/refunds.rs::refund_and_cancel`: how much of a paid
 //! booking's payment comes back under the event's cancellation policy, the refund record,
 //! and the payment's status and refunded amount after its refunds.
 

@@ -43,7 +43,7 @@ pub enum IssueDecision {
     NotYet(BookingStatus),
 }
 
-/// Mirrors the status switch of `workers/src/tickets/mod.rs::issue` (also run again after
+/// Decides the status switch of `workers/src/tickets/mod.rs::issue` (also run again after
 /// issuing, to catch a cancellation that came meanwhile).
 pub fn decide_issue(booking: &Booking) -> IssueDecision {
     match booking.status {
@@ -163,7 +163,7 @@ pub enum DownloadDecision {
     Refuse(Refusal),
 }
 
-/// Mirrors `workers/src/tickets/mod.rs::record_download`. Another user's ticket is 404.
+/// Applied by `workers/src/tickets/mod.rs::record_download`. Another user's ticket is 404.
 pub fn decide_download(
     issuer: Option<Actor>,
     ticket: Option<&Ticket>,
@@ -189,7 +189,7 @@ pub struct TicketCancellation {
     pub qr_code: Option<QrCode>,
 }
 
-/// Mirrors `workers/src/tickets/cancel.rs::cancel_ticket`: the ticket `cancelled` unless it
+/// Applied by `workers/src/tickets/cancel.rs::cancel_ticket`: the ticket `cancelled` unless it
 /// is already, its QR code invalidated with `reason` unless it is already (the first
 /// cancellation's time and reason stay). Harmless to repeat.
 pub fn cancel_ticket(

@@ -31,7 +31,7 @@ pub struct Scanner {
     pub gate: Option<String>,
 }
 
-/// Mirrors the checks at the top of `workers/src/tickets/scans.rs::scan`: staff only, labels
+/// Decides the checks at the top of `workers/src/tickets/scans.rs::scan`: staff only, labels
 /// within bounds.
 pub fn check_scanner(
     staff: Option<Actor>,
@@ -91,7 +91,7 @@ fn reject(status: ScanStatus, reason: &str, message: impl Into<String>) -> ScanD
     })
 }
 
-/// Mirrors the rest of `workers/src/tickets/scans.rs::scan`: `verified` is the QR check,
+/// Decides the rest of `workers/src/tickets/scans.rs::scan`: `verified` is the QR check,
 /// `ticket` the gate's view of the ticket it names (`None`: unknown), `now` the scan's
 /// time (the command's `issuedAt`), `grace_secs` how long after the start late arrivals
 /// still get in.
@@ -143,7 +143,7 @@ pub enum FirstScanDecision {
     Duplicate(ScanRejection),
 }
 
-/// Mirrors `workers/src/tickets/scans.rs::first_scan` after the claim: `first_command_id` and
+/// Applied by `workers/src/tickets/scans.rs::first_scan` after the claim: `first_command_id` and
 /// `first_at` are the claim's winner.
 pub fn decide_first_scan(
     ticket_status: TicketStatus,

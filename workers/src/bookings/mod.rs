@@ -16,7 +16,7 @@ use domain::entities::Booking;
 use domain::events::{BookingConfirmed, BookingCreated, BookingEnded, DomainEvent, HoldConverted};
 use domain::hold::{HoldStatus, SeatHold};
 use domain::seat::lock_key;
-use domain::{Money, ObjectId, Refusal};
+use domain::{DomainError, Money, ObjectId, Refusal};
 use futures::future::join_all;
 use serde_json::{json, Value};
 use streams::codes::Reply;
@@ -245,10 +245,7 @@ pub(crate) fn permanent(e: impl std::fmt::Display) -> HandlerError {
 }
 
 /// A booking's seat lines, by their derived ids (lines never written are left out).
-pub(crate) async fn seat_lines(
-    ctx: &Ctx,
-    booking: &Booking,
-) -> Result<Vec<BookingSeat>, HandlerError> {
+async fn seat_lines(ctx: &Ctx, booking: &Booking) -> Result<Vec<BookingSeat>, HandlerError> {
     let repo = Repo::<BookingSeat>::new(&ctx.store);
     let ids = booking
         .seat_ids
@@ -263,7 +260,7 @@ pub(crate) async fn seat_lines(
 
 /// Writes a cancellation the domain decided: the booking's changed fields (`version`
 /// raised) and each changed seat line, all by `_id`.
-pub(crate) async fn write_cancellation(ctx: &Ctx, c: &Cancellation) -> Result<(), HandlerError> {
+async fn write_cancellation(ctx: &Ctx, c: &Cancellation) -> Result<(), HandlerError> {
     let b = &c.booking;
     let set = doc! {
         "status": b.status.as_str(), "cancelledAt": b.cancelled_at,
@@ -280,6 +277,26 @@ pub(crate) async fn write_cancellation(ctx: &Ctx, c: &Cancellation) -> Result<()
         lines.patch(line.id, set).await?;
     }
     Ok(())
+}
+
+/// The end of a booking, whatever the path: its seats back on sale, then the cancellation
+/// `decide` makes of its seat lines written.
+pub(crate) async fn end_booking(
+    ctx: &Ctx,
+    booking: &Booking,
+    decide: impl FnOnce(&[BookingSeat]) -> Result<Cancellation, DomainError>,
+) -> Result<Cancellation, HandlerError> {
+    free_seats(
+        ctx,
+        booking.event_id,
+        &booking.seat_ids,
+        Owner::Booking(booking.id),
+    )
+    .await?;
+    let lines = seat_lines(ctx, booking).await?;
+    let c = decide(&lines).map_err(permanent)?;
+    write_cancellation(ctx, &c).await?;
+    Ok(c)
 }
 
 /// The facts of a booking's end: `booking.cancelled`, or `booking.expired` when it ran out.
@@ -316,17 +333,11 @@ pub(crate) async fn cancel_unpaid(
     by: CancelledBy,
     failed_payment: Option<ObjectId>,
 ) -> Result<Value, HandlerError> {
-    free_seats(
-        ctx,
-        booking.event_id,
-        &booking.seat_ids,
-        Owner::Booking(booking.id),
-    )
+    let now = ctx.now_stored();
+    let c = end_booking(ctx, booking, |lines| {
+        decide::cancel_unpaid(booking, lines, by, failed_payment, now)
+    })
     .await?;
-    let lines = seat_lines(ctx, booking).await?;
-    let c = decide::cancel_unpaid(booking, &lines, by, failed_payment, ctx.now_stored())
-        .map_err(permanent)?;
-    write_cancellation(ctx, &c).await?;
     ctx.emit(
         env,
         ended(booking, by, None, None),

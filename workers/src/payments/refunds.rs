@@ -17,8 +17,7 @@ use streams::codes::Reply;
 use streams::commands::{CancelBooking, CommandEnvelope};
 
 use crate::app::context::{Ctx, HandlerError};
-use crate::bookings::{ended, permanent, seat_lines, write_cancellation};
-use crate::holds::seats::{free_seats, Owner};
+use crate::bookings::{end_booking, ended, permanent};
 use crate::store::repo::Repo;
 use crate::store::{api_json, names, to_doc};
 
@@ -52,17 +51,11 @@ pub(crate) async fn refund_and_cancel(
     let refund = refund_once(ctx, env, booking, &payment, plan, c.note.clone()).await?;
     let pay_status = settle_refunds(ctx, &payment, &refund).await?;
     crate::tickets::cancel::cancel_tickets(ctx, booking.id, by.reason()).await?;
-    free_seats(
-        ctx,
-        booking.event_id,
-        &booking.seat_ids,
-        Owner::Booking(booking.id),
-    )
+    let now = ctx.now_stored();
+    let cancellation = end_booking(ctx, booking, |lines| {
+        decide::cancel_paid(booking, lines, by, pay_status, now)
+    })
     .await?;
-    let lines = seat_lines(ctx, booking).await?;
-    let cancellation = decide::cancel_paid(booking, &lines, by, pay_status, ctx.now_stored())
-        .map_err(permanent)?;
-    write_cancellation(ctx, &cancellation).await?;
     let refund_json = api_json(&to_doc(&refund)?);
     let processed = DomainEvent::RefundProcessed(RefundProcessed {
         refund_id: refund.id,

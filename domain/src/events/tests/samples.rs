@@ -276,7 +276,7 @@ pub(super) fn samples() -> Vec<(Today, DomainEvent)> {
                 payment_id: None,
             }),
         ),
-        // bookings::refund_and_cancel (cancel_unpaid writes refundMinor 0, no refundId)
+        // payments::refunds::refund_and_cancel (cancel_unpaid writes refundMinor 0, no refundId)
         (
             Today {
                 kind: "booking.cancelled",
@@ -331,7 +331,7 @@ pub(super) fn samples() -> Vec<(Today, DomainEvent)> {
                 payment_status: None,
             }),
         ),
-        // bookings::refund_and_cancel
+        // payments::refunds::refund_and_cancel
         (
             Today {
                 kind: "refund.processed",
