@@ -12,7 +12,7 @@ use streams::commands::{CommandEnvelope, Issuer};
 use streams::idempotency::{Claim, KeyRecord};
 use streams::proof::CommandSigner;
 use streams::publish::publish_command_until;
-use streams::queries::{ask, ask_raw, Query, QueryRequest, RawReply};
+use streams::queries::{ask, ask_answer, ask_raw, Answer, Query, QueryRequest, RawReply};
 use streams::replies::{ReplyRouter, Results, StoredResult};
 use streams::{Namespace, WireError};
 
@@ -79,6 +79,11 @@ pub trait Bus: Send + Sync + 'static {
     /// gateway forwards untouched (seat maps).
     fn ask_raw<'a>(&'a self, req: &'a QueryRequest) -> BoxFuture<'a, Result<RawReply, WireError>> {
         Box::pin(async move { Ok(self.ask(req).await?.into()) })
+    }
+
+    /// [`Bus::ask`] for a query whose answer may be binary (a ticket's QR image).
+    fn ask_answer<'a>(&'a self, req: &'a QueryRequest) -> BoxFuture<'a, Result<Answer, WireError>> {
+        Box::pin(async move { Ok(Answer::Reply(self.ask(req).await?)) })
     }
 
     /// Puts a card number in the card vault under `token` (a short-lived KV entry the
@@ -237,6 +242,16 @@ impl Bus for NatsBus {
 
     fn ask_raw<'a>(&'a self, req: &'a QueryRequest) -> BoxFuture<'a, Result<RawReply, WireError>> {
         Box::pin(ask_raw(
+            &self.client,
+            &self.ns,
+            &self.signer,
+            req,
+            self.query_timeout,
+        ))
+    }
+
+    fn ask_answer<'a>(&'a self, req: &'a QueryRequest) -> BoxFuture<'a, Result<Answer, WireError>> {
+        Box::pin(ask_answer(
             &self.client,
             &self.ns,
             &self.signer,

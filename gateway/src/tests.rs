@@ -150,6 +150,28 @@ impl Bus for FakeBus {
         Box::pin(async move { Ok(!self.roles_revoked) })
     }
 
+    /// A reply whose body is `{"binary": <base64>, "contentType"}` stands for a binary
+    /// answer (the worker's QR image).
+    fn ask_answer<'a>(
+        &'a self,
+        req: &'a QueryRequest,
+    ) -> BoxFuture<'a, Result<streams::queries::Answer, WireError>> {
+        use base64::Engine;
+        Box::pin(async move {
+            let reply = self.ask(req).await?;
+            let binary = reply.body["binary"]
+                .as_str()
+                .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
+            Ok(match binary {
+                Some(body) => streams::queries::Answer::Binary {
+                    content_type: reply.body["contentType"].as_str().unwrap_or("").into(),
+                    body: body.into(),
+                },
+                None => streams::queries::Answer::Reply(reply),
+            })
+        })
+    }
+
     fn ask<'a>(&'a self, req: &'a QueryRequest) -> BoxFuture<'a, Result<Reply, WireError>> {
         Box::pin(async move {
             if self.down {
@@ -1136,7 +1158,10 @@ async fn a_tickets_qr_code_is_served_as_png_and_scan_keys_are_for_staff() {
     let app = app(FakeBus::new(
         Box::new(|_| None),
         Box::new(move |q| match &q.query {
-            Query::TicketQrPng { .. } => Reply::ok(200, json!({"pngBase64": encoded.clone()})),
+            Query::TicketQrPng { .. } => Reply::ok(
+                200,
+                json!({"binary": encoded.clone(), "contentType": "image/png"}),
+            ),
             Query::ScanKeys => Reply::ok(200, json!({"keys": []})),
             _ => Reply::error(ErrorCode::TicketNotFound, "no such ticket"),
         }),

@@ -17,6 +17,9 @@ pub const DEADLETTER_DELIVERIES: &str = "Ticketing-Deadletter-Deliveries";
 /// up later does not do the work: nobody waits for it, and work for callers that gave up
 /// is what turns an overload into a cascade.
 pub const DEADLINE: &str = "Ticketing-Deadline";
+/// On a query's answer: the body is not a JSON `Reply` but this media type's bytes, sent
+/// as they are (a ticket's QR image). Only successful answers are binary.
+pub const CONTENT_TYPE: &str = "Ticketing-Content-Type";
 
 /// The deadline `within` from now, as the header's value.
 pub fn deadline_in(within: std::time::Duration) -> String {

@@ -66,7 +66,8 @@ pub enum Query {
     /// One ticket, for its owner (or an admin); otherwise 404 `ticket_not_found`.
     GetTicket { ticket_id: ObjectId },
     /// A ticket's QR code as a PNG, for its owner (or an admin):
-    /// `{contentType: "image/png", pngBase64, qrString}`; otherwise 404 `ticket_not_found`.
+    /// The PNG itself, as a binary answer ([`Answer::Binary`], `image/png`); otherwise 404
+    /// `ticket_not_found`.
     TicketQrPng { ticket_id: ObjectId },
     /// The QR verification keys (staff): `{keys: [{kid, alg, publicKey}]}`.
     ScanKeys,
@@ -195,6 +196,58 @@ impl RawReply {
     }
 }
 
+/// A query's answer as the worker sent it: a JSON [`Reply`], or a binary body (media type
+/// in the `Ticketing-Content-Type` header, bytes as the payload) that the gateway sends
+/// on as it is, never base64 inside JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    Reply(Reply),
+    Binary {
+        content_type: String,
+        body: bytes::Bytes,
+    },
+}
+
+impl Answer {
+    /// Reads an answer from its message's headers and payload.
+    pub fn decode(
+        headers: Option<&async_nats::HeaderMap>,
+        payload: bytes::Bytes,
+    ) -> Result<Answer, WireError> {
+        let content_type = headers
+            .and_then(|h| h.get(crate::headers::CONTENT_TYPE))
+            .map(|v| v.as_str().to_string());
+        Ok(match content_type {
+            Some(content_type) => Answer::Binary {
+                content_type,
+                body: payload,
+            },
+            None => Answer::Reply(serde_json::from_slice(&payload)?),
+        })
+    }
+
+    /// The headers a worker sends a binary answer with.
+    pub fn binary_headers(content_type: &str) -> async_nats::HeaderMap {
+        let mut h = async_nats::HeaderMap::new();
+        h.insert(crate::headers::CONTENT_TYPE, content_type);
+        h
+    }
+}
+
+/// Asks a query whose answer may be binary ([`Answer`]).
+pub async fn ask_answer(
+    client: &async_nats::Client,
+    ns: &Namespace,
+    signer: &CommandSigner,
+    req: &QueryRequest,
+    timeout: Duration,
+) -> Result<Answer, WireError> {
+    match ask_message(client, ns, signer, req, timeout).await? {
+        Ok(msg) => Answer::decode(msg.headers.as_ref(), msg.payload),
+        Err(reply) => Ok(Answer::Reply(reply)),
+    }
+}
+
 /// Asks a query and waits up to `timeout` for the worker's answer. No answer in time, or
 /// no queries worker at all, is a 503 `unavailable` reply (not an error).
 pub async fn ask(
@@ -232,6 +285,19 @@ async fn ask_payload(
     req: &QueryRequest,
     timeout: Duration,
 ) -> Result<Result<bytes::Bytes, Reply>, WireError> {
+    Ok(ask_message(client, ns, signer, req, timeout)
+        .await?
+        .map(|m| m.payload))
+}
+
+/// The worker's answer message, or the reply that stands for no answer.
+async fn ask_message(
+    client: &async_nats::Client,
+    ns: &Namespace,
+    signer: &CommandSigner,
+    req: &QueryRequest,
+    timeout: Duration,
+) -> Result<Result<async_nats::Message, Reply>, WireError> {
     let payload = serde_json::to_vec(req)?;
     // The deadline travels with the query: a worker that gets to it after we gave up
     // skips it instead of loading the database for nobody.
@@ -257,7 +323,7 @@ async fn ask_payload(
         )),
         Ok(Err(e)) if e.kind() == async_nats::RequestErrorKind::TimedOut => Ok(Err(late())),
         Ok(Err(e)) => Err(WireError::nats(e)),
-        Ok(Ok(msg)) => Ok(Ok(msg.payload)),
+        Ok(Ok(msg)) => Ok(Ok(msg)),
     }
 }
 
@@ -280,6 +346,25 @@ mod tests {
         assert!(std::str::from_utf8(&err.body)
             .unwrap()
             .contains("unavailable"));
+    }
+
+    #[test]
+    fn a_binary_answer_is_its_bytes_and_anything_else_a_reply() {
+        let png = bytes::Bytes::from_static(&[0x89, b'P', b'N', b'G']);
+        let h = Answer::binary_headers("image/png");
+        assert_eq!(
+            Answer::decode(Some(&h), png.clone()).unwrap(),
+            Answer::Binary {
+                content_type: "image/png".into(),
+                body: png,
+            }
+        );
+        let wire = serde_json::to_vec(&Reply::error(ErrorCode::TicketNotFound, "x")).unwrap();
+        match Answer::decode(None, wire.into()).unwrap() {
+            Answer::Reply(r) => assert_eq!(r.code(), Some("ticket_not_found")),
+            other => panic!("{other:?}"),
+        }
+        assert!(Answer::decode(None, bytes::Bytes::from_static(b"\x89PNG")).is_err());
     }
 
     #[test]

@@ -9,12 +9,10 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use serde::Deserialize;
 use streams::codes::ErrorCode;
 use streams::commands::{Command, ScanTicket};
-use streams::queries::{Query, QueryRequest};
+use streams::queries::{Answer, Query, QueryRequest};
 use utoipa::{IntoParams, ToSchema};
 
 use super::ask;
@@ -124,16 +122,16 @@ pub async fn qr_png(
         issuer: Some(user.issuer()),
         query: Query::TicketQrPng { ticket_id },
     };
-    let reply = state.bus.ask(&req).await?;
-    if !reply.is_success() {
-        return Ok(reply_response(reply));
-    }
-    let png = reply
-        .body
-        .get("pngBase64")
-        .and_then(|v| v.as_str())
-        .and_then(|b| STANDARD.decode(b).ok())
-        .ok_or_else(|| ApiError::internal("a QR reply without a decodable pngBase64"))?;
+    let png = match state.bus.ask_answer(&req).await? {
+        Answer::Reply(reply) if !reply.is_success() => return Ok(reply_response(reply)),
+        Answer::Binary { content_type, body } if content_type == "image/png" => body,
+        Answer::Reply(_) => return Err(ApiError::internal("a QR answer sent as JSON")),
+        Answer::Binary { content_type, .. } => {
+            return Err(ApiError::internal(format!(
+                "a QR answer of type {content_type}"
+            )))
+        }
+    };
     let mut r = (StatusCode::OK, png).into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/png"));

@@ -138,16 +138,22 @@ async fn answer_in_turn(
     if streams::headers::past_deadline(msg.headers.as_ref()) {
         return;
     }
-    let bytes = match reply_bytes(&ctx, &req).await {
-        Ok(b) => b,
+    let answer = match reply_bytes(&ctx, &req).await {
+        Ok(a) => a,
         Err(e) => {
             warn!(error = %e, "query failed");
             let r = Reply::error(ErrorCode::Unavailable, "the database did not answer");
-            serde_json::to_vec(&r).unwrap_or_default().into()
+            WireAnswer::Json(serde_json::to_vec(&r).unwrap_or_default().into())
         }
     };
     drop(permit);
-    let _ = ctx.client.publish(reply_to, bytes).await;
+    let _ = match answer {
+        WireAnswer::Json(bytes) => ctx.client.publish(reply_to, bytes).await,
+        WireAnswer::Binary(content_type, bytes) => {
+            let h = streams::queries::Answer::binary_headers(content_type);
+            ctx.client.publish_with_headers(reply_to, h, bytes).await
+        }
+    };
 }
 
 fn is_admin(i: &Option<Issuer>) -> bool {
@@ -210,8 +216,11 @@ async fn answer(ctx: &Ctx, req: &QueryRequest) -> Result<Reply, StoreError> {
         Query::GetTicket { ticket_id } => {
             crate::queries::tickets::get_ticket(ctx, &req.issuer, *ticket_id).await?
         }
-        Query::TicketQrPng { ticket_id } => {
-            crate::queries::tickets::qr_png(ctx, &req.issuer, *ticket_id).await?
+        // A binary answer, sent as its bytes by `reply_bytes`.
+        Query::TicketQrPng { .. } => {
+            return Err(StoreError::Unavailable(
+                "QR images are answered by reply_bytes".into(),
+            ))
         }
         Query::ScanKeys => crate::queries::tickets::scan_keys(ctx, &req.issuer),
         Query::EventRevocations { event_id, since } => {
@@ -230,22 +239,40 @@ async fn answer(ctx: &Ctx, req: &QueryRequest) -> Result<Reply, StoreError> {
     })
 }
 
+/// An answer as it goes on the wire: JSON text (a `Reply`), or a binary body with its
+/// media type (see `streams::queries::Answer`).
+enum WireAnswer {
+    Json(bytes::Bytes),
+    Binary(&'static str, bytes::Bytes),
+}
+
 /// The reply to `req` as sent on the wire. Seat maps are written straight into it: their
-/// body is never built as a JSON value (see `streams::queries::RawReply`).
-async fn reply_bytes(ctx: &Ctx, req: &QueryRequest) -> Result<bytes::Bytes, StoreError> {
+/// body is never built as a JSON value (see `streams::queries::RawReply`); a ticket's QR
+/// image goes as its PNG bytes.
+async fn reply_bytes(ctx: &Ctx, req: &QueryRequest) -> Result<WireAnswer, StoreError> {
     let reply = match &req.query {
         Query::EventSeats {
             event_id,
             section,
             status,
         } => match seats::seat_map(ctx, &req.issuer, *event_id, section, status).await? {
-            Ok(body) => return Ok(streams::queries::RawReply::encode(200, &body)),
+            Ok(body) => {
+                return Ok(WireAnswer::Json(streams::queries::RawReply::encode(
+                    200, &body,
+                )))
+            }
             Err(refused) => refused,
         },
+        Query::TicketQrPng { ticket_id } => {
+            match crate::queries::tickets::qr_png(ctx, &req.issuer, *ticket_id).await? {
+                Ok(png) => return Ok(WireAnswer::Binary("image/png", png.into())),
+                Err(refused) => refused,
+            }
+        }
         _ => answer(ctx, req).await?,
     };
     serde_json::to_vec(&reply)
-        .map(Into::into)
+        .map(|b| WireAnswer::Json(b.into()))
         .map_err(|e| StoreError::Bson(e.to_string()))
 }
 

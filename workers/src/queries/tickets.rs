@@ -6,8 +6,6 @@
 //! change, so it is not written here: this worker publishes a `RecordTicketDownload`
 //! command (fire and forget) that the ticketing worker applies.
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use bson::{doc, Document};
 use domain::ObjectId;
 use futures::future::join_all;
@@ -124,28 +122,30 @@ pub(crate) async fn get_ticket(
     })
 }
 
-/// `GET /v1/tickets/{id}/qr.png`: `{contentType, pngBase64, qrString, ticketId}`; the
-/// gateway turns it into the image. A download by the owner is counted.
+/// `GET /v1/tickets/{id}/qr.png`: the PNG itself (`Ok`, sent as a binary answer), or the
+/// refusal. A download by the owner is counted.
 pub(crate) async fn qr_png(
     ctx: &Ctx,
     issuer: &Option<Issuer>,
     ticket_id: ObjectId,
-) -> Result<Reply, StoreError> {
+) -> Result<Result<Vec<u8>, Reply>, StoreError> {
     let Some(t) = ticket(ctx, ticket_id).await?.filter(|t| owns(t, issuer)) else {
-        return Ok(Reply::error(ErrorCode::TicketNotFound, "no such ticket"));
+        return Ok(Err(Reply::error(
+            ErrorCode::TicketNotFound,
+            "no such ticket",
+        )));
     };
-    let qr_string = t.get_str("qrString").unwrap_or_default().to_string();
-    let text = qr_string.clone();
+    let text = t.get_str("qrString").unwrap_or_default().to_string();
     let png = match tokio::task::spawn_blocking(move || crate::tickets::qr_image::png(&text)).await
     {
         Ok(Ok(png)) => png,
         Ok(Err(e)) => {
             tracing::error!(ticket = %ticket_id, error = %e, "QR image not drawn");
-            return Ok(Reply::error(ErrorCode::Internal, "internal error"));
+            return Ok(Err(Reply::error(ErrorCode::Internal, "internal error")));
         }
         Err(e) => {
             tracing::error!(ticket = %ticket_id, error = %e, "QR drawing task failed");
-            return Ok(Reply::error(ErrorCode::Internal, "internal error"));
+            return Ok(Err(Reply::error(ErrorCode::Internal, "internal error")));
         }
     };
     if let Some(i) = issuer
@@ -154,15 +154,7 @@ pub(crate) async fn qr_png(
     {
         record_download(ctx, i.clone(), ticket_id);
     }
-    Ok(Reply::ok(
-        200,
-        json!({
-            "ticketId": ticket_id.to_hex(),
-            "contentType": "image/png",
-            "pngBase64": STANDARD.encode(&png),
-            "qrString": qr_string,
-        }),
-    ))
+    Ok(Ok(png))
 }
 
 /// Publishes `RecordTicketDownload` without waiting: a lost count never fails a download.
