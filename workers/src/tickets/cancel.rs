@@ -16,8 +16,8 @@ use futures::TryStreamExt;
 
 use crate::app::context::{Ctx, HandlerError};
 use crate::store::leases::with_lease;
+use crate::store::names;
 use crate::store::repo::Repo;
-use crate::store::{names, to_doc};
 use crate::tickets::{seat_ids, ticket_id_for};
 
 pub(crate) async fn cancel_tickets(
@@ -60,7 +60,7 @@ async fn cancel_ticket(ctx: &Ctx, ticket_id: ObjectId, reason: &str) -> Result<(
         return Ok(());
     };
     // Gates first: from this write on, the ticket is refused at every gate.
-    crate::tickets::gate::record_cancelled(ctx, &to_doc(&ticket)?, reason).await?;
+    crate::tickets::gate::record_cancelled(ctx, &ticket, reason).await?;
     with_lease(ctx, names::TICKETS, ticket_id, || async {
         let Some(now_ticket) = tickets.get(ticket_id).await? else {
             return Ok(());

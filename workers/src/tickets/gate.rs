@@ -15,14 +15,16 @@
 
 use async_nats::jetstream::kv;
 use bson::{doc, Document};
-use domain::entities::ticket::TicketStatus;
+use domain::entities::ticket::{Ticket, TicketStatus};
+use domain::entities::TicketScan;
 use domain::{DateTime, ObjectId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::app::context::{Ctx, HandlerError};
-use crate::store::{bson_to_json, names};
+use crate::store::repo::Repo;
+use crate::store::{bson_to_json, to_doc};
 
 /// A ticket as the gate sees it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,20 +87,18 @@ pub(crate) fn view_of(t: &Document) -> Value {
 }
 
 impl GateTicket {
-    /// The gate's record of a ticket document (active unless the document says
-    /// otherwise); `None` when it has no id or QR string.
-    pub(crate) fn of(t: &Document) -> Option<GateTicket> {
-        let status = TicketStatus::parse(t.get_str("status").unwrap_or("active"))
-            .unwrap_or(TicketStatus::Active);
-        Some(GateTicket {
-            ticket_id: t.get_object_id("_id").ok()?,
-            qr_code_id: t.get_object_id("qrCodeId").ok(),
-            event_id: t.get_object_id("eventId").ok(),
-            qr_sha256: qr_hash(t.get_str("qrString").ok()?),
-            status,
+    /// The gate's record of a ticket, as its document says (active unless it says
+    /// otherwise).
+    pub(crate) fn of(t: &Ticket) -> Result<GateTicket, HandlerError> {
+        Ok(GateTicket {
+            ticket_id: t.id,
+            qr_code_id: Some(t.qr_code_id),
+            event_id: Some(t.event_id),
+            qr_sha256: qr_hash(&t.qr_string),
+            status: t.status,
             cancel_reason: None,
-            event_date: t.get_datetime("eventDate").ok().copied(),
-            view: view_of(t),
+            event_date: Some(t.event_date),
+            view: view_of(&to_doc(t)?),
         })
     }
 
@@ -133,13 +133,10 @@ pub(crate) async fn record_issued(ctx: &Ctx, t: &GateTicket) -> Result<(), Handl
 /// Marks a ticket cancelled for every gate, from its document.
 pub(crate) async fn record_cancelled(
     ctx: &Ctx,
-    ticket: &Document,
+    ticket: &Ticket,
     reason: &str,
 ) -> Result<(), HandlerError> {
-    let Some(t) = GateTicket::of(ticket) else {
-        return Ok(());
-    };
-    let t = t.cancelled(reason);
+    let t = GateTicket::of(ticket)?.cancelled(reason);
     ctx.gate
         .put(t.ticket_id.to_hex(), encode(&t)?)
         .await
@@ -169,43 +166,22 @@ pub(crate) async fn gate_ticket(
     if let Some(t) = get::<GateTicket>(ctx, &ticket_id.to_hex()).await? {
         return Ok(Some(t));
     }
-    let Some(doc) = ctx
-        .store
-        .col(names::TICKETS)
-        .find_one(doc! {"_id": ticket_id})
-        .await?
-    else {
+    let Some(ticket) = Repo::<Ticket>::new(&ctx.store).get(ticket_id).await? else {
         return Ok(None);
     };
-    let Some(mut t) = GateTicket::of(&doc) else {
-        return Ok(None);
-    };
-    if let Some(reason) = crate::tickets::scans::cancellation(ctx, &doc).await? {
+    let mut t = GateTicket::of(&ticket)?;
+    if let Some(reason) = crate::tickets::scans::cancellation(ctx, &ticket).await? {
         t = t.cancelled(&reason);
     }
-    if let Some(first) = ctx
-        .store
-        .col(names::TICKET_SCANS)
-        .find_one(doc! {"_id": crate::tickets::scans::first_scan_id(&ticket_id)})
-        .await?
-    {
+    let first_id = crate::tickets::scans::first_scan_id(&ticket_id);
+    if let Some(first) = Repo::<TicketScan>::new(&ctx.store).get(first_id).await? {
         let f = FirstScan {
-            scan_id: crate::tickets::scans::first_scan_id(&ticket_id),
-            command_id: first.get_str("commandId").unwrap_or_default().to_string(),
-            scanned_at: first
-                .get_datetime("scannedAt")
-                .copied()
-                .unwrap_or_else(|_| ctx.now_stored()),
-            gate: first
-                .get_document("scanLocation")
-                .ok()
-                .and_then(|l| l.get_str("gate").ok())
-                .map(str::to_string),
-            device_id: first
-                .get_str("scannedByDeviceId")
-                .unwrap_or_default()
-                .to_string(),
-            scanned_by_user_id: first.get_object_id("scannedByUserId").ok(),
+            scan_id: first_id,
+            command_id: first.command_id.unwrap_or_default(),
+            scanned_at: first.scanned_at,
+            gate: first.scan_location.and_then(|l| l.gate),
+            device_id: first.scanned_by_device_id,
+            scanned_by_user_id: Some(first.scanned_by_user_id),
         };
         let _ = claim_first(ctx, &ticket_id, &f).await?;
     }
@@ -238,25 +214,56 @@ pub(crate) async fn claim_first(
 mod tests {
     use super::*;
 
+    fn sample_ticket() -> Ticket {
+        use domain::entities::reference::{booking_reference, ticket_number};
+        let now = domain::DateTime::from_millis(1_700_000_000_000);
+        let id = ObjectId::new();
+        Ticket {
+            id,
+            booking_id: ObjectId::new(),
+            user_id: ObjectId::new(),
+            event_id: ObjectId::new(),
+            seat_id: ObjectId::new(),
+            qr_code_id: ObjectId::new(),
+            qr_string: "v1.abc.sig".into(),
+            ticket_number: ticket_number(&booking_reference(1_700_000_000_000, 7), 0).unwrap(),
+            status: TicketStatus::Active,
+            event_name: "Show".into(),
+            event_date: now,
+            event_time: "20:00".into(),
+            seat_info: domain::entities::ticket::SeatInfo {
+                row: "A".into(),
+                number: 1,
+                section: "Stalls".into(),
+                price: domain::Money::from_minor(2500, domain::Currency::USD),
+            },
+            is_scanned: false,
+            scanned_at: None,
+            scanned_by_user_id: None,
+            scan_location: None,
+            expires_at: None,
+            downloaded_at: None,
+            download_count: 0,
+            issued_at: now,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     #[test]
     fn a_cancelled_record_keeps_the_ticket_and_says_why() {
-        let id = ObjectId::new();
-        let d = doc! {"_id": id, "qrString": "abc", "status": "active", "ticketNumber": "T-1"};
-        let t = GateTicket::of(&d).unwrap();
+        let ticket = sample_ticket();
+        let t = GateTicket::of(&ticket).unwrap();
         assert_eq!(t.status, TicketStatus::Active);
-        assert_eq!(t.qr_sha256, qr_hash("abc"));
-        assert_ne!(t.qr_sha256, qr_hash("abd"));
+        assert_eq!(t.qr_sha256, qr_hash(&ticket.qr_string));
+        assert_ne!(t.qr_sha256, qr_hash("another string"));
         let c = t.clone().cancelled("event_cancelled");
         assert_eq!(c.status, TicketStatus::Cancelled);
         assert_eq!(c.cancel_reason.as_deref(), Some("event_cancelled"));
         assert_eq!(c.view["status"], "cancelled");
-        assert_eq!(c.view["id"], id.to_hex());
+        assert_eq!(c.view["id"], ticket.id.to_hex());
         // Round-trips through the bucket's JSON.
         let back: GateTicket = serde_json::from_slice(&serde_json::to_vec(&c).unwrap()).unwrap();
         assert_eq!(back, c);
-        assert!(
-            GateTicket::of(&doc! {"_id": id}).is_none(),
-            "no QR string, no record"
-        );
     }
 }

@@ -163,7 +163,7 @@ pub async fn issue(ctx: &Ctx, booking_id: ObjectId) -> Result<Vec<Ticket>, Handl
     // that comes in between overwrites what a gate reads.
     let mut gate = Vec::with_capacity(tickets.len());
     for t in &tickets {
-        gate.extend(crate::tickets::gate::GateTicket::of(&to_doc(t)?));
+        gate.push(crate::tickets::gate::GateTicket::of(t)?);
     }
     for r in join_all(
         gate.iter()

@@ -15,10 +15,12 @@
 //! create costs one NATS round trip where a MongoDB insert costs a PostgreSQL commit.
 
 use bson::{doc, Document};
-use domain::entities::ticket::TicketStatus;
+use domain::entities::ticket::{Ticket, TicketStatus};
 use domain::entities::ticket_scan::{ScanLocation, ScanStatus, TicketScan};
+use domain::entities::{Booking, QrCode};
 use domain::events::{DomainEvent, TicketScanRefused, TicketScanned};
 use domain::ids::derive_object_id;
+use domain::tickets::decide::{decide_issue, IssueDecision};
 use domain::tickets::scan_decide::{
     check_scanner, decide_first_scan, decide_scan, FirstScanDecision, GateTicketState,
     ScanDecision, ScanRejection, Scanner,
@@ -29,7 +31,8 @@ use streams::codes::Reply;
 use streams::commands::{CommandEnvelope, Issuer, ScanTicket};
 
 use crate::app::context::{Ctx, HandlerError};
-use crate::store::{bson_to_json, names};
+use crate::store::bson_to_json;
+use crate::store::repo::Repo;
 use crate::tickets::gate::{self, FirstScan, GateTicket};
 use crate::tickets::keys;
 
@@ -173,43 +176,25 @@ pub(crate) async fn scan(
 /// code's invalidation, or (should the ticket not know yet) its booking's cancellation.
 pub(crate) async fn cancellation(
     ctx: &Ctx,
-    ticket: &Document,
+    ticket: &Ticket,
 ) -> Result<Option<String>, HandlerError> {
-    let qr = match ticket.get_object_id("qrCodeId") {
-        Ok(id) => {
-            ctx.store
-                .col(names::QR_CODES)
-                .find_one(doc! {"_id": id})
-                .await?
-        }
-        Err(_) => None,
-    };
-    let qr_reason = qr.as_ref().and_then(|q| {
-        (q.get_bool("isValid").ok() == Some(false)).then(|| {
-            q.get_str("invalidationReason")
-                .unwrap_or("qr_invalidated")
-                .to_string()
-        })
+    let qr = Repo::<QrCode>::new(&ctx.store)
+        .get(ticket.qr_code_id)
+        .await?;
+    let qr_reason = qr.filter(|q| !q.is_valid).map(|q| {
+        q.invalidation_reason
+            .unwrap_or_else(|| "qr_invalidated".into())
     });
-    if ticket.get_str("status").ok() == Some("cancelled") || qr_reason.is_some() {
+    if ticket.status == TicketStatus::Cancelled || qr_reason.is_some() {
         return Ok(Some(qr_reason.unwrap_or_else(|| "ticket_cancelled".into())));
     }
-    let booking = match ticket.get_object_id("bookingId") {
-        Ok(id) => {
-            ctx.store
-                .col(names::BOOKINGS)
-                .find_one(doc! {"_id": id})
-                .await?
-        }
-        Err(_) => None,
-    };
-    Ok(booking
-        .filter(|b| b.get_str("status").ok() == Some("cancelled"))
-        .map(|b| {
-            b.get_str("cancellationReason")
-                .unwrap_or("booking_cancelled")
-                .to_string()
-        }))
+    let booking = Repo::<Booking>::new(&ctx.store)
+        .get(ticket.booking_id)
+        .await?;
+    Ok(match booking.map(|b| decide_issue(&b)) {
+        Some(IssueDecision::CancelTickets(reason)) => Some(reason),
+        _ => None,
+    })
 }
 
 /// The race for the first scan: a KV create of `<ticketId>.first` decides.
