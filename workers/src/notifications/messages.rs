@@ -2,9 +2,13 @@
 //! pending reminders a cancellation withdraws.
 
 use bson::{doc, Document};
+use domain::bookings::decide::CancelledBy;
+use domain::entities::booking::BookingStatus;
 use domain::entities::notification::{Notification, NotificationStatus, NotificationType};
+use domain::entities::{Booking, Payment, Refund};
 use domain::events::{
-    BookingConfirmed, BookingEnded, EventStatusChanged, PaymentAttempt, RefundProcessed,
+    BookingConfirmed, BookingEnded, CancellationReason, EventStatusChanged, PaymentAttempt,
+    RefundProcessed,
 };
 use domain::notifications::decide;
 use domain::{DateTime, ObjectId};
@@ -12,13 +16,11 @@ use futures::TryStreamExt;
 use serde_json::{json, Value};
 use streams::events::{DomainEvent, EventEnvelope};
 
-use super::vars::{
-    booking_reference, booking_vars, event_vars, find, merge, minor_text, money_text,
-};
+use super::vars::{booking_reference, booking_vars, event_vars, merge, minor_text};
 use super::{create, NewNotification};
 use crate::app::context::{Ctx, HandlerError};
+use crate::store::names;
 use crate::store::repo::Repo;
-use crate::store::{bson_to_json, names};
 
 /// Turns one domain event into its notifications (none for most events).
 pub(crate) async fn on_event(ctx: &Ctx, ev: &EventEnvelope) -> Result<(), HandlerError> {
@@ -58,12 +60,10 @@ async fn booking_confirmed(
     ev: &EventEnvelope,
     e: &BookingConfirmed,
 ) -> Result<(), HandlerError> {
-    let Some(booking) = find(ctx, names::BOOKINGS, e.booking_id).await? else {
+    let Some(booking) = Repo::<Booking>::new(&ctx.store).get(e.booking_id).await? else {
         return Err(HandlerError::Transient("booking not readable yet".into()));
     };
-    let user_id = booking
-        .get_object_id("userId")
-        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+    let user_id = booking.user_id;
     let (evars, event) = event_vars(ctx, Some(e.event_id)).await?;
     let data = merge(booking_vars(ctx, &booking).await?, evars);
     create(
@@ -81,9 +81,7 @@ async fn booking_confirmed(
     )
     .await?;
     // The reminder, `reminderBefore` ahead of the show (now if that has passed).
-    let starts = event
-        .as_ref()
-        .and_then(|e| e.get_datetime("eventDate").ok().copied());
+    let starts = event.map(|e| e.event_date);
     if let Some(starts) = starts {
         let now = ctx.now().timestamp_millis();
         if starts.timestamp_millis() > now {
@@ -112,18 +110,18 @@ async fn payment_completed(
     ev: &EventEnvelope,
     e: &PaymentAttempt,
 ) -> Result<(), HandlerError> {
-    let Some(p) = find(ctx, names::PAYMENTS, e.payment_id).await? else {
+    let Some(p) = Repo::<Payment>::new(&ctx.store).get(e.payment_id).await? else {
         return Err(HandlerError::Transient("payment not readable yet".into()));
     };
-    let booking_id = p.get_object_id("bookingId").ok();
+    let booking_id = Some(p.booking_id);
     let reference = booking_reference(ctx, booking_id).await?;
     let (evars, _) = event_vars(ctx, Some(e.event_id)).await?;
     let data = merge(
         json!({
             "bookingReference": reference,
-            "amount": money_text(p.get_document("amount").ok()),
-            "cardLast4": p.get_str("cardLast4").unwrap_or_default(),
-            "transactionId": p.get_str("transactionId").unwrap_or_default(),
+            "amount": p.amount.to_string(),
+            "cardLast4": p.card_last4.as_deref().unwrap_or_default(),
+            "transactionId": p.transaction_id.as_deref().unwrap_or_default(),
         }),
         evars,
     );
@@ -131,9 +129,7 @@ async fn payment_completed(
         ctx,
         NewNotification {
             key: format!("{}:payment_confirmation", ev.id),
-            user_id: p
-                .get_object_id("userId")
-                .map_err(|e| HandlerError::Permanent(e.to_string()))?,
+            user_id: p.user_id,
             event_id: Some(e.event_id),
             booking_id,
             kind: NotificationType::PaymentConfirmation,
@@ -153,38 +149,32 @@ async fn booking_cancelled(
     ev: &EventEnvelope,
     e: &BookingEnded,
 ) -> Result<(), HandlerError> {
-    let Some(booking) = find(ctx, names::BOOKINGS, e.booking_id).await? else {
+    let Some(booking) = Repo::<Booking>::new(&ctx.store).get(e.booking_id).await? else {
         return Err(HandlerError::Transient("booking not readable yet".into()));
     };
     withdraw(
         ctx,
-        doc! {"bookingId": e.booking_id, "type": "event_reminder"},
+        doc! {"bookingId": e.booking_id, "type": NotificationType::EventReminder.as_str()},
         "the booking was cancelled",
     )
     .await?;
-    let reason = e.reason.map_or("cancelled", |r| r.as_str()).to_string();
-    // An event cancellation has its own message (event_cancelled).
-    if reason == "event_cancelled" {
-        return Ok(());
-    }
-    let kind = if reason == "payment_failed" {
-        NotificationType::PaymentFailed
-    } else {
-        NotificationType::BookingCancellation
+    let kind = match e.reason {
+        // An event cancellation has its own message (event_cancelled).
+        Some(CancellationReason::EventCancelled) => return Ok(()),
+        Some(CancellationReason::PaymentFailed) => NotificationType::PaymentFailed,
+        Some(CancellationReason::Expired | CancellationReason::UserRequested) | None => {
+            NotificationType::BookingCancellation
+        }
     };
-    let currency = booking
-        .get_document("finalPrice")
-        .ok()
-        .and_then(|m| m.get_str("currency").ok())
-        .unwrap_or("USD")
-        .to_string();
+    let reason = e.reason.map_or("cancelled", |r| r.as_str());
+    let currency = booking.final_price.currency();
     let refund_minor = e.refund_minor;
     let (evars, _) = event_vars(ctx, Some(e.event_id)).await?;
     let data = merge(
         json!({
-            "bookingReference": booking.get_str("bookingReference").unwrap_or_default(),
+            "bookingReference": booking.booking_reference.as_str(),
             "reason": reason,
-            "refund": minor_text(refund_minor, &currency),
+            "refund": minor_text(refund_minor, currency),
         }),
         evars,
     );
@@ -192,9 +182,7 @@ async fn booking_cancelled(
         ctx,
         NewNotification {
             key: format!("{}:{}", ev.id, kind.as_str()),
-            user_id: booking
-                .get_object_id("userId")
-                .map_err(|e| HandlerError::Permanent(e.to_string()))?,
+            user_id: booking.user_id,
             event_id: Some(e.event_id),
             booking_id: Some(e.booking_id),
             kind,
@@ -212,21 +200,18 @@ async fn refund_processed(
     ev: &EventEnvelope,
     e: &RefundProcessed,
 ) -> Result<(), HandlerError> {
-    let Some(r) = find(ctx, names::REFUNDS, e.refund_id).await? else {
+    let Some(r) = Repo::<Refund>::new(&ctx.store).get(e.refund_id).await? else {
         return Err(HandlerError::Transient("refund not readable yet".into()));
     };
-    let booking_id = r.get_object_id("bookingId").ok();
+    let booking_id = Some(r.booking_id);
     let reference = booking_reference(ctx, booking_id).await?;
     let (evars, _) = event_vars(ctx, Some(e.event_id)).await?;
-    let pct = r
-        .get("refundPercentage")
-        .map(bson_to_json)
-        .unwrap_or(Value::Null);
+    let pct = serde_json::to_value(r.refund_percentage).unwrap_or(Value::Null);
     let data = merge(
         json!({
             "bookingReference": reference,
-            "refundAmount": money_text(r.get_document("refundAmount").ok()),
-            "originalAmount": money_text(r.get_document("originalAmount").ok()),
+            "refundAmount": r.refund_amount.to_string(),
+            "originalAmount": r.original_amount.to_string(),
             "refundPercentage": match pct { Value::String(s) => s, v => v.to_string() },
         }),
         evars,
@@ -235,9 +220,7 @@ async fn refund_processed(
         ctx,
         NewNotification {
             key: format!("{}:refund_processed", ev.id),
-            user_id: r
-                .get_object_id("userId")
-                .map_err(|e| HandlerError::Permanent(e.to_string()))?,
+            user_id: r.user_id,
             event_id: Some(e.event_id),
             booking_id,
             kind: NotificationType::RefundProcessed,
@@ -260,25 +243,27 @@ async fn event_cancelled(
     let event_id = e.event_id;
     withdraw(
         ctx,
-        doc! {"eventId": event_id, "type": "event_reminder"},
+        doc! {"eventId": event_id, "type": NotificationType::EventReminder.as_str()},
         "the event was cancelled",
     )
     .await?;
     // Everyone with a live booking, or one this cancellation ended.
-    let bookings: Vec<Document> = ctx
+    let bookings: Vec<Booking> = ctx
         .store
-        .col(names::BOOKINGS)
+        .db()
+        .collection::<Booking>(names::BOOKINGS)
         .find(doc! {"eventId": event_id})
         .await?
         .try_collect()
         .await?;
+    let ended_by_it = CancelledBy::EventCancelled.reason();
     let mut users: Vec<ObjectId> = bookings
         .iter()
         .filter(|b| {
-            matches!(b.get_str("status"), Ok("confirmed") | Ok("pending"))
-                || b.get_str("cancellationReason") == Ok("event_cancelled")
+            matches!(b.status, BookingStatus::Confirmed | BookingStatus::Pending)
+                || b.cancellation_reason.as_deref() == Some(ended_by_it)
         })
-        .filter_map(|b| b.get_object_id("userId").ok())
+        .map(|b| b.user_id)
         .collect();
     users.sort();
     users.dedup();

@@ -1,61 +1,42 @@
 //! The notifications' template variables, read from the store: the show, the booking
 //! (reference, total, seats, tickets) and money as text.
 
-use bson::{doc, Document};
-use domain::ObjectId;
+use bson::doc;
+use domain::entities::{Booking, BookingSeat, Ticket};
+use domain::event::Event;
+use domain::seat::Seat;
+use domain::{Currency, Money, ObjectId};
 use futures::TryStreamExt;
+use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
 use crate::app::context::{Ctx, HandlerError};
-use crate::store::{bson_to_json, names};
+use crate::store::names;
+use crate::store::repo::Repo;
 
-pub(super) fn money_text(d: Option<&Document>) -> String {
-    d.map(|m| {
-        format!(
-            "{} {}",
-            m.get_str("amount").unwrap_or_default(),
-            m.get_str("currency").unwrap_or_default()
-        )
-    })
-    .unwrap_or_default()
+pub(super) fn minor_text(minor: i64, currency: Currency) -> String {
+    Money::from_minor(minor, currency).to_string()
 }
 
-pub(super) fn minor_text(minor: i64, currency: &str) -> String {
-    let cur = domain::Currency::parse(currency).unwrap_or(domain::Currency::USD);
-    domain::Money::from_minor(minor, cur).to_string()
-}
-
-/// Template variables about the show.
+/// Template variables about the show, and the show.
 pub(super) async fn event_vars(
     ctx: &Ctx,
     event_id: Option<ObjectId>,
-) -> Result<(Value, Option<Document>), HandlerError> {
+) -> Result<(Value, Option<Event>), HandlerError> {
     let Some(event_id) = event_id else {
         return Ok((json!({}), None));
     };
-    let ev = ctx
-        .store
-        .col(names::EVENTS)
-        .find_one(doc! {"_id": event_id})
-        .await?;
-    let Some(e) = ev else {
+    let Some(e) = Repo::<Event>::new(&ctx.store).get(event_id).await? else {
         return Ok((json!({}), None));
     };
-    let date = e
-        .get_datetime("eventDate")
-        .ok()
-        .map(|d| d.to_chrono().format("%Y-%m-%d").to_string())
-        .unwrap_or_default();
-    Ok((
-        json!({
-            "eventName": e.get_str("name").unwrap_or_default(),
-            "eventDate": date,
-            "eventTime": e.get_str("eventTime").unwrap_or_default(),
-            "venue": e.get_str("venue").unwrap_or_default(),
-            "city": e.get_str("city").unwrap_or_default(),
-        }),
-        Some(e),
-    ))
+    let vars = json!({
+        "eventName": e.name,
+        "eventDate": e.event_date.to_chrono().format("%Y-%m-%d").to_string(),
+        "eventTime": e.event_time,
+        "venue": e.venue,
+        "city": e.city,
+    });
+    Ok((vars, Some(e)))
 }
 
 pub(super) fn merge(mut a: Value, b: Value) -> Value {
@@ -65,72 +46,56 @@ pub(super) fn merge(mut a: Value, b: Value) -> Value {
     a
 }
 
-/// The booking's template variables: reference, total, seats, and tickets when issued.
-pub(super) async fn booking_vars(ctx: &Ctx, booking: &Document) -> Result<Value, HandlerError> {
-    let booking_id = booking.get_object_id("_id").unwrap_or_default();
-    let seat_docs: Vec<Document> = ctx
+/// The documents of `collection` whose `bookingId` is `booking_id`, decoded.
+async fn of_booking<T: DeserializeOwned + Send + Sync>(
+    ctx: &Ctx,
+    collection: &str,
+    booking_id: ObjectId,
+) -> Result<Vec<T>, HandlerError> {
+    Ok(ctx
         .store
-        .col(names::BOOKING_SEATS)
+        .db()
+        .collection::<T>(collection)
         .find(doc! {"bookingId": booking_id})
         .await?
         .try_collect()
-        .await?;
+        .await?)
+}
+
+/// The booking's template variables: reference, total, seats, and tickets when issued.
+pub(super) async fn booking_vars(ctx: &Ctx, booking: &Booking) -> Result<Value, HandlerError> {
+    let lines: Vec<BookingSeat> = of_booking(ctx, names::BOOKING_SEATS, booking.id).await?;
+    let seat_repo = Repo::<Seat>::new(&ctx.store);
     let mut seats = Vec::new();
     let mut labels = std::collections::HashMap::new();
-    for bs in &seat_docs {
-        let seat_id = bs.get_object_id("seatId").unwrap_or_default();
-        let seat = ctx
-            .store
-            .col(names::SEATS)
-            .find_one(doc! {"_id": seat_id})
-            .await?
+    for line in &lines {
+        let seat = seat_repo.get(line.seat_id).await?;
+        let label = seat
+            .as_ref()
+            .map(|s| format!("{}{}", s.row, s.number))
             .unwrap_or_default();
-        let label = format!(
-            "{}{}",
-            seat.get_str("row").unwrap_or_default(),
-            seat.get("number")
-                .map(|n| bson_to_json(n).to_string())
-                .unwrap_or_default()
-        );
-        labels.insert(seat_id, label.clone());
+        labels.insert(line.seat_id, label.clone());
         seats.push(json!({
             "label": label,
-            "section": seat.get_str("section").unwrap_or_default(),
-            "price": money_text(bs.get_document("priceAtBooking").ok()),
+            "section": seat.map(|s| s.section).unwrap_or_default(),
+            "price": line.price_at_booking.to_string(),
         }));
     }
-    let tickets: Vec<Value> = ctx
-        .store
-        .col(names::TICKETS)
-        .find(doc! {"bookingId": booking_id})
-        .await?
-        .try_collect::<Vec<Document>>()
-        .await?
+    let tickets: Vec<Ticket> = of_booking(ctx, names::TICKETS, booking.id).await?;
+    let tickets: Vec<Value> = tickets
         .iter()
         .map(|t| {
-            let seat = t
-                .get_object_id("seatId")
-                .ok()
-                .and_then(|s| labels.get(&s).cloned())
-                .unwrap_or_default();
-            json!({"ticketNumber": t.get_str("ticketNumber").unwrap_or_default(), "seat": seat})
+            let seat = labels.get(&t.seat_id).cloned().unwrap_or_default();
+            json!({"ticketNumber": t.ticket_number.as_str(), "seat": seat})
         })
         .collect();
     Ok(json!({
-        "bookingId": booking_id.to_hex(),
-        "bookingReference": booking.get_str("bookingReference").unwrap_or_default(),
-        "total": money_text(booking.get_document("finalPrice").ok()),
+        "bookingId": booking.id.to_hex(),
+        "bookingReference": booking.booking_reference.as_str(),
+        "total": booking.final_price.to_string(),
         "seats": seats,
         "tickets": tickets,
     }))
-}
-
-pub(super) async fn find(
-    ctx: &Ctx,
-    col: &str,
-    id: ObjectId,
-) -> Result<Option<Document>, HandlerError> {
-    Ok(ctx.store.col(col).find_one(doc! {"_id": id}).await?)
 }
 
 /// The booking's reference for a message (empty when there is no booking).
@@ -141,8 +106,9 @@ pub(super) async fn booking_reference(
     let Some(b) = booking_id else {
         return Ok(String::new());
     };
-    Ok(find(ctx, names::BOOKINGS, b)
+    Ok(Repo::<Booking>::new(&ctx.store)
+        .get(b)
         .await?
-        .and_then(|b| b.get_str("bookingReference").ok().map(str::to_string))
+        .map(|b| b.booking_reference.as_str().to_string())
         .unwrap_or_default())
 }
