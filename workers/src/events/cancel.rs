@@ -5,8 +5,10 @@ use std::collections::BTreeSet;
 
 use bson::{doc, Document};
 use domain::catalog::decide::{self, CancelEventDecision};
+use domain::entities::booking::BookingStatus;
 use domain::event::{Event, EventStatus};
 use domain::events::{DomainEvent, EventStatusChanged};
+use domain::hold::HoldStatus;
 use domain::ObjectId;
 use futures::TryStreamExt;
 use serde_json::json;
@@ -100,7 +102,10 @@ async fn live_bookings(ctx: &Ctx, event_id: ObjectId) -> Result<Vec<Document>, H
     Ok(ctx
         .store
         .col(names::BOOKINGS)
-        .find(doc! {"eventId": event_id, "status": {"$in": ["pending", "confirmed", "completed"]}})
+        .find(doc! {"eventId": event_id, "status": {"$in": [
+            BookingStatus::Pending.as_str(), BookingStatus::Confirmed.as_str(),
+            BookingStatus::Completed.as_str(),
+        ]}})
         .projection(doc! {"_id": 1})
         .await?
         .try_collect()
@@ -122,7 +127,7 @@ async fn active_holds(ctx: &Ctx, event_id: ObjectId) -> Result<BTreeSet<ObjectId
     let mut cur = ctx
         .store
         .col(names::SEAT_HOLDS)
-        .find(doc! {"eventId": event_id, "status": "active"})
+        .find(doc! {"eventId": event_id, "status": HoldStatus::Active.as_str()})
         .projection(doc! {"_id": 1})
         .await?;
     while let Some(h) = cur.try_next().await? {

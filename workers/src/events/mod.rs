@@ -87,7 +87,7 @@ pub(crate) async fn create_event(
     // The sale status the hold path reads (from memory, see `streams::live::locks`).
     // Only if absent: a redelivery must not put a published event back to draft.
     ctx.locks
-        .put_if_absent(&status_key(&event_id), "draft")
+        .put_if_absent(&status_key(&event_id), EventStatus::Draft.as_str())
         .await?;
     let after = api_json(&d);
     ctx.emit(

@@ -17,6 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bson::doc;
+use domain::entities::booking::BookingStatus;
+use domain::hold::HoldStatus;
 use domain::ObjectId;
 use futures::{StreamExt, TryStreamExt};
 use streams::commands::{
@@ -230,7 +232,7 @@ async fn sweep_holds(ctx: &Ctx) -> Result<(), mongodb::error::Error> {
     let mut cur = ctx
         .store
         .col(names::SEAT_HOLDS)
-        .find(doc! {"status": "active", "expiresAt": {"$lte": now}})
+        .find(doc! {"status": HoldStatus::Active.as_str(), "expiresAt": {"$lte": now}})
         .projection(doc! {"_id": 1})
         .await?;
     while let Some(d) = cur.try_next().await? {
@@ -241,7 +243,7 @@ async fn sweep_holds(ctx: &Ctx) -> Result<(), mongodb::error::Error> {
     let mut cur = ctx
         .store
         .col(names::BOOKINGS)
-        .find(doc! {"status": "pending", "expiresAt": {"$lte": now}})
+        .find(doc! {"status": BookingStatus::Pending.as_str(), "expiresAt": {"$lte": now}})
         .projection(doc! {"_id": 1})
         .await?;
     while let Some(d) = cur.try_next().await? {

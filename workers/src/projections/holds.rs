@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::future::IntoFuture;
 
 use bson::{doc, Document};
+use domain::hold::HoldStatus;
 use domain::{DateTime, ObjectId};
 use futures::FutureExt;
 use streams::events::{DomainEvent, EventEnvelope};
@@ -33,15 +34,15 @@ pub(super) async fn apply_holds(ctx: &Ctx, events: &[EventEnvelope]) -> Result<(
             // `store::indexes`).
             DomainEvent::HoldReleased(h) => (
                 h.hold_id,
-                doc! {"status": "released", "updatedAt": at, "endedAt": at},
+                doc! {"status": HoldStatus::Released.as_str(), "updatedAt": at, "endedAt": at},
             ),
             DomainEvent::HoldExpired(h) => (
                 h.hold_id,
-                doc! {"status": "expired", "updatedAt": at, "endedAt": at},
+                doc! {"status": HoldStatus::Expired.as_str(), "updatedAt": at, "endedAt": at},
             ),
             DomainEvent::HoldConverted(h) => (
                 h.hold_id,
-                doc! {"status": "converted_to_booking", "convertedToBookingId": h.booking_id, "updatedAt": at, "endedAt": at},
+                doc! {"status": HoldStatus::ConvertedToBooking.as_str(), "convertedToBookingId": h.booking_id, "updatedAt": at, "endedAt": at},
             ),
             DomainEvent::BookingCreated(_)
             | DomainEvent::BookingConfirmed(_)

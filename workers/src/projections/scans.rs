@@ -4,6 +4,7 @@
 use std::future::IntoFuture;
 
 use bson::{doc, Document};
+use domain::entities::ticket::TicketStatus;
 use domain::entities::TicketScan;
 use domain::ObjectId;
 use futures::FutureExt;
@@ -108,7 +109,7 @@ async fn mark_scanned(
     let at = rec.scanned_at;
     let gate = rec.scan_location.as_ref().and_then(|l| l.gate.clone());
     let set = doc! {
-        "status": "scanned", "isScanned": true, "scannedAt": at,
+        "status": TicketStatus::Scanned.as_str(), "isScanned": true, "scannedAt": at,
         "scannedByUserId": rec.scanned_by_user_id, "scanLocation": gate, "updatedAt": at,
     };
     crate::store::leases::with_lease(ctx, names::TICKETS, ticket_id, || async {

@@ -3,6 +3,8 @@
 
 use bson::{doc, Bson, Document};
 use chrono::NaiveDate;
+use domain::entities::booking::BookingStatus;
+use domain::event::EventStatus;
 use serde_json::{json, Value};
 use streams::codes::{ErrorCode, Reply};
 use streams::commands::Issuer;
@@ -22,7 +24,7 @@ pub(super) async fn get_event(
     Ok(match col.find_one(doc! {"_id": event_id}).await? {
         Some(e) if visible(&e, issuer) => {
             let mut v = api_json(&e);
-            if e.get_str("status").ok() == Some("cancelled") {
+            if e.get_str("status").ok() == Some(EventStatus::Cancelled.as_str()) {
                 v["cancellation"] = cancellation_progress(ctx, event_id).await?;
             }
             Reply::ok(200, v)
@@ -40,9 +42,13 @@ async fn cancellation_progress(
 ) -> Result<Value, StoreError> {
     let bookings = ctx.store.col(names::BOOKINGS);
     let mut left = 0;
-    for status in ["pending", "confirmed", "completed"] {
+    for status in [
+        BookingStatus::Pending,
+        BookingStatus::Confirmed,
+        BookingStatus::Completed,
+    ] {
         left += bookings
-            .count_documents(doc! {"eventId": event_id, "status": status})
+            .count_documents(doc! {"eventId": event_id, "status": status.as_str()})
             .await?;
     }
     let status = if left == 0 { "done" } else { "processing" };
@@ -91,7 +97,7 @@ pub(super) async fn list_events(
 ) -> Result<Reply, StoreError> {
     let mut filter = Document::new();
     if !(admin && f.include_drafts) {
-        filter.insert("status", "published");
+        filter.insert("status", EventStatus::Published.as_str());
     }
     if let Some(c) = f.city.as_deref().filter(|c| !c.trim().is_empty()) {
         filter.insert("city", literal_regex(c.trim(), true));

@@ -15,6 +15,7 @@ pub(crate) mod tickets;
 
 use async_nats::{Message, Subject};
 use bson::{doc, Document};
+use domain::event::EventStatus;
 use futures::StreamExt;
 use serde_json::json;
 use streams::codes::{ErrorCode, Reply};
@@ -282,7 +283,10 @@ fn visible(e: &Document, issuer: &Option<Issuer>) -> bool {
 }
 
 fn status_visible(status: &str) -> bool {
-    matches!(status, "published" | "cancelled" | "completed")
+    matches!(
+        EventStatus::parse(status),
+        Some(EventStatus::Published | EventStatus::Cancelled | EventStatus::Completed)
+    )
 }
 
 fn owns(d: &Document, issuer: &Option<Issuer>) -> bool {

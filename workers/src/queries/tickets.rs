@@ -7,6 +7,7 @@
 //! command (fire and forget) that the ticketing worker applies.
 
 use bson::{doc, Document};
+use domain::entities::booking::BookingStatus;
 use domain::ObjectId;
 use futures::future::join_all;
 use serde_json::{json, Value};
@@ -37,20 +38,29 @@ async fn ticket(ctx: &Ctx, id: ObjectId) -> Result<Option<Document>, StoreError>
 /// worker, which follows `booking.confirmed`, has not written them all yet), `issued`
 /// (one per seat), `cancelled` (the booking was cancelled; any tickets are void).
 pub(crate) fn tickets_status(booking: &Document, issued: usize) -> &'static str {
-    match booking.get_str("status").unwrap_or_default() {
-        "confirmed" | "completed" if issued >= seat_ids(booking).len() => "issued",
-        "confirmed" | "completed" => "issuing",
-        "cancelled" => "cancelled",
+    match booking_status(booking) {
+        Some(s) if has_tickets(s) && issued >= seat_ids(booking).len() => "issued",
+        Some(s) if has_tickets(s) => "issuing",
+        Some(BookingStatus::Cancelled) => "cancelled",
         _ => "none",
     }
 }
 
+fn booking_status(booking: &Document) -> Option<BookingStatus> {
+    booking
+        .get_str("status")
+        .ok()
+        .and_then(BookingStatus::parse)
+}
+
+/// Whether a booking in `status` has (or is getting) its tickets: it was paid.
+fn has_tickets(status: BookingStatus) -> bool {
+    matches!(status, BookingStatus::Confirmed | BookingStatus::Completed)
+}
+
 /// How many of a confirmed booking's tickets exist (read by `_id`); 0 for any other.
 pub(crate) async fn issued_count(ctx: &Ctx, booking: &Document) -> Result<usize, StoreError> {
-    if !matches!(
-        booking.get_str("status").unwrap_or_default(),
-        "confirmed" | "completed"
-    ) {
+    if !booking_status(booking).is_some_and(has_tickets) {
         return Ok(0);
     }
     let Ok(booking_id) = booking.get_object_id("_id") else {
