@@ -499,6 +499,15 @@ impl TestApp {
         *self.workers.lock().await = Some(running);
     }
 
+    /// Starts the workers with this configuration and another clock: their decisions
+    /// take `now` from `clock`.
+    pub async fn start_workers_with_clock(&self, clock: std::sync::Arc<dyn domain::Clock>) {
+        let running = workers::run_with_clock(self.workers_cfg.clone(), clock)
+            .await
+            .expect("workers restart");
+        *self.workers.lock().await = Some(running);
+    }
+
     pub async fn count(&self, collection: &str, filter: bson::Document) -> u64 {
         self.db
             .collection::<bson::Document>(collection)

@@ -6,9 +6,9 @@
 //! NATS KV), publishes domain events, answers the caller's inbox and keeps the result.
 
 //!
-//! The crate's public face is small: [`run`] with its [`Config`], the [`Running`] handle
-//! (whose context the end-to-end tests drive), and two functions the tests and benches
-//! call directly. Everything else is `pub(crate)` at most, and `unreachable_pub` keeps it
+//! The crate's public face is small: [`run`] (or [`run_with_clock`]) with its [`Config`],
+//! the [`Running`] handle (whose context the end-to-end tests drive), and two functions
+//! the tests and benches call directly. Everything else is `pub(crate)` at most, and `unreachable_pub` keeps it
 //! so: a `pub` that nothing outside can reach is a warning.
 #![warn(unreachable_pub)]
 
@@ -27,7 +27,7 @@ mod users;
 
 pub use app::config::Config;
 pub use app::context::{Ctx, HandlerError};
-pub use app::runtime::{run, Running};
+pub use app::runtime::{run, run_with_clock, Running};
 /// Issues a confirmed booking's tickets (what `booking.confirmed` triggers).
 pub use tickets::issue as issue_tickets;
 /// A QR string as a PNG image.

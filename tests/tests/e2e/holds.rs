@@ -335,3 +335,46 @@ async fn a_hold_refused_for_a_seat_already_taken_writes_no_lock_and_a_released_s
     assert_eq!(again.status, 201, "{again:?}");
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_workers_clock_decides_when_a_hold_has_expired() {
+    // Holds last ten minutes; a clock an hour ahead finds this one long over.
+    let app = spawn_app().await;
+    let admin = app.admin_token().await;
+    let event = app.published_event(&admin, 1, 2).await;
+    let seats = app.seat_ids(&event).await;
+    let (_, a) = app.new_user().await;
+    let r = app
+        .post(
+            &format!("/v1/events/{event}/holds"),
+            Some(&a),
+            json!({"seatIds": [seats[0]]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let hold = r.body["id"].as_str().unwrap().to_string();
+    let path = format!("/v1/holds/{hold}");
+    assert_eq!(app.get(&path, Some(&a)).await.body["status"], "active");
+
+    app.stop_workers().await;
+    let ahead = chrono::Utc::now() + chrono::Duration::hours(1);
+    app.start_workers_with_clock(std::sync::Arc::new(domain::FixedClock::new(ahead)))
+        .await;
+    // The expiry worker and the holds worker both ask the clock: the hold expires now,
+    // about ten minutes before the wall clock would have let it.
+    let expired = wait_until(Duration::from_secs(15), || async {
+        app.get(&path, Some(&a)).await.body["status"] == "expired"
+    })
+    .await;
+    assert!(expired, "the hold expired by the workers' clock");
+    let (_, b) = app.new_user().await;
+    let again = app
+        .post(
+            &format!("/v1/events/{event}/holds"),
+            Some(&b),
+            json!({"seatIds": [seats[0]]}),
+        )
+        .await;
+    assert_eq!(again.status, 201, "the seat is free again: {again:?}");
+    app.shutdown().await;
+}

@@ -100,6 +100,13 @@ impl Ctx {
         self.clock.now()
     }
 
+    /// When a command these workers publish is signed: the wall clock, whatever the
+    /// decisions' clock says, because its proof is checked against the time JetStream
+    /// stores the message (`streams::proof`).
+    pub(crate) fn signing_time(&self) -> chrono::DateTime<Utc> {
+        Utc::now()
+    }
+
     /// Now as stored: a millisecond `bson` date-time.
     pub fn now_stored(&self) -> domain::DateTime {
         self.clock.now_stored()

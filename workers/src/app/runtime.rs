@@ -59,6 +59,12 @@ pub(crate) fn wire_config(cfg: &Config) -> WireConfig {
 
 /// Connects, ensures streams, buckets and indexes, and starts the configured workers.
 pub async fn run(cfg: Config) -> anyhow::Result<Running> {
+    run_with_clock(cfg, Arc::new(domain::SystemClock)).await
+}
+
+/// [`run`] with another clock: every decision of these workers takes `now` from it (a
+/// test sets it, say, past a hold's expiry).
+pub async fn run_with_clock(cfg: Config, clock: Arc<dyn domain::Clock>) -> anyhow::Result<Running> {
     cfg.check_workers()?;
     let cfg = Arc::new(cfg);
     let ns = Namespace::new(&cfg.namespace);
@@ -89,7 +95,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<Running> {
         .await
         .map_err(|e| anyhow::anyhow!("loading the live views: {e}"))?;
     let ctx = Ctx {
-        clock: Arc::new(domain::SystemClock),
+        clock,
         live,
         gateway: Arc::new(crate::payments::gateway::Simulated::new(store.clone())),
         vault: buckets.vault,

@@ -180,7 +180,7 @@ async fn fan_out(
             issuer: issuer.clone(),
             // Signed now by the workers' key: a redelivered cancellation may come long
             // after the admin's command was signed.
-            issued_at: ctx.now(),
+            issued_at: ctx.signing_time(),
             context: env.context.clone(),
             command,
         };

@@ -163,7 +163,7 @@ async fn expire(ctx: &Ctx, hold_id: ObjectId) {
     let env = CommandEnvelope {
         id: format!("expire-{}", hold_id.to_hex()),
         issuer: None,
-        issued_at: ctx.now(),
+        issued_at: ctx.signing_time(),
         context: RequestContext {
             request_id: None,
             ip_address: None,
@@ -192,7 +192,7 @@ async fn expire_booking(ctx: &Ctx, booking_id: ObjectId) {
     let env = CommandEnvelope {
         id: format!("expire-booking-{}", booking_id.to_hex()),
         issuer: None,
-        issued_at: ctx.now(),
+        issued_at: ctx.signing_time(),
         context: RequestContext {
             request_id: None,
             ip_address: None,

@@ -172,7 +172,7 @@ fn record_download(ctx: &Ctx, issuer: Issuer, ticket_id: ObjectId) {
     let env = CommandEnvelope {
         id: new_command_id(),
         issuer: Some(issuer),
-        issued_at: ctx.now(),
+        issued_at: ctx.signing_time(),
         context: Default::default(),
         command: Command::RecordTicketDownload(TicketRef { ticket_id }),
     };

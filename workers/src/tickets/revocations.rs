@@ -287,7 +287,9 @@ pub(crate) async fn list(
         event_id: event_id.to_hex(),
         since,
         version,
-        issued_at: ctx.now().to_rfc3339_opts(SecondsFormat::Secs, true),
+        issued_at: ctx
+            .signing_time()
+            .to_rfc3339_opts(SecondsFormat::Secs, true),
         entries: docs.iter().filter_map(entry_of).collect(),
     };
     let signed = SignedRevocations::sign(keys.signer(), &list);
