@@ -188,10 +188,10 @@ async fn a_payment_command_redelivered_after_its_effect_charges_once() {
         Some(issuer),
         Command::PayBooking(PayBooking {
             booking_id,
-            method: "card".into(),
+            method: domain::entities::payment::PaymentMethod::Card,
             card_token: "tok-redelivery".into(),
             card_last4: "4242".into(),
-            card_brand: "Visa".into(),
+            card_brand: domain::entities::card::CardBrand::Visa,
             currency: None,
         }),
     );
@@ -245,10 +245,10 @@ async fn a_declined_payment_command_redelivered_after_another_card_paid_charges_
         }),
         Command::PayBooking(PayBooking {
             booking_id,
-            method: "card".into(),
+            method: domain::entities::payment::PaymentMethod::Card,
             card_token: "tok-declined".into(),
             card_last4: "0002".into(),
-            card_brand: "Visa".into(),
+            card_brand: domain::entities::card::CardBrand::Visa,
             currency: None,
         }),
     );
