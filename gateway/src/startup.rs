@@ -171,7 +171,7 @@ async fn ensure_admin(
         issued_at: Utc::now(),
         context: RequestContext::default(),
         command: Command::EnsureAdmin(RegisterUser {
-            email: email.as_str().to_string(),
+            email: email.clone(),
             password_hash,
             name: "Administrator".to_string(),
             phone: None,

@@ -37,8 +37,9 @@ impl JsonSchema for Oid {
 /// every kind in the envelope's schema is here.
 pub fn samples() -> Vec<Command> {
     let id = ObjectId::from_bytes([0; 12]);
+    let email = || domain::user::Email::parse("ana@example.com").expect("an e-mail");
     let user = || RegisterUser {
-        email: String::new(),
+        email: email(),
         password_hash: String::new(),
         name: String::new(),
         phone: None,
@@ -55,7 +56,7 @@ pub fn samples() -> Vec<Command> {
             city: String::new(),
             country: String::new(),
             category: domain::event::Category::Other,
-            currency: String::new(),
+            currency: domain::Currency::USD,
             image_url: None,
             sections: vec![],
             cancellation_policy: None,
@@ -73,10 +74,10 @@ pub fn samples() -> Vec<Command> {
         Command::CreateBooking(CreateBooking { hold_id: id }),
         Command::PayBooking(PayBooking {
             booking_id: id,
-            method: String::new(),
+            method: domain::entities::payment::PaymentMethod::Card,
             card_token: String::new(),
             card_last4: String::new(),
-            card_brand: String::new(),
+            card_brand: domain::entities::card::CardBrand::Visa,
             currency: None,
         }),
         Command::CancelBooking(CancelBooking {
@@ -94,9 +95,7 @@ pub fn samples() -> Vec<Command> {
         Command::VerifyEmail(OneTimeToken {
             token: String::new(),
         }),
-        Command::RequestPasswordReset(PasswordResetRequest {
-            email: String::new(),
-        }),
+        Command::RequestPasswordReset(PasswordResetRequest { email: email() }),
         Command::ConfirmPasswordReset(PasswordResetConfirm {
             token: String::new(),
             password_hash: String::new(),

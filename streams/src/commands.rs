@@ -1,9 +1,11 @@
 //! The command envelope and every command's payload.
 
 use chrono::{DateTime, Utc};
+use domain::entities::card::CardBrand;
+use domain::entities::payment::PaymentMethod;
 use domain::event::{CancellationPolicy, Category, SectionSpec};
-use domain::user::Role;
-use domain::ObjectId;
+use domain::user::{Email, Role};
+use domain::{Currency, ObjectId};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -130,16 +132,18 @@ impl Command {
 }
 
 /// The password arrives already hashed (argon2id, at the gateway): plain passwords never
-/// travel over NATS or reach a log.
+/// travel over NATS or reach a log. The e-mail is checked as the command decodes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RegisterUser {
-    pub email: String,
+    pub email: Email,
     pub password_hash: String,
     pub name: String,
     pub phone: Option<String>,
 }
 
+/// The date and time stay text (`2030-05-01`, `19:30`): the catalog worker reads them
+/// together as the event's start.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateEvent {
@@ -151,7 +155,7 @@ pub struct CreateEvent {
     pub city: String,
     pub country: String,
     pub category: Category,
-    pub currency: String,
+    pub currency: Currency,
     pub image_url: Option<String>,
     pub sections: Vec<SectionSpec>,
     pub cancellation_policy: Option<CancellationPolicy>,
@@ -214,18 +218,23 @@ pub struct BookingRef {
 }
 
 /// The card number never travels in a command (the COMMANDS stream keeps a week): the
-/// gateway puts it in the `card-vault` KV bucket (short TTL) and sends the key.
+/// gateway puts it in the `card-vault` KV bucket (short TTL) and sends the key. Method,
+/// brand and currency are checked as the command decodes: an unknown one is refused,
+/// never taken for a default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PayBooking {
     #[schemars(with = "crate::catalogue::Oid")]
     pub booking_id: ObjectId,
-    /// `card` (the simulated gateway handles cards only).
-    pub method: String,
+    /// The gateway sends only card methods (`card`, `credit_card`, `debit_card`): the
+    /// simulated gateway handles cards only.
+    pub method: PaymentMethod,
     pub card_token: String,
     pub card_last4: String,
-    pub card_brand: String,
-    pub currency: Option<String>,
+    /// From the card number's prefix, at the gateway (`Unknown` when none matches).
+    pub card_brand: CardBrand,
+    /// Must be the booking's currency if given (upper case, as `Currency` parses).
+    pub currency: Option<Currency>,
 }
 
 /// Why a booking is cancelled; decides the refund.
@@ -273,7 +282,7 @@ pub struct OneTimeToken {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PasswordResetRequest {
-    pub email: String,
+    pub email: Email,
 }
 
 /// The new password arrives hashed (argon2id, at the gateway), like a registration's.
@@ -345,6 +354,53 @@ mod tests {
         assert_eq!(v["type"], "create_hold");
         assert!(v["payload"]["seatIds"].is_array());
         assert_eq!(serde_json::from_value::<CommandEnvelope>(v).unwrap(), env);
+    }
+
+    #[test]
+    fn a_pay_command_with_an_unknown_method_brand_or_currency_does_not_decode() {
+        let good = serde_json::json!({
+            "id": "c1", "issuer": null, "issuedAt": "2030-01-01T00:00:00Z",
+            "type": "pay_booking",
+            "payload": {"bookingId": ObjectId::new().to_hex(), "method": "card",
+                        "cardToken": "card-x", "cardLast4": "4242", "cardBrand": "Visa",
+                        "currency": "USD"}
+        });
+        let env: CommandEnvelope = serde_json::from_value(good.clone()).unwrap();
+        let Command::PayBooking(p) = &env.command else {
+            panic!("{env:?}")
+        };
+        assert_eq!(
+            (p.method, p.card_brand, p.currency),
+            (PaymentMethod::Card, CardBrand::Visa, Some(Currency::USD))
+        );
+        let out = serde_json::to_value(&env).unwrap();
+        for field in ["method", "cardBrand", "currency"] {
+            assert_eq!(out["payload"][field], good["payload"][field], "{field}");
+        }
+        for (field, bad, said) in [
+            ("method", "bitcoin", "unknown variant `bitcoin`"),
+            ("cardBrand", "Diners", "unknown variant `Diners`"),
+            ("currency", "usd", "currency: must be"),
+        ] {
+            let mut v = good.clone();
+            v["payload"][field] = serde_json::json!(bad);
+            let err = serde_json::from_value::<CommandEnvelope>(v).unwrap_err();
+            assert!(err.to_string().contains(said), "{field} = {bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_email_in_a_command_is_checked_as_it_decodes() {
+        let reset = |email: &str| {
+            serde_json::from_value::<Command>(serde_json::json!({
+                "type": "request_password_reset", "payload": {"email": email}
+            }))
+        };
+        let Command::RequestPasswordReset(r) = reset("ana@example.com").unwrap() else {
+            unreachable!()
+        };
+        assert_eq!(r.email.as_str(), "ana@example.com");
+        assert!(reset("not-an-email").is_err());
     }
 
     #[test]

@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::DomainError;
 
-/// A syntactically plausible, lower-cased e-mail address.
+/// A syntactically plausible, lower-cased e-mail address. It deserializes through
+/// [`Email::parse`], so a command or document that carries one has been checked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
+#[serde(try_from = "String", into = "String")]
 pub struct Email(String);
 
 impl Email {
@@ -34,6 +35,35 @@ impl Email {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl TryFrom<String> for Email {
+    type Error = DomainError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Email::parse(&s)
+    }
+}
+
+impl From<Email> for String {
+    fn from(e: Email) -> Self {
+        e.0
+    }
+}
+
+impl schemars::JsonSchema for Email {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Email".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "format": "email",
+            "maxLength": 254,
+            "description": "An e-mail address; read trimmed and lower-cased."
+        })
     }
 }
 
@@ -204,6 +234,15 @@ mod tests {
         ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn an_email_deserializes_only_through_parse() {
+        let e: Email = serde_json::from_value(serde_json::json!(" Ana@Example.COM ")).unwrap();
+        assert_eq!(e.as_str(), "ana@example.com");
+        assert_eq!(serde_json::to_value(&e).unwrap(), "ana@example.com");
+        let err = serde_json::from_value::<Email>(serde_json::json!("ana")).unwrap_err();
+        assert!(err.to_string().starts_with("email: "), "{err}");
     }
 
     #[test]

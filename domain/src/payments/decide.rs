@@ -12,7 +12,7 @@ use crate::bookings::booking::{Booking, BookingStatus};
 use crate::bookings::decide::CancelledBy;
 use crate::ids::derive_object_id;
 use crate::shared::actor::Actor;
-use crate::shared::money::Money;
+use crate::shared::money::{Currency, Money};
 use crate::{DomainError, Refusal};
 
 /// The payment of the `n`-th attempt (from 1) at paying a booking. The first keeps the
@@ -45,7 +45,7 @@ pub fn message_for(code: &str) -> &'static str {
 pub struct PayCommand<'a> {
     pub command_id: &'a str,
     /// The currency the payer expects, if they said.
-    pub currency: Option<&'a str>,
+    pub currency: Option<Currency>,
     /// `TICKETING_PAYMENT_MAX_FAILED_ATTEMPTS` (at least 1 is used).
     pub max_failed: u32,
 }
@@ -135,12 +135,10 @@ pub fn recheck_attempt(
         return Err(Refusal::BookingExpired);
     }
     match cmd.currency {
-        Some(cur) if !cur.eq_ignore_ascii_case(booking.final_price.currency().as_str()) => {
-            Err(Refusal::Invalid(format!(
-                "the booking is priced in {}",
-                booking.final_price.currency()
-            )))
-        }
+        Some(cur) if cur != booking.final_price.currency() => Err(Refusal::Invalid(format!(
+            "the booking is priced in {}",
+            booking.final_price.currency()
+        ))),
         _ => Ok(()),
     }
 }
@@ -149,9 +147,9 @@ pub fn recheck_attempt(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAttempt<'a> {
     pub command_id: &'a str,
-    pub method: &'a str,
+    pub method: PaymentMethod,
     pub card_last4: &'a str,
-    pub card_brand: &'a str,
+    pub card_brand: CardBrand,
     pub gateway_name: &'a str,
     /// `TICKETING_PAYMENT_MAX_ATTEMPTS`: gateway calls per attempt.
     pub max_attempts: i32,
@@ -169,7 +167,7 @@ pub fn new_attempt(booking: &Booking, a: &NewAttempt<'_>, n: u32, now: DateTime)
         event_id: booking.event_id,
         amount,
         currency: amount.currency(),
-        payment_method: PaymentMethod::parse(a.method).unwrap_or(PaymentMethod::Card),
+        payment_method: a.method,
         // Unique index: a placeholder until the gateway gives its id.
         transaction_id: Some(format!("pending_{}", id.to_hex())),
         status: PaymentStatus::Pending,
@@ -178,7 +176,7 @@ pub fn new_attempt(booking: &Booking, a: &NewAttempt<'_>, n: u32, now: DateTime)
         gateway_response: None,
         gateway_name: a.gateway_name.to_string(),
         card_last4: Some(a.card_last4.to_string()),
-        card_brand: CardBrand::parse(a.card_brand),
+        card_brand: Some(a.card_brand),
         attempt_count: 0,
         max_attempts: a.max_attempts,
         next_retry_at: None,

@@ -95,7 +95,7 @@ fn pay_commands_are_refused_for_strangers_unverified_payers_and_closed_bookings(
         PayDecision::Refuse(Refusal::EmailNotVerified)
     );
     let eur = PayCommand {
-        currency: Some("eur"),
+        currency: Some(Currency::parse("EUR").unwrap()),
         ..cmd()
     };
     assert_eq!(
@@ -106,7 +106,7 @@ fn pay_commands_are_refused_for_strangers_unverified_payers_and_closed_bookings(
         recheck_attempt(
             &b,
             PayCommand {
-                currency: Some("usd"),
+                currency: Some(Currency::USD),
                 ..cmd()
             },
             1,
@@ -157,9 +157,9 @@ fn a_new_attempt_is_pending_for_the_final_price_under_its_derived_id() {
     let b = booking(ObjectId::new());
     let a = NewAttempt {
         command_id: "pay-2",
-        method: "card",
+        method: PaymentMethod::Card,
         card_last4: "4242",
-        card_brand: "Visa",
+        card_brand: CardBrand::Visa,
         gateway_name: "simulated",
         max_attempts: 3,
     };

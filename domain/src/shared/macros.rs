@@ -1,7 +1,8 @@
 //! The `string_enum!` macro: closed sets of values stored as fixed text.
 
 /// A closed set of values stored as fixed text: serde uses the text, and the enum gets
-/// `ALL`, `as_str`, `parse` and `Display`.
+/// `ALL`, `as_str`, `parse`, `Display` and a JSON Schema (a string with the texts as its
+/// `enum`, for the command catalogue).
 macro_rules! string_enum {
     (
         $(#[$meta:meta])*
@@ -32,6 +33,20 @@ macro_rules! string_enum {
                     $($text => Some($name::$variant),)+
                     _ => None,
                 }
+            }
+        }
+
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn schema_id() -> std::borrow::Cow<'static, str> {
+                concat!(module_path!(), "::", stringify!($name)).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({"type": "string", "enum": [$($text),+]})
             }
         }
 

@@ -60,6 +60,22 @@ impl<'de> Deserialize<'de> for Currency {
     }
 }
 
+// NOTE: any three upper-case letters parse (there is no list of supported currencies),
+// so the schema is a pattern, not an enum.
+impl schemars::JsonSchema for Currency {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Currency".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[A-Z]{3}$",
+            "description": "An ISO 4217 code in upper case, such as USD."
+        })
+    }
+}
+
 /// An exact amount: integer minor units (cents) and a currency.
 ///
 /// Stored and sent as `{"amountMinor": 5000, "currency": "USD", "amount": "50.00"}`; the

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use domain::user::check_password;
+use domain::user::{check_password, Email};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::json;
@@ -99,12 +99,15 @@ pub async fn reset_request(
     meta: RequestMeta,
     Json(body): Json<ResetRequest>,
 ) -> Result<Response, ApiError> {
-    let email = body.email.trim().to_ascii_lowercase();
-    let origin = Origin::anonymous(&email, IdempotencyKey(None), meta);
-    let command = Command::RequestPasswordReset(PasswordResetRequest { email });
-    // Whatever the worker says (or if it is slow), the client learns nothing more.
-    if let Err(e) = commands::send(&state, origin, command).await {
-        tracing::warn!(error = %e, "password reset request not sent");
+    // NOTE: a malformed e-mail gets the same 202 without a command (no account can have
+    // it): refusing it would be the only answer here that is not 202.
+    if let Ok(email) = Email::parse(&body.email) {
+        let origin = Origin::anonymous(email.as_str(), IdempotencyKey(None), meta);
+        let command = Command::RequestPasswordReset(PasswordResetRequest { email });
+        // Whatever the worker says (or if it is slow), the client learns nothing more.
+        if let Err(e) = commands::send(&state, origin, command).await {
+            tracing::warn!(error = %e, "password reset request not sent");
+        }
     }
     Ok((
         StatusCode::ACCEPTED,

@@ -149,7 +149,7 @@ pub async fn register(
     let password_hash = state.passwords.hash(body.password).await?;
     let origin = Origin::anonymous(email.as_str(), key, meta);
     let command = Command::RegisterUser(RegisterUser {
-        email: email.as_str().to_string(),
+        email,
         password_hash,
         name,
         phone,

@@ -165,19 +165,21 @@ pub async fn pay(
         .filter(|m| m.takes_card())
         .ok_or_else(|| ApiError::validation("method must be card, credit_card or debit_card"))?;
     let number = parse_card_number(&body.card_number)?;
-    if let Some(c) = &body.currency {
-        domain::Currency::parse(c.trim())?;
-    }
+    let currency = body
+        .currency
+        .as_deref()
+        .map(|c| domain::Currency::parse(c.trim()))
+        .transpose()?;
     // The vault key is random: the card number never becomes part of a command id.
     let token = format!("card-{}", uuid::Uuid::new_v4().simple());
     state.bus.vault_card(&token, number.digits()).await?;
     let command = Command::PayBooking(PayBooking {
         booking_id,
-        method: method.as_str().to_string(),
+        method,
         card_token: token.clone(),
         card_last4: card::last4(&number).to_string(),
-        card_brand: card::brand(&number).as_str().to_string(),
-        currency: body.currency.map(|c| c.trim().to_string()),
+        card_brand: card::brand(&number),
+        currency,
     });
     let answer = commands::send(&state, Origin::user(&user, key, meta), command).await;
     // Any final answer ends the card's use: the worker purged it already, unless it never

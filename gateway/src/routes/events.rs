@@ -235,7 +235,7 @@ fn create_command(b: CreateEventRequest) -> Result<CreateEvent, ApiError> {
         city,
         country,
         category,
-        currency: currency.as_str().to_string(),
+        currency,
         image_url,
         sections,
         cancellation_policy,
@@ -482,7 +482,7 @@ mod tests {
     fn a_good_request_becomes_a_normalised_command() {
         let c = body(good()).unwrap();
         assert_eq!(c.name, "Fado Night");
-        assert_eq!(c.currency, "USD");
+        assert_eq!(c.currency, Currency::USD);
         assert_eq!(c.category, Category::Concert);
         assert_eq!(c.sections[1].price, Decimal::from(35));
     }

@@ -188,10 +188,10 @@ async fn a_payment_command_redelivered_after_its_effect_charges_once() {
         Some(issuer),
         Command::PayBooking(PayBooking {
             booking_id,
-            method: "card".into(),
+            method: domain::entities::payment::PaymentMethod::Card,
             card_token: "tok-redelivery".into(),
             card_last4: "4242".into(),
-            card_brand: "Visa".into(),
+            card_brand: domain::entities::card::CardBrand::Visa,
             currency: None,
         }),
     );
@@ -245,10 +245,10 @@ async fn a_declined_payment_command_redelivered_after_another_card_paid_charges_
         }),
         Command::PayBooking(PayBooking {
             booking_id,
-            method: "card".into(),
+            method: domain::entities::payment::PaymentMethod::Card,
             card_token: "tok-declined".into(),
             card_last4: "0002".into(),
-            card_brand: "Visa".into(),
+            card_brand: domain::entities::card::CardBrand::Visa,
             currency: None,
         }),
     );
@@ -306,6 +306,51 @@ async fn an_undecodable_command_is_dead_lettered_with_its_reason() {
         .map(|v| v.to_string())
         .unwrap_or_default();
     assert!(reason.contains("undecodable"), "{reason}");
+    app.shutdown().await;
+}
+
+/// A pay command with a method no one accepts is refused as it decodes, never paid by
+/// card. NOTE: the refusal is today's undecodable-command answer (500, dead-lettered
+/// with the reason), not a 400.
+#[tokio::test]
+async fn a_pay_command_with_an_unknown_method_is_refused_not_taken_for_a_card() {
+    let app = spawn_app().await;
+    let booking_id = ObjectId::new();
+    let env = envelope(
+        "pay-bitcoin-1",
+        Some(Issuer {
+            user_id: ObjectId::new(),
+            role: Role::User,
+        }),
+        Command::PayBooking(streams::commands::PayBooking {
+            booking_id,
+            method: domain::entities::payment::PaymentMethod::Card,
+            card_token: "tok-bitcoin".into(),
+            card_last4: "4242".into(),
+            card_brand: domain::entities::card::CardBrand::Visa,
+            currency: None,
+        }),
+    );
+    let mut body = serde_json::to_value(&env).unwrap();
+    body["payload"]["method"] = "bitcoin".into();
+    let subject = app.ns.command(streams::names::Area::Payments, "create");
+    let reply = publish_raw(&app, &subject, serde_json::to_vec(&body).unwrap(), &env.id).await;
+    assert_eq!(reply.status, 500, "the sender is told: {reply:?}");
+    let dlq = app.js.get_stream(app.ns.deadletter_stream()).await.unwrap();
+    let dead = dlq
+        .get_last_raw_message_by_subject(&app.ns.deadletter_for(&subject))
+        .await
+        .unwrap();
+    let reason = dead
+        .headers
+        .get(streams::headers::DEADLETTER_REASON)
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    assert!(reason.contains("bitcoin"), "{reason}");
+    assert_eq!(
+        app.count("payments", doc! {"bookingId": booking_id}).await,
+        0
+    );
     app.shutdown().await;
 }
 

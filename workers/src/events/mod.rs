@@ -117,7 +117,7 @@ struct Creation {
 
 impl Creation {
     fn parse(c: &CreateEvent) -> Result<Self, domain::DomainError> {
-        let currency = Currency::parse(&c.currency)?;
+        let currency = c.currency;
         let (date, time) = parse_date_time(&c.event_date, &c.event_time)?;
         let plan = plan_seats(&c.sections, currency)?;
         let policy = c.cancellation_policy.unwrap_or_default().check()?;

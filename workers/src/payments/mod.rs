@@ -126,7 +126,7 @@ async fn pay_once(ctx: &Ctx, env: &CommandEnvelope, c: &PayBooking) -> Result<Re
     };
     let cmd = PayCommand {
         command_id: &env.id,
-        currency: c.currency.as_deref(),
+        currency: c.currency,
         max_failed: ctx.cfg.payment_max_failed_attempts,
     };
     // A racing attempt that fails lets the next one in: a few turns at most.
@@ -183,9 +183,9 @@ async fn start_attempt(
         }
         let attempt = NewAttempt {
             command_id: &env.id,
-            method: &c.method,
+            method: c.method,
             card_last4: &c.card_last4,
-            card_brand: &c.card_brand,
+            card_brand: c.card_brand,
             gateway_name: ctx.gateway.name(),
             max_attempts: ctx.cfg.payment_max_attempts as i32,
         };
