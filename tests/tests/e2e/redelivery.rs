@@ -290,7 +290,8 @@ async fn an_undecodable_command_is_dead_lettered_with_its_reason() {
     let app = spawn_app().await;
     let subject = app.ns.command(streams::names::Area::Holds, "create");
     let reply = publish_raw(&app, &subject, b"{not json".to_vec(), "garbage-1").await;
-    assert_eq!(reply.status, 500, "the sender is told: {reply:?}");
+    assert_eq!(reply.status, 400, "the sender is told: {reply:?}");
+    assert_eq!(reply.code(), Some("invalid_json"), "{reply:?}");
     let mut dlq = app.js.get_stream(app.ns.deadletter_stream()).await.unwrap();
     assert_eq!(dlq.info().await.unwrap().state.messages, 1);
     let dead = dlq
@@ -309,9 +310,8 @@ async fn an_undecodable_command_is_dead_lettered_with_its_reason() {
     app.shutdown().await;
 }
 
-/// A pay command with a method no one accepts is refused as it decodes, never paid by
-/// card. NOTE: the refusal is today's undecodable-command answer (500, dead-lettered
-/// with the reason), not a 400.
+/// A pay command with a method no one accepts is refused as it decodes (400
+/// `validation_failed`, the reason kept in DEADLETTERS), never paid by card.
 #[tokio::test]
 async fn a_pay_command_with_an_unknown_method_is_refused_not_taken_for_a_card() {
     let app = spawn_app().await;
@@ -335,7 +335,14 @@ async fn a_pay_command_with_an_unknown_method_is_refused_not_taken_for_a_card() 
     body["payload"]["method"] = "bitcoin".into();
     let subject = app.ns.command(streams::names::Area::Payments, "create");
     let reply = publish_raw(&app, &subject, serde_json::to_vec(&body).unwrap(), &env.id).await;
-    assert_eq!(reply.status, 500, "the sender is told: {reply:?}");
+    assert_eq!(reply.status, 400, "the sender is told: {reply:?}");
+    assert_eq!(reply.code(), Some("validation_failed"), "{reply:?}");
+    assert!(
+        reply.body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("bitcoin")),
+        "the message says what was wrong: {reply:?}"
+    );
     let dlq = app.js.get_stream(app.ns.deadletter_stream()).await.unwrap();
     let dead = dlq
         .get_last_raw_message_by_subject(&app.ns.deadletter_for(&subject))

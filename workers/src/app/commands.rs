@@ -17,7 +17,7 @@ use streams::proof::Refusal;
 use streams::replies::{respond, StoredResult};
 use tracing::{error, warn, Instrument};
 
-use crate::app::consumer::{self, Delivery, Outcome, Spec};
+use crate::app::consumer::{Delivery, Outcome, Spec};
 use crate::app::context::{Ctx, HandlerError};
 
 /// How a command consumer is run: `concurrency` handlers at once, acks confirmed, and a
@@ -30,11 +30,21 @@ pub(crate) fn spec(ctx: &Ctx, name: &'static str) -> Spec {
     }
 }
 
-/// A command message: its envelope, or why it does not decode (answered to the caller).
-pub(crate) type Decoded = Result<CommandEnvelope, String>;
+/// A command message: its envelope, or why it does not decode (answered to the caller):
+/// `invalid_json` when it is not JSON at all, `validation_failed` when a field is of the
+/// wrong shape or a value no newtype accepts.
+pub(crate) type Decoded = Result<CommandEnvelope, (ErrorCode, String)>;
 
 pub(crate) fn decode(msg: &async_nats::jetstream::Message) -> Result<Decoded, String> {
-    Ok(consumer::json::<CommandEnvelope>(msg).map_err(|e| format!("undecodable command: {e}")))
+    Ok(
+        serde_json::from_slice::<CommandEnvelope>(&msg.payload).map_err(|e| {
+            let code = match e.classify() {
+                serde_json::error::Category::Data => ErrorCode::ValidationFailed,
+                _ => ErrorCode::InvalidJson,
+            };
+            (code, format!("undecodable command: {e}"))
+        }),
+    )
 }
 
 fn header<'a>(h: Option<&'a HeaderMap>, name: &str) -> Option<&'a str> {
@@ -70,13 +80,25 @@ fn failed(ctx: &Ctx, inbox: Option<String>, reason: String) -> Outcome {
     }
 }
 
+/// A command that does not decode (not JSON, a field of the wrong shape, a value no
+/// newtype accepts, such as a payment method or an e-mail) is the sender's mistake:
+/// answered 400 with the decoder's reason, and kept in DEADLETTERS with it so an
+/// operator can see what a publisher sends.
+fn undecodable(ctx: &Ctx, inbox: Option<String>, code: ErrorCode, reason: String) -> Outcome {
+    let answer = Reply::error(code, reason.clone());
+    Outcome::GiveUp {
+        reason,
+        then: answer_later(ctx, inbox, answer),
+    }
+}
+
 /// Handles one command message.
 pub(crate) async fn handle(ctx: Ctx, d: Arc<Delivery<Decoded>>) -> Outcome {
     let msg = &d.msg;
     let inbox = header(msg.headers.as_ref(), headers::REPLY_TO).map(str::to_string);
     let env = match &d.item {
         Ok(env) => env,
-        Err(reason) => return failed(&ctx, inbox, reason.clone()),
+        Err((code, reason)) => return undecodable(&ctx, inbox, *code, reason.clone()),
     };
     let request_id = header(msg.headers.as_ref(), headers::REQUEST_ID).unwrap_or("-");
     let span = tracing::info_span!("command", id = %env.id, kind = ?env.command.route(), request_id = %request_id, delivered = d.delivered);
