@@ -150,15 +150,18 @@ pub async fn issue(ctx: &Ctx, booking_id: ObjectId) -> Result<Vec<Ticket>, Handl
             )));
         }
     }
-    let tickets = insert_all(ctx, build_tickets(ctx, keys, &booking).await?).await?;
+    let built = build_tickets(ctx, keys, &booking).await?;
     let now = ctx.now_stored();
-    let mut qr_codes = Vec::with_capacity(tickets.len());
-    for t in &tickets {
+    let mut qr_codes = Vec::with_capacity(built.len());
+    for t in &built {
         let (version, level) =
             crate::tickets::qr_image::describe(&t.qr_string).map_err(permanent)?;
         qr_codes.push(decide::new_qr_code(t, version, level, now));
     }
+    // QR codes first: a ticket anyone can read has its QR code already. Both derive
+    // from the booking alone (ids, signatures), so a redelivery builds the same ones.
     insert_all(ctx, qr_codes).await?;
+    let tickets = insert_all(ctx, built).await?;
     // Gates learn of the tickets before the cancellation check below, so a cancellation
     // that comes in between overwrites what a gate reads.
     let mut gate = Vec::with_capacity(tickets.len());
