@@ -107,12 +107,21 @@ pub struct Notification {
     pub updated_at: DateTime,
 }
 
+/// Whether a pending notification with these times may be sent at `now`: its scheduled
+/// time and its next retry (if any) have passed.
+pub fn due(
+    scheduled_for: Option<DateTime>,
+    next_retry_at: Option<DateTime>,
+    now: DateTime,
+) -> bool {
+    scheduled_for.is_none_or(|t| t <= now) && next_retry_at.is_none_or(|t| t <= now)
+}
+
 impl Notification {
     /// A pending notification whose scheduled time and retry time (if any) have come.
     pub fn is_due(&self, now: DateTime) -> bool {
         self.status == NotificationStatus::Pending
-            && self.scheduled_for.is_none_or(|t| t <= now)
-            && self.next_retry_at.is_none_or(|t| t <= now)
+            && due(self.scheduled_for, self.next_retry_at, now)
     }
 
     /// Whether another send may be tried after a failure.

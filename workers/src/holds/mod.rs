@@ -179,7 +179,16 @@ pub(crate) async fn create(
     let decision = decide::decide_create(env.actor(), &facts, &cmd, ctx.now_stored())
         .map_err(|e| HandlerError::Permanent(e.to_string()))?;
     let hold = match decision {
-        HoldDecision::Refuse(r) => return Ok(Reply::refused(&r)),
+        HoldDecision::Refuse(r) => {
+            // A redelivery may find locks its first delivery took before it died (the
+            // rest of its seats taken by others since): they go back with the refusal.
+            let left = locked_by(ctx, c, hold_id);
+            if !left.is_empty() {
+                let keys: Vec<String> = left.iter().map(|s| lock_key(&c.event_id, s)).collect();
+                give_back(ctx, &keys, &hold_id.to_hex()).await;
+            }
+            return Ok(Reply::refused(&r));
+        }
         HoldDecision::Replay(existing) => {
             let map = ctx.seat_maps.get(&ctx.store, c.event_id).await?;
             emit_created(ctx, env, &existing).await?;
@@ -262,6 +271,17 @@ fn taken_in_view(ctx: &Ctx, c: &CreateHold, hold_id: ObjectId) -> Vec<ObjectId> 
                     .get(s)
                     .is_some_and(|l| *l != streams::live::locks::SeatLock::Held(hold_id))
             })
+            .copied()
+            .collect()
+    })
+}
+
+/// The requested seats the lock view shows held by this hold.
+fn locked_by(ctx: &Ctx, c: &CreateHold, hold_id: ObjectId) -> Vec<ObjectId> {
+    ctx.live.locks.with_event(&c.event_id, |locks| {
+        c.seat_ids
+            .iter()
+            .filter(|s| locks.seats.get(s) == Some(&streams::live::locks::SeatLock::Held(hold_id)))
             .copied()
             .collect()
     })

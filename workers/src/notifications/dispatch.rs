@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bson::{doc, Bson, Document};
-use domain::entities::notification::{Medium, Notification, NotificationStatus};
+use domain::entities::notification::{self, Medium, Notification, NotificationStatus};
 use domain::notifications::decide::{self, SendOutcome};
 use domain::{DateTime, ObjectId};
 use futures::{StreamExt, TryStreamExt};
@@ -59,12 +59,7 @@ pub(crate) async fn pass(ctx: &Ctx, senders: &Senders) -> Result<(), HandlerErro
         )
         .await?;
     }
-    let due_ids: Vec<ObjectId> = with_status(ctx, NotificationStatus::Pending)
-        .await?
-        .iter()
-        .filter(|n| n.is_due(now))
-        .map(|n| n.id)
-        .collect();
+    let due_ids = due_pending(ctx, now).await?;
     futures::stream::iter(due_ids)
         .for_each_concurrent(PARALLEL, |id| async move {
             if let Err(e) = send_one(ctx, senders, id).await {
@@ -75,7 +70,8 @@ pub(crate) async fn pass(ctx: &Ctx, senders: &Senders) -> Result<(), HandlerErro
     Ok(())
 }
 
-/// The notifications in `status`, decoded.
+/// The notifications in `status`, decoded; one that does not decode is logged and left
+/// out, so it cannot stop the dispatcher.
 async fn with_status(
     ctx: &Ctx,
     status: NotificationStatus,
@@ -87,9 +83,42 @@ async fn with_status(
         .await?
         .try_collect()
         .await?;
-    docs.iter()
-        .map(|d| from_doc(d).map_err(HandlerError::from))
-        .collect()
+    Ok(docs.iter().filter_map(decoded).collect())
+}
+
+fn decoded<T: serde::de::DeserializeOwned>(d: &Document) -> Option<T> {
+    from_doc(d)
+        .map_err(|e| warn!(id = ?d.get("_id"), error = %e, "a notification that does not decode"))
+        .ok()
+}
+
+/// When a pending notification may go: only its times are read (reminders wait pending
+/// until shortly before their show, so the pending set is mostly not due).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Timing {
+    #[serde(rename = "_id")]
+    id: ObjectId,
+    scheduled_for: Option<DateTime>,
+    next_retry_at: Option<DateTime>,
+}
+
+/// The pending notifications due at `now`.
+async fn due_pending(ctx: &Ctx, now: DateTime) -> Result<Vec<ObjectId>, HandlerError> {
+    let docs: Vec<Document> = ctx
+        .store
+        .col(names::NOTIFICATIONS)
+        .find(doc! {"status": NotificationStatus::Pending.as_str()})
+        .projection(doc! {"_id": 1, "scheduledFor": 1, "nextRetryAt": 1})
+        .await?
+        .try_collect()
+        .await?;
+    Ok(docs
+        .iter()
+        .filter_map(decoded::<Timing>)
+        .filter(|t| notification::due(t.scheduled_for, t.next_retry_at, now))
+        .map(|t| t.id)
+        .collect())
 }
 
 /// Claims, sends and records one notification. Returns quietly when another dispatcher

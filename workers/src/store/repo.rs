@@ -73,9 +73,16 @@ impl<T: Entity> Repo<T> {
         }
     }
 
-    /// The entity stored under `id`, decoded.
+    /// The entity stored under `id`, decoded. A document that does not decode is a
+    /// `StoreError::Bson` (a permanent failure: no retry makes it decode), not a driver
+    /// error that would be retried.
     pub(crate) async fn get(&self, id: ObjectId) -> Result<Option<T>, StoreError> {
-        Ok(self.col.find_one(doc! {"_id": id}).await?)
+        match self.raw.find_one(doc! {"_id": id}).await? {
+            Some(d) => super::from_doc(&d)
+                .map(Some)
+                .map_err(|e| StoreError::Bson(format!("{} {id}: {e}", T::COLLECTION))),
+            None => Ok(None),
+        }
     }
 
     /// Stores `entity` unless its `_id` is there already: `true` when this call stored it.
