@@ -164,8 +164,7 @@ pub(crate) async fn recompute(ctx: &Ctx, event_id: ObjectId) -> Result<(), Handl
                         calculated_at: now,
                         updated_at: now,
                     };
-                    let d = bson::to_document(&a)
-                        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+                    let d = bson::to_document(&a).map_err(HandlerError::permanent)?;
                     col.replace_one(doc! {"_id": id}, d).upsert(true).await?;
                 }
             }

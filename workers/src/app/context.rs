@@ -62,6 +62,13 @@ pub enum HandlerError {
     Permanent(String),
 }
 
+impl HandlerError {
+    /// A permanent failure with `e` as its reason.
+    pub(crate) fn permanent(e: impl std::fmt::Display) -> Self {
+        HandlerError::Permanent(e.to_string())
+    }
+}
+
 impl From<StoreError> for HandlerError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -57,7 +57,7 @@ pub(crate) async fn create(
         cmd,
         ctx.now_stored(),
     )
-    .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+    .map_err(HandlerError::permanent)?;
     let (booking, seats) = match decision {
         CreateDecision::Refuse(r) => return Ok(Reply::refused(&r)),
         CreateDecision::Replay(existing) => {
@@ -181,7 +181,8 @@ pub(crate) async fn confirm(
     payment_id: ObjectId,
 ) -> Result<Value, HandlerError> {
     make_sales_permanent(ctx, booking).await?;
-    let after = decide::confirm(booking, payment_id, ctx.now_stored()).map_err(permanent)?;
+    let after =
+        decide::confirm(booking, payment_id, ctx.now_stored()).map_err(HandlerError::permanent)?;
     let set = doc! {
         "status": after.status.as_str(), "paymentId": payment_id,
         "paymentStatus": after.payment_status.map(|s| s.as_str()),
@@ -240,10 +241,6 @@ async fn make_sales_permanent(ctx: &Ctx, booking: &Booking) -> Result<(), Handle
     Ok(())
 }
 
-pub(crate) fn permanent(e: impl std::fmt::Display) -> HandlerError {
-    HandlerError::Permanent(e.to_string())
-}
-
 /// A booking's seat lines, by their derived ids (lines never written are left out).
 async fn seat_lines(ctx: &Ctx, booking: &Booking) -> Result<Vec<BookingSeat>, HandlerError> {
     let repo = Repo::<BookingSeat>::new(&ctx.store);
@@ -294,7 +291,7 @@ pub(crate) async fn end_booking(
     )
     .await?;
     let lines = seat_lines(ctx, booking).await?;
-    let c = decide(&lines).map_err(permanent)?;
+    let c = decide(&lines).map_err(HandlerError::permanent)?;
     write_cancellation(ctx, &c).await?;
     Ok(c)
 }
@@ -363,7 +360,8 @@ pub(crate) async fn cancel(
     match decide::decide_cancel(env.actor(), booking.as_ref(), event_cancelled) {
         CancelDecision::Refuse(r) => Ok(Reply::refused(&r)),
         CancelDecision::RefundAndCancel(by) => {
-            let booking = booking.ok_or_else(|| permanent("decided without its booking"))?;
+            let booking =
+                booking.ok_or_else(|| HandlerError::permanent("decided without its booking"))?;
             crate::payments::refunds::refund_and_cancel(ctx, env, &booking, c, by).await
         }
         // A payment in flight decides the booking; cancel only when none is running.

@@ -157,8 +157,7 @@ impl Creation {
         let max = plan.iter().map(|p| p.price.minor()).max().unwrap_or(0);
         let mut sections: Vec<SectionSummary> = Vec::new();
         for s in &c.sections {
-            let price = Money::from_decimal(s.price, currency)
-                .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+            let price = Money::from_decimal(s.price, currency).map_err(HandlerError::permanent)?;
             sections.push(SectionSummary {
                 name: s.name.trim().to_string(),
                 price,

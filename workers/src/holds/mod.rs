@@ -177,7 +177,7 @@ pub(crate) async fn create(
         None => hold_facts(ctx, c, hold_id).await?,
     };
     let decision = decide::decide_create(env.actor(), &facts, &cmd, ctx.now_stored())
-        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+        .map_err(HandlerError::permanent)?;
     let hold = match decision {
         HoldDecision::Refuse(r) => {
             // A redelivery may find locks its first delivery took before it died (the

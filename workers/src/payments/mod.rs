@@ -74,10 +74,6 @@ pub(crate) async fn latest(ctx: &Ctx, booking: &ObjectId) -> Result<Option<Payme
     Ok(attempts(ctx, booking).await?.pop())
 }
 
-fn permanent(e: impl std::fmt::Display) -> HandlerError {
-    HandlerError::Permanent(e.to_string())
-}
-
 /// `POST /v1/bookings/{id}/payments`. The card leaves the vault whatever the answer.
 pub(crate) async fn pay(
     ctx: &Ctx,
@@ -147,7 +143,9 @@ async fn pay_once(ctx: &Ctx, env: &CommandEnvelope, c: &PayBooking) -> Result<Re
             (PayDecision::Refuse(r), _) => return Ok(Reply::refused(&r)),
             (PayDecision::Resume(p, n), _) => return charge_and_finish(ctx, env, c, p, n).await,
             (PayDecision::Start(n), Some(b)) => (b, n),
-            (PayDecision::Start(_), None) => return Err(permanent("a payment without a booking")),
+            (PayDecision::Start(_), None) => {
+                return Err(HandlerError::permanent("a payment without a booking"))
+            }
         };
         match start_attempt(ctx, env, c, cmd, booking, n).await? {
             Err(r) => return Ok(Reply::refused(&r)),
@@ -207,7 +205,7 @@ async fn charge_and_finish(
     // The booking as it is now: another attempt's failure may not have touched it, but
     // a redelivery comes after this attempt's own writes.
     let Some(booking) = Repo::<Booking>::new(&ctx.store).get(c.booking_id).await? else {
-        return Err(permanent("a paid booking is missing"));
+        return Err(HandlerError::permanent("a paid booking is missing"));
     };
     finish(ctx, env, &booking, &payment, n).await
 }
@@ -243,7 +241,8 @@ async fn charge(ctx: &Ctx, c: &PayBooking, payment: Payment) -> Result<Payment, 
         Err(e) => return Err(HandlerError::Transient(format!("card vault: {e}"))),
     };
     let Some(card) = card else {
-        let failed = decide::card_gone(&payment, ctx.now_stored()).map_err(permanent)?;
+        let failed =
+            decide::card_gone(&payment, ctx.now_stored()).map_err(HandlerError::permanent)?;
         write_payment(ctx, &failed).await?;
         return Ok(failed);
     };
@@ -265,7 +264,7 @@ async fn charge(ctx: &Ctx, c: &PayBooking, payment: Payment) -> Result<Payment, 
             next_delay.map(|d| d.as_millis() as u64),
             ctx.now_stored(),
         )
-        .map_err(permanent)?;
+        .map_err(HandlerError::permanent)?;
         match step {
             ChargeStep::Done(p) => {
                 write_payment(ctx, &p).await?;

@@ -17,7 +17,7 @@ use streams::codes::Reply;
 use streams::commands::{CancelBooking, CommandEnvelope};
 
 use crate::app::context::{Ctx, HandlerError};
-use crate::bookings::{end_booking, ended, permanent};
+use crate::bookings::{end_booking, ended};
 use crate::store::repo::Repo;
 use crate::store::{api_json, names, to_doc};
 
@@ -31,20 +31,22 @@ pub(crate) async fn refund_and_cancel(
     by: CancelledBy,
 ) -> Result<Reply, HandlerError> {
     let Some(event) = Repo::<Event>::new(&ctx.store).get(booking.event_id).await? else {
-        return Err(permanent("a booking's event is missing"));
+        return Err(HandlerError::permanent("a booking's event is missing"));
     };
     let payment_id = booking
         .payment_id
         .unwrap_or_else(|| crate::payments::payment_id_for(&booking.id));
     let Some(payment) = Repo::<Payment>::new(&ctx.store).get(payment_id).await? else {
-        return Err(permanent("a confirmed booking has no payment"));
+        return Err(HandlerError::permanent(
+            "a confirmed booking has no payment",
+        ));
     };
     let plan = match refund_decide::decide_refund(&payment, &event, by, ctx.now()) {
         Ok(plan) => plan,
         Err(e) => {
             return match e.refusal() {
                 Some(r) => Ok(Reply::refused(&r)),
-                None => Err(permanent(e)),
+                None => Err(HandlerError::permanent(e)),
             }
         }
     };
@@ -121,7 +123,7 @@ async fn refund_once(
         command_id: &env.id,
     };
     let refund = refund_decide::processed_refund(booking, payment, plan, answer, ctx.now_stored())
-        .map_err(permanent)?;
+        .map_err(HandlerError::permanent)?;
     if repo.insert_once(&refund).await? {
         return Ok(refund);
     }
@@ -142,7 +144,7 @@ async fn settle_refunds(
         .await?;
     while cur.advance().await? {
         let r: Refund = bson::from_document(cur.deserialize_current()?)
-            .map_err(|e| permanent(format!("a stored refund: {e}")))?;
+            .map_err(|e| HandlerError::permanent(format!("a stored refund: {e}")))?;
         amounts.push(r.refund_amount);
     }
     let after = refund_decide::payment_after_refunds(
@@ -151,7 +153,7 @@ async fn settle_refunds(
         refund.refund_transaction_id.as_deref(),
         ctx.now_stored(),
     )
-    .map_err(permanent)?;
+    .map_err(HandlerError::permanent)?;
     let mut set = doc! {
         "refundedAmount": bson::to_bson(&after.refunded_amount)?,
         "status": after.status.as_str(), "updatedAt": after.updated_at,

@@ -113,7 +113,7 @@ impl GateTicket {
 fn encode<T: Serialize>(v: &T) -> Result<bytes::Bytes, HandlerError> {
     serde_json::to_vec(v)
         .map(Into::into)
-        .map_err(|e| HandlerError::Permanent(e.to_string()))
+        .map_err(HandlerError::permanent)
 }
 
 fn transient(e: impl std::fmt::Display) -> HandlerError {

@@ -135,7 +135,9 @@ pub async fn issue(ctx: &Ctx, booking_id: ObjectId) -> Result<Vec<Ticket>, Handl
     let keys = keys(ctx)?;
     let bookings = Repo::<Booking>::new(&ctx.store);
     let Some(booking) = bookings.get(booking_id).await? else {
-        return Err(permanent(format!("booking {booking_id} is missing")));
+        return Err(HandlerError::permanent(format!(
+            "booking {booking_id} is missing"
+        )));
     };
     match decide::decide_issue(&booking) {
         IssueDecision::Issue => {}
@@ -155,7 +157,7 @@ pub async fn issue(ctx: &Ctx, booking_id: ObjectId) -> Result<Vec<Ticket>, Handl
     let mut qr_codes = Vec::with_capacity(built.len());
     for t in &built {
         let (version, level) =
-            crate::tickets::qr_image::describe(&t.qr_string).map_err(permanent)?;
+            crate::tickets::qr_image::describe(&t.qr_string).map_err(HandlerError::permanent)?;
         qr_codes.push(decide::new_qr_code(t, version, level, now));
     }
     // QR codes first: a ticket anyone can read has its QR code already. Both derive
@@ -187,10 +189,6 @@ pub async fn issue(ctx: &Ctx, booking_id: ObjectId) -> Result<Vec<Ticket>, Handl
     Ok(tickets)
 }
 
-fn permanent(e: impl std::fmt::Display) -> HandlerError {
-    HandlerError::Permanent(e.to_string())
-}
-
 /// The booking's tickets, one per seat in its order, each with its signed QR string.
 async fn build_tickets(
     ctx: &Ctx,
@@ -199,7 +197,9 @@ async fn build_tickets(
 ) -> Result<Vec<Ticket>, HandlerError> {
     let event_id = booking.event_id;
     let Some(event) = Repo::<Event>::new(&ctx.store).get(event_id).await? else {
-        return Err(permanent(format!("event {event_id} is missing")));
+        return Err(HandlerError::permanent(format!(
+            "event {event_id} is missing"
+        )));
     };
     let map = ctx.seat_maps.get(&ctx.store, event_id).await?;
     let now = ctx.now_stored();
@@ -211,9 +211,9 @@ async fn build_tickets(
     };
     let mut built = Vec::with_capacity(booking.seat_ids.len());
     for (i, seat_id) in booking.seat_ids.iter().enumerate() {
-        let info = map
-            .get(seat_id)
-            .ok_or_else(|| permanent(format!("seat {seat_id} is not in event {event_id}")))?;
+        let info = map.get(seat_id).ok_or_else(|| {
+            HandlerError::permanent(format!("seat {seat_id} is not in event {event_id}"))
+        })?;
         let seat_info = SeatInfo {
             row: info.row.clone(),
             number: info.number,
@@ -231,7 +231,7 @@ async fn build_tickets(
             qr_string,
             now,
         )
-        .map_err(permanent)?;
+        .map_err(HandlerError::permanent)?;
         built.push(ticket);
     }
     Ok(built)
@@ -256,7 +256,7 @@ async fn insert_all<T: Entity + Clone>(ctx: &Ctx, items: Vec<T>) -> Result<Vec<T
                     // A duplicate of another unique key (ticket number, QR string): an
                     // invariant is broken; nobody can fix it by retrying.
                     None => {
-                        return Err(permanent(format!(
+                        return Err(HandlerError::permanent(format!(
                             "{}: {} clashes with another document",
                             T::COLLECTION,
                             built.id()

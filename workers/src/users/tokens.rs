@@ -168,9 +168,7 @@ pub(crate) async fn request_password_reset(
     if user.get_str("status").unwrap_or("active") != "active" {
         return Ok(accepted);
     }
-    let user_id = user
-        .get_object_id("_id")
-        .map_err(|e| HandlerError::Permanent(e.to_string()))?;
+    let user_id = user.get_object_id("_id").map_err(HandlerError::permanent)?;
     let token = new_token();
     let hash = token_hash(&token);
     let expires = ctx.now() + chrono::Duration::seconds(ctx.cfg.reset_token_ttl_secs);
